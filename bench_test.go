@@ -1,0 +1,107 @@
+package livestore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/livestore-go/livestore"
+)
+
+func BenchmarkCommitSingle(b *testing.B) {
+	a := newTodoApp(b)
+	s := openStore(b, a.schema, b.TempDir())
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Commit(ctx, a.created.New(todoCreated{ID: fmt.Sprint(i), Text: "buy milk"})); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCommitBatch1000(b *testing.B) {
+	a := newTodoApp(b)
+	s := openStore(b, a.schema, b.TempDir())
+	ctx := context.Background()
+	batch := make([]livestore.Event, 1000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range batch {
+			batch[j] = a.created.New(todoCreated{ID: fmt.Sprintf("%d-%d", i, j), Text: "buy milk"})
+		}
+		if err := s.Commit(ctx, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}
+
+func seedTodos(b *testing.B, s *livestore.Store, a *todoApp, n int) {
+	b.Helper()
+	batch := make([]livestore.Event, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, a.created.New(todoCreated{ID: fmt.Sprintf("t%06d", i), Text: "some todo text"}))
+		if len(batch) == cap(batch) || i == n-1 {
+			mustCommit(b, s, batch...)
+			batch = batch[:0]
+		}
+	}
+}
+
+func BenchmarkQueryPoint(b *testing.B) {
+	a := newTodoApp(b)
+	s := openStore(b, a.schema, b.TempDir())
+	seedTodos(b, s, a, 10000)
+	ctx := context.Background()
+	q := a.todos.Where(livestore.Eq("id", "t005000"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows, err := livestore.Query[todo](ctx, s, q)
+		if err != nil || len(rows) != 1 {
+			b.Fatal(err, len(rows))
+		}
+	}
+}
+
+func BenchmarkQuery10kRows(b *testing.B) {
+	a := newTodoApp(b)
+	s := openStore(b, a.schema, b.TempDir())
+	seedTodos(b, s, a, 10000)
+	ctx := context.Background()
+	q := a.todos.Select()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows, err := livestore.Query[todo](ctx, s, q)
+		if err != nil || len(rows) != 10000 {
+			b.Fatal(err, len(rows))
+		}
+	}
+}
+
+func benchOpen(b *testing.B, rebuild bool) {
+	a := newTodoApp(b)
+	dir := b.TempDir()
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seedTodos(b, s, a, 100000)
+	s.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		schema := a.schema
+		if rebuild {
+			// Alternate table definitions so every Open rebuilds state.
+			schema = newTodoApp(b, livestore.Integer(fmt.Sprintf("extra%d", i%2)).Default(0)).schema
+		}
+		s, err := livestore.Open(context.Background(), schema, livestore.Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+func BenchmarkOpen100k(b *testing.B)        { benchOpen(b, false) }
+func BenchmarkOpen100kRebuild(b *testing.B) { benchOpen(b, true) }

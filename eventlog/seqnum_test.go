@@ -1,0 +1,80 @@
+package eventlog
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"testing/quick"
+)
+
+func TestSeqNumString(t *testing.T) {
+	cases := []struct {
+		s    SeqNum
+		want string
+	}{
+		{SeqNum{}, "e0"},
+		{SeqNum{Global: 5}, "e5"},
+		{SeqNum{Global: 5, Client: 1}, "e5.1"},
+		{SeqNum{Global: 5, RebaseGeneration: 1}, "e5r1"},
+		{SeqNum{Global: 5, Client: 1, RebaseGeneration: 2}, "e5.1r2"},
+	}
+	for _, c := range cases {
+		if got := c.s.String(); got != c.want {
+			t.Errorf("%+v.String() = %q, want %q", c.s, got, c.want)
+		}
+		back, err := ParseSeqNum(c.want)
+		if err != nil || back != c.s {
+			t.Errorf("ParseSeqNum(%q) = %+v, %v; want %+v", c.want, back, err, c.s)
+		}
+	}
+}
+
+func TestParseSeqNumRejects(t *testing.T) {
+	for _, in := range []string{"", "e", "5", "e-1", "e5.", "e5r", "ex", "e05", "e5.1.2", "e5r1r2", "E5", "e5.-1"} {
+		if _, err := ParseSeqNum(in); !errors.Is(err, ErrBadSeqNum) {
+			t.Errorf("ParseSeqNum(%q) err = %v, want ErrBadSeqNum", in, err)
+		}
+	}
+}
+
+func TestSeqNumRoundTripQuick(t *testing.T) {
+	f := func(g, c, r uint32) bool {
+		s := SeqNum{Global: int64(g), Client: int64(c), RebaseGeneration: int64(r)}
+		back, err := ParseSeqNum(s.String())
+		if err != nil || back != s {
+			return false
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return false
+		}
+		var j SeqNum
+		return json.Unmarshal(b, &j) == nil && j == s
+	}
+	if err := quick.Check(f, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSeqNumJSONShape(t *testing.T) {
+	b, _ := json.Marshal(SeqNum{Global: 5, Client: 1, RebaseGeneration: 2})
+	if string(b) != `{"global":5,"client":1,"rebaseGeneration":2}` {
+		t.Fatalf("json = %s", b)
+	}
+}
+
+func TestNextAndCompare(t *testing.T) {
+	h := SeqNum{Global: 5, Client: 2, RebaseGeneration: 1}
+	if got := h.NextSynced(); got != (SeqNum{Global: 6, RebaseGeneration: 1}) {
+		t.Errorf("NextSynced = %v", got)
+	}
+	if got := h.NextClientOnly(); got != (SeqNum{Global: 5, Client: 3, RebaseGeneration: 1}) {
+		t.Errorf("NextClientOnly = %v", got)
+	}
+	if h.Compare(h.NextSynced()) >= 0 || h.NextClientOnly().Compare(h) <= 0 {
+		t.Error("ordering broken")
+	}
+	if (SeqNum{Global: 3, RebaseGeneration: 1}).Compare(SeqNum{Global: 3}) != 0 {
+		t.Error("rebase generation must not change position")
+	}
+}

@@ -1,0 +1,50 @@
+package livestore
+
+import (
+	"context"
+	"iter"
+
+	"github.com/livestore-go/livestore/eventlog"
+)
+
+// Events iterates over the committed events after `after` (eventlog.Root for
+// all), in log order. It reads in pages, so a long iteration does not hold a
+// read snapshot; events committed while iterating are included when they
+// sort after the last one yielded. An error (including ctx's) is yielded
+// once, as the last element.
+func (s *Store) Events(ctx context.Context, after eventlog.SeqNum) iter.Seq2[eventlog.Event, error] {
+	const page = 500
+	return func(yield func(eventlog.Event, error) bool) {
+		cursor := after
+		for {
+			var batch []eventlog.Event
+			c, release, err := s.reader(ctx)
+			if err != nil {
+				yield(eventlog.Event{}, err)
+				return
+			}
+			err = eventlog.Scan(c, cursor, page, func(ev eventlog.Event) error {
+				batch = append(batch, ev)
+				return nil
+			})
+			release()
+			if err != nil {
+				yield(eventlog.Event{}, err)
+				return
+			}
+			for _, ev := range batch {
+				if err := ctx.Err(); err != nil {
+					yield(eventlog.Event{}, err)
+					return
+				}
+				if !yield(ev, nil) {
+					return
+				}
+				cursor = ev.SeqNum
+			}
+			if len(batch) < page {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"zombiezen.com/go/sqlite"
+)
+
+// Capture records, as a SQLite changeset, every change that fn makes to the
+// named tables of the main database. Tables without a primary key are not
+// recorded by SQLite sessions; the schema layer rejects them. An empty
+// changeset (nil) means fn changed nothing.
+func (c *Conn) Capture(tables []string, fn func() error) ([]byte, error) {
+	sess, err := c.c.CreateSession("main")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create session: %w", err)
+	}
+	defer sess.Delete()
+	for _, t := range tables {
+		if err := sess.Attach(t); err != nil {
+			return nil, fmt.Errorf("sqlite: session attach %s: %w", t, err)
+		}
+	}
+	if err := fn(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := sess.WriteChangeset(&buf); err != nil {
+		return nil, fmt.Errorf("sqlite: write changeset: %w", err)
+	}
+	if buf.Len() == 0 {
+		return nil, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// ApplyInverse undoes the changes recorded in changeset. A change that no
+// longer matches the database (a conflict) fails the whole operation: the
+// store only inverts changesets in exact reverse order, where conflicts mean
+// the state was modified outside the store.
+func (c *Conn) ApplyInverse(changeset []byte) error {
+	if len(changeset) == 0 {
+		return nil
+	}
+	var conflict error
+	err := c.c.ApplyInverseChangeset(bytes.NewReader(changeset), nil,
+		func(ct sqlite.ConflictType, it *sqlite.ChangesetIterator) sqlite.ConflictAction {
+			table := ""
+			if op, err := it.Operation(); err == nil {
+				table = op.TableName
+			}
+			conflict = fmt.Errorf("sqlite: rollback conflict (%v) on table %q", ct, table)
+			return sqlite.ChangesetAbort
+		})
+	if conflict != nil {
+		return conflict
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: apply inverse changeset: %w", err)
+	}
+	return nil
+}
+
+// ChangesetTables lists the tables a changeset touches, sorted.
+func ChangesetTables(changeset []byte) ([]string, error) {
+	if len(changeset) == 0 {
+		return nil, nil
+	}
+	it, err := sqlite.NewChangesetIterator(bytes.NewReader(changeset))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read changeset: %w", err)
+	}
+	defer it.Close()
+	seen := map[string]bool{}
+	for {
+		ok, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read changeset: %w", err)
+		}
+		if !ok {
+			break
+		}
+		op, err := it.Operation()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read changeset: %w", err)
+		}
+		seen[op.TableName] = true
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Access is the set of tables a statement reads and writes.
+type Access struct {
+	Reads  []string
+	Writes []string
+}
+
+// Analyze prepares query without running it and reports which tables of the
+// main database it reads and writes, as SQLite's authorizer sees them (views
+// and subqueries resolve to their underlying tables). The SQLite authorizer
+// runs when a statement is prepared, not when it steps, so callers cache the
+// answer per SQL text.
+func (c *Conn) Analyze(query string) (Access, error) {
+	reads := map[string]bool{}
+	writes := map[string]bool{}
+	err := c.c.SetAuthorizer(sqlite.AuthorizeFunc(func(a sqlite.Action) sqlite.AuthResult {
+		if db := a.Database(); db != "" && db != "main" {
+			return sqlite.AuthResultOK
+		}
+		switch a.Type() {
+		case sqlite.OpRead:
+			if t := a.Table(); t != "" {
+				reads[t] = true
+			}
+		case sqlite.OpInsert, sqlite.OpUpdate, sqlite.OpDelete:
+			if t := a.Table(); t != "" {
+				writes[t] = true
+			}
+		}
+		return sqlite.AuthResultOK
+	}))
+	if err != nil {
+		return Access{}, err
+	}
+	defer c.c.SetAuthorizer(nil)
+	stmt, _, err := c.c.PrepareTransient(query)
+	if err != nil {
+		return Access{}, wrapErr(query, err)
+	}
+	stmt.Finalize()
+	return Access{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		if k == "sqlite_master" || k == "sqlite_schema" {
+			continue
+		}
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
