@@ -213,5 +213,5 @@ var allTables = map[string]struct{}{"*": {}}
 
 // afterWrite is called, without the write lock, after state changed.
 func (s *Store) afterWrite(tables map[string]struct{}) {
-	_ = tables
+	s.graph.invalidate(tables)
 }

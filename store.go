@@ -66,6 +66,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	graph    *graph
 	decoders decoderCache
 	access   sync.Map // SQL text → sqlite.Access
 	tables   []string // state table names, for session capture
@@ -139,6 +140,7 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 			}
 		}
 	}
+	s.graph = newGraph(s)
 	return s, nil
 }
 
@@ -153,7 +155,7 @@ CREATE TABLE IF NOT EXISTS __livestore_session_changeset (
   changeset BLOB,
   debug TEXT,
   PRIMARY KEY (seqNumGlobal, seqNumClient, seqNumRebaseGeneration)
-);
+) WITHOUT ROWID;
 `
 
 // formatVersion is stored in __livestore_meta; a store written by an
@@ -415,6 +417,7 @@ func (s *Store) Head(ctx context.Context) (eventlog.SeqNum, error) {
 // after Close fail with ErrStoreClosed. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.graph.close()
 		s.wsem <- struct{}{}
 		s.closed = true
 		close(s.done)

@@ -1,0 +1,125 @@
+package livestore_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livestore-go/livestore"
+)
+
+type bump struct {
+	N int `json:"n"`
+}
+
+// BenchmarkReactiveFanout measures, with 1,000 live point queries of which
+// 10 read the written table, the time from Commit returning until all 10
+// subscribers have run. The store is in memory so that the number is about
+// reactivity, not fsync.
+func BenchmarkReactiveFanout(b *testing.B) {
+	for _, live := range []bool{false, true} {
+		b.Run(fmt.Sprintf("unaffected990=%v", live), func(b *testing.B) { benchFanout(b, live) })
+	}
+}
+
+func benchFanout(b *testing.B, withUnaffected bool) {
+	var tables []*livestore.Table
+	for i := 0; i < 100; i++ {
+		tables = append(tables, livestore.NewTable(fmt.Sprintf("t%d", i), livestore.Text("k").PrimaryKey(), livestore.Integer("v")))
+	}
+	hot := tables[0]
+	ev := livestore.Synced[bump]("v1.Bump")
+	seed := livestore.Synced[bump]("v1.Seed")
+	schema, err := livestore.NewSchema(livestore.SchemaDef{
+		Tables: tables,
+		Events: []livestore.Definition{ev, seed},
+		Materializers: []livestore.Materializer{
+			livestore.Materialize(ev, func(_ *livestore.MaterializeContext, a bump) ([]livestore.Statement, error) {
+				return []livestore.Statement{hot.Update(livestore.Values{"v": a.N})}, nil
+			}),
+			livestore.Materialize(seed, func(_ *livestore.MaterializeContext, a bump) ([]livestore.Statement, error) {
+				var out []livestore.Statement
+				for _, t := range tables {
+					for k := 0; k < 10; k++ {
+						out = append(out, t.Insert(livestore.Values{"k": fmt.Sprint(k), "v": 0}))
+					}
+				}
+				return out, nil
+			}),
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := openStore(b, schema, "")
+	ctx := context.Background()
+	mustCommit(b, s, seed.New(bump{}))
+
+	var wg sync.WaitGroup
+	var target int
+	var mu sync.Mutex
+	var unsubs []func()
+	for k := 0; k < 10; k++ {
+		q := livestore.QueryDBFirst[kv](hot.Where(livestore.Eq("k", fmt.Sprint(k))), kv{})
+		first := true
+		un, err := livestore.Subscribe(s, q, func(r kv) {
+			if first {
+				first = false
+				return
+			}
+			mu.Lock()
+			hit := r.V == target
+			mu.Unlock()
+			if hit {
+				wg.Done()
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		unsubs = append(unsubs, un)
+	}
+	if withUnaffected {
+		for i := 1; i < 100; i++ {
+			for k := 0; k < 10; k++ {
+				q := livestore.QueryDBFirst[kv](tables[i].Where(livestore.Eq("k", fmt.Sprint(k))), kv{})
+				un, err := livestore.Subscribe(s, q, func(kv) {})
+				if err != nil {
+					b.Fatal(err)
+				}
+				unsubs = append(unsubs, un)
+			}
+		}
+	}
+	defer func() {
+		for _, u := range unsubs {
+			u()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let initial deliveries finish
+	lat := make([]time.Duration, 0, b.N)
+	var commitTotal time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mu.Lock()
+		target = i + 1
+		mu.Unlock()
+		wg.Add(10)
+		t0 := time.Now()
+		if err := s.Commit(ctx, ev.New(bump{N: i + 1})); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		wg.Wait()
+		commitTotal += t1.Sub(t0)
+		lat = append(lat, time.Since(t1))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(commitTotal.Microseconds())/float64(b.N), "commit-µs")
+}
