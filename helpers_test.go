@@ -1,6 +1,7 @@
 package livestore_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/livestore-go/livestore/internal/sqlite"
@@ -17,3 +18,5 @@ func writeForeignDB(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+func stringReader(s string) *strings.Reader { return strings.NewReader(s) }

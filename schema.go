@@ -205,4 +205,3 @@ func (s *Store) unknownEvent(ev eventlog.Event, reason error) error {
 		return nil
 	}
 }
-

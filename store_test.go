@@ -129,13 +129,19 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		check func(error) bool
 	}{
 		{"unknown event", []livestore.Event{{Name: "v9.Nope", Args: json.RawMessage(`{}`)}},
-			func(err error) bool { var u *livestore.UnknownEventError; return errors.As(err, &u) && u.Name == "v9.Nope" }},
+			func(err error) bool {
+				var u *livestore.UnknownEventError
+				return errors.As(err, &u) && u.Name == "v9.Nope"
+			}},
 		{"args of wrong type", []livestore.Event{{Name: "v1.TodoCreated", Args: json.RawMessage(`{"id":5}`)}},
 			func(err error) bool { return strings.Contains(err.Error(), "v1.TodoCreated") }},
 		{"args not JSON", []livestore.Event{{Name: "v1.TodoCreated", Args: json.RawMessage(`{"id":`)}},
 			func(err error) bool { return strings.Contains(err.Error(), "not valid JSON") }},
 		{"materializer error after a good event", []livestore.Event{a.created.New(todoCreated{ID: "b"}), a.failing.New(todoID{ID: "boom"})},
-			func(err error) bool { var m *livestore.MaterializerError; return errors.As(err, &m) && errors.Is(err, errBoom) }},
+			func(err error) bool {
+				var m *livestore.MaterializerError
+				return errors.As(err, &m) && errors.Is(err, errBoom)
+			}},
 		{"SQL error", []livestore.Event{a.created.New(todoCreated{ID: "c"}), a.failing.New(todoID{ID: "badsql"})},
 			func(err error) bool { return strings.Contains(err.Error(), "no such table") }},
 		{"materializer panic", []livestore.Event{a.failing.New(todoID{ID: "panic"})},
