@@ -89,6 +89,9 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 		return err
 	}
 	s.afterWrite(written)
+	if s.syncer != nil {
+		s.syncer.poke()
+	}
 	return nil
 }
 
@@ -206,7 +209,9 @@ func (s *Store) analyze(c *sqlite.Conn, query string) (sqlite.Access, error) {
 
 // keepChangesets reports whether new events must be revertible. They must
 // whenever they could be rolled back by a rebase.
-func (s *Store) keepChangesets() bool { return true }
+// A store without sync keeps none; if it is later opened with sync, Open
+// rebuilds state to record them.
+func (s *Store) keepChangesets() bool { return s.opts.Sync != nil }
 
 // allTables marks a write that may have changed any table (a rebuild).
 var allTables = map[string]struct{}{"*": {}}

@@ -32,6 +32,9 @@ type Options struct {
 	// eventlog (after a table definition changed, or on Rematerialize) with
 	// the number of events applied so far and the total.
 	OnRematerialize func(done, total int64)
+	// Sync, when set, syncs the store's synced events with a sync server in
+	// the background. Without it the store is local only.
+	Sync *SyncOptions
 }
 
 // DBFileName is the name of the database file in a store directory. It holds
@@ -67,6 +70,7 @@ type Store struct {
 	closeErr  error
 
 	graph    *graph
+	syncer   *syncer // nil without sync
 	decoders decoderCache
 	access   sync.Map // SQL text → sqlite.Access
 	tables   []string // state table names, for session capture
@@ -141,6 +145,13 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 		}
 	}
 	s.graph = newGraph(s)
+	if opts.Sync != nil {
+		if opts.Sync.Backend == nil {
+			s.graph.close()
+			return nil, errors.New("livestore: open: SyncOptions without Backend")
+		}
+		s.startSync(*opts.Sync)
+	}
 	return s, nil
 }
 
@@ -197,6 +208,19 @@ func (s *Store) init(ctx context.Context) error {
 	stale, err := s.stateIsStale()
 	if err != nil {
 		return err
+	}
+	if !stale && s.opts.Sync != nil {
+		// Events committed while the store had no sync were stored without
+		// changesets; a rebuild records them so a rebase can roll them back.
+		pending, _, err := s.w.QueryInt64("SELECT count(*) FROM eventlog WHERE seqNumGlobal > ?", s.sync.Head)
+		if err != nil {
+			return err
+		}
+		groups, _, err := s.w.QueryInt64("SELECT count(*) FROM __livestore_session_changeset")
+		if err != nil {
+			return err
+		}
+		stale = pending > 0 && groups == 0
 	}
 	if stale {
 		if err := s.w.Begin(); err != nil {
@@ -342,7 +366,7 @@ func (s *Store) rebuildState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.materializeGroup(pending, false, true, nil); err != nil {
+	if err := s.materializeGroup(pending, false, s.keepChangesets(), nil); err != nil {
 		return err
 	}
 	if report != nil {
@@ -417,6 +441,9 @@ func (s *Store) Head(ctx context.Context) (eventlog.SeqNum, error) {
 // after Close fail with ErrStoreClosed. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.syncer != nil {
+			s.syncer.stop()
+		}
 		s.graph.close()
 		s.wsem <- struct{}{}
 		s.closed = true

@@ -44,8 +44,14 @@ func (c *Conn) ApplyInverse(changeset []byte) error {
 	if len(changeset) == 0 {
 		return nil
 	}
+	// Invert first, then apply: the driver's ApplyInverseChangeset reads its
+	// own output pipe and never returns (zombiezen.com/go/sqlite v1.4.2).
+	var inv bytes.Buffer
+	if err := sqlite.InvertChangeset(&inv, bytes.NewReader(changeset)); err != nil {
+		return fmt.Errorf("sqlite: invert changeset: %w", err)
+	}
 	var conflict error
-	err := c.c.ApplyInverseChangeset(bytes.NewReader(changeset), nil,
+	err := c.c.ApplyChangeset(bytes.NewReader(inv.Bytes()), nil,
 		func(ct sqlite.ConflictType, it *sqlite.ChangesetIterator) sqlite.ConflictAction {
 			table := ""
 			if op, err := it.Operation(); err == nil {

@@ -1,0 +1,461 @@
+package livestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/sqlite"
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// SyncBackend connects a store to a sync server. The WebSocket client in
+// package syncclient implements it for servers speaking the sync-cf
+// protocol; package memsync provides an in-process server for tests.
+type SyncBackend interface {
+	// Connect opens a connection for storeID, passing the application's sync
+	// payload (e.g. an auth token; nil if none).
+	Connect(ctx context.Context, storeID string, payload json.RawMessage) (SyncConn, error)
+}
+
+// SyncConn is one connection to a sync server.
+type SyncConn interface {
+	// Pull streams the events after cursor (nil: from the start). With live
+	// set the stream stays open and delivers events pushed later.
+	Pull(ctx context.Context, cursor *syncproto.Cursor, live bool) (PullStream, error)
+	// Push appends batch to the server's log. It fails with
+	// *syncproto.ServerAheadError when the server has events the client has
+	// not pulled yet, and *syncproto.BackendIDMismatchError when backendID
+	// names another server database.
+	Push(ctx context.Context, batch []syncproto.Event, backendID *string) error
+	// Close closes the connection; streams end.
+	Close() error
+}
+
+// PullStream delivers the pages of a pull.
+type PullStream interface {
+	// Next returns the next page; io.EOF after the last page of a non-live
+	// pull.
+	Next(ctx context.Context) (syncproto.PullResponse, error)
+	Close() error
+}
+
+// BackendIDMismatchPolicy says what a store does when the sync server turns
+// out to be another one than it synced with before (its backendId changed,
+// e.g. because the server's data was reset).
+type BackendIDMismatchPolicy int
+
+// Backend-id mismatch policies.
+const (
+	// ResetOnBackendIDMismatch deletes the local eventlog and state and stops
+	// syncing; the application reopens the store to start afresh.
+	ResetOnBackendIDMismatch BackendIDMismatchPolicy = iota
+	// ShutdownOnBackendIDMismatch stops syncing and keeps local data.
+	ShutdownOnBackendIDMismatch
+	// IgnoreBackendIDMismatch adopts the new backend and keeps syncing from
+	// the local head. Events the new server lacks are not re-sent.
+	IgnoreBackendIDMismatch
+)
+
+// SyncOptions configures syncing of a store.
+type SyncOptions struct {
+	// Backend is the sync server. Required.
+	Backend SyncBackend
+	// Payload is passed to the backend on connect (e.g. an auth token).
+	Payload json.RawMessage
+	// MaxPushBatch caps the events of one push. Zero means 100, the
+	// protocol's limit.
+	MaxPushBatch int
+	// OnBackendIDMismatch is the policy for a changed server identity.
+	OnBackendIDMismatch BackendIDMismatchPolicy
+	// MinBackoff and MaxBackoff bound the delay between reconnection
+	// attempts, which doubles after each failure (with jitter). Zero means
+	// 100ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// SyncStatus describes where a store stands with its sync server.
+type SyncStatus struct {
+	// LocalHead is the newest event in the local eventlog.
+	LocalHead eventlog.SeqNum `json:"localHead"`
+	// UpstreamHead is the newest global sequence number confirmed by the
+	// server.
+	UpstreamHead int64 `json:"upstreamHead"`
+	// PendingCount is the number of synced events not confirmed yet.
+	PendingCount int `json:"pendingCount"`
+	// Connected reports a live connection to the server.
+	Connected bool `json:"connected"`
+	// IsSynced is true when connected, caught up with the server, and
+	// nothing is pending.
+	IsSynced bool `json:"isSynced"`
+	// BackendID identifies the server's database.
+	BackendID string `json:"backendId,omitempty"`
+	// Err is why syncing stopped or the last connection failed, if so.
+	Err string `json:"error,omitempty"`
+	// Stopped is true when syncing ended for good (policy, or a materializer
+	// failure); the store keeps working locally.
+	Stopped bool `json:"stopped"`
+}
+
+// ErrBackendReset is the status error after the reset policy deleted local
+// data because the server's backendId changed.
+var ErrBackendReset = errors.New("livestore: sync server was reset; local data deleted")
+
+// syncer is the store's sync processor: one goroutine, started by Open and
+// stopped by Close, that pulls, rebases and pushes.
+type syncer struct {
+	s      *Store
+	opts   SyncOptions
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	status *Signal[SyncStatus]
+
+	mu         sync.Mutex
+	connected  bool
+	caughtUp   bool
+	lastErr    error
+	stopped    bool
+	pushedUpTo int64 // highest global the server acknowledged to our pushes
+}
+
+func (s *Store) startSync(opts SyncOptions) {
+	if opts.MaxPushBatch <= 0 || opts.MaxPushBatch > syncproto.MaxEventsPerMessage {
+		opts.MaxPushBatch = syncproto.MaxEventsPerMessage
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	y := &syncer{s: s, opts: opts, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+		status: NewSignal(SyncStatus{}, "sync status")}
+	s.syncer = y
+	go y.run(ctx)
+}
+
+func (y *syncer) stop() {
+	y.cancel()
+	<-y.done
+}
+
+// poke tells the processor that local events were committed.
+func (y *syncer) poke() {
+	select {
+	case y.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SyncStatus reports the store's current sync state. A store without sync
+// reports its local head and pending count only.
+func (s *Store) SyncStatus(ctx context.Context) (SyncStatus, error) {
+	if err := s.acquireWrite(ctx); err != nil {
+		return SyncStatus{}, err
+	}
+	defer s.releaseWrite()
+	return s.syncStatusLocked()
+}
+
+// SyncStatusSignal is a reactive value of the store's sync status, for
+// Subscribe, Watch or Use in a Computed. It is nil for a store without sync.
+func (s *Store) SyncStatusSignal() *Signal[SyncStatus] {
+	if s.syncer == nil {
+		return nil
+	}
+	return s.syncer.status
+}
+
+func (s *Store) syncStatusLocked() (SyncStatus, error) {
+	st := SyncStatus{LocalHead: s.head, UpstreamHead: s.sync.Head, BackendID: s.sync.BackendID}
+	n, _, err := s.w.QueryInt64(`SELECT count(*) FROM eventlog WHERE seqNumGlobal > ? AND seqNumClient = 0`, s.sync.Head)
+	if err != nil {
+		return st, err
+	}
+	st.PendingCount = int(n)
+	if y := s.syncer; y != nil {
+		y.mu.Lock()
+		st.Connected = y.connected
+		st.Stopped = y.stopped
+		if y.lastErr != nil {
+			st.Err = y.lastErr.Error()
+		}
+		st.IsSynced = y.connected && y.caughtUp && st.PendingCount == 0
+		y.mu.Unlock()
+	}
+	return st, nil
+}
+
+// publish updates the status signal.
+func (y *syncer) publish() {
+	st, err := y.s.SyncStatus(context.Background())
+	if err != nil {
+		return
+	}
+	SetSignal(y.s, y.status, st)
+}
+
+func (y *syncer) setState(f func()) {
+	y.mu.Lock()
+	f()
+	y.mu.Unlock()
+	y.publish()
+}
+
+// errStopSync ends the processor for good.
+type errStopSync struct{ err error }
+
+func (e errStopSync) Error() string { return e.err.Error() }
+func (e errStopSync) Unwrap() error { return e.err }
+
+func (y *syncer) run(ctx context.Context) {
+	defer close(y.done)
+	backoff := y.opts.MinBackoff
+	for ctx.Err() == nil {
+		progressed, err := y.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var stop errStopSync
+		if errors.As(err, &stop) {
+			y.s.log.Error("sync stopped", "store", y.s.storeID, "err", stop.err)
+			y.setState(func() { y.connected, y.stopped, y.lastErr = false, true, stop.err })
+			return
+		}
+		y.s.log.Warn("sync connection ended", "store", y.s.storeID, "err", err)
+		y.setState(func() { y.connected, y.caughtUp, y.lastErr = false, false, err })
+		if progressed {
+			backoff = y.opts.MinBackoff
+		}
+		// Full jitter: a random delay up to the current backoff.
+		d := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, y.opts.MaxBackoff)
+	}
+}
+
+type pageResult struct {
+	page syncproto.PullResponse
+	err  error
+}
+
+// session runs one connection: a live pull feeding pages to this goroutine,
+// which applies them and pushes pending events in between. It reports
+// whether it got as far as receiving a page (to reset the backoff).
+func (y *syncer) session(ctx context.Context) (progressed bool, err error) {
+	s := y.s
+	conn, err := y.opts.Backend.Connect(ctx, s.storeID, y.opts.Payload)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if err := s.acquireWrite(ctx); err != nil {
+		return false, err
+	}
+	st := s.sync
+	s.releaseWrite()
+	var cursor *syncproto.Cursor
+	if st.BackendID != "" {
+		cursor = &syncproto.Cursor{BackendID: st.BackendID, EventSequenceNumber: st.Head}
+	}
+	stream, err := conn.Pull(sctx, cursor, true)
+	if err != nil {
+		return false, y.classify(ctx, fmt.Errorf("pull: %w", err))
+	}
+	pages := make(chan pageResult)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer stream.Close()
+		for {
+			p, err := stream.Next(sctx)
+			select {
+			case pages <- pageResult{p, err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	y.mu.Lock()
+	y.pushedUpTo = st.Head
+	y.mu.Unlock()
+	serverAhead := false
+	for {
+		if !serverAhead && progressed {
+			if err := y.pushPending(sctx, conn); err != nil {
+				var ahead *syncproto.ServerAheadError
+				if !errors.As(err, &ahead) {
+					return progressed, y.classify(ctx, fmt.Errorf("push: %w", err))
+				}
+				// Wait for the live pull to bring the events we lack.
+				serverAhead = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		case <-y.kick:
+			y.publish()
+		case pr := <-pages:
+			if pr.err != nil {
+				return progressed, y.classify(ctx, fmt.Errorf("pull: %w", pr.err))
+			}
+			if !progressed {
+				progressed = true
+				y.setState(func() { y.connected, y.lastErr = true, nil })
+			}
+			if err := y.applyPage(ctx, pr.page); err != nil {
+				return progressed, y.classify(ctx, err)
+			}
+			serverAhead = false
+			if pr.page.PageInfo.Kind == syncproto.NoMore {
+				y.mu.Lock()
+				y.caughtUp = true
+				y.mu.Unlock()
+			}
+			y.publish()
+		}
+	}
+}
+
+// classify turns errors the processor cannot recover from by reconnecting
+// into errStopSync, applying the backend-id policy on the way.
+func (y *syncer) classify(ctx context.Context, err error) error {
+	var mismatch *syncproto.BackendIDMismatchError
+	if errors.As(err, &mismatch) {
+		return y.backendChanged(ctx, mismatch.Expected, err)
+	}
+	var stop errStopSync
+	if errors.As(err, &stop) {
+		return err
+	}
+	return err
+}
+
+// backendChanged applies the backend-id mismatch policy.
+func (y *syncer) backendChanged(ctx context.Context, newID string, cause error) error {
+	s := y.s
+	switch y.opts.OnBackendIDMismatch {
+	case IgnoreBackendIDMismatch:
+		s.log.Warn("sync server identity changed; adopting it", "store", s.storeID, "backendId", newID)
+		if err := s.acquireWrite(ctx); err != nil {
+			return err
+		}
+		defer s.releaseWrite()
+		st := s.sync
+		st.BackendID = newID
+		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
+			return errStopSync{err}
+		}
+		s.sync = st
+		return cause // reconnect with the new id
+	case ShutdownOnBackendIDMismatch:
+		return errStopSync{cause}
+	default:
+		if err := s.resetLocal(ctx); err != nil {
+			return errStopSync{fmt.Errorf("reset after %v: %w", cause, err)}
+		}
+		return errStopSync{fmt.Errorf("%w (%v)", ErrBackendReset, cause)}
+	}
+}
+
+// resetLocal deletes the eventlog and state.
+func (s *Store) resetLocal(ctx context.Context) error {
+	if err := s.acquireWrite(ctx); err != nil {
+		return err
+	}
+	defer s.releaseWrite()
+	if err := s.w.Begin(); err != nil {
+		return err
+	}
+	err := s.w.Exec("DELETE FROM eventlog")
+	if err == nil {
+		err = eventlog.WriteSyncStatus(s.w, eventlog.SyncStatus{})
+	}
+	if err == nil {
+		s.sync = eventlog.SyncStatus{}
+		err = s.rebuildState(ctx)
+	}
+	if err == nil {
+		err = s.w.Commit()
+	}
+	if err != nil {
+		s.w.Rollback()
+		return err
+	}
+	s.head = eventlog.Root
+	s.afterWrite(allTables)
+	return nil
+}
+
+// pushPending pushes the synced events the server has not acknowledged yet.
+func (y *syncer) pushPending(ctx context.Context, conn SyncConn) error {
+	s := y.s
+	for {
+		y.mu.Lock()
+		from := y.pushedUpTo
+		y.mu.Unlock()
+		if err := s.acquireWrite(ctx); err != nil {
+			return err
+		}
+		if from < s.sync.Head {
+			from = s.sync.Head
+		}
+		backendID := s.sync.BackendID
+		var batch []syncproto.Event
+		err := s.w.Query(`SELECT seqNumGlobal, name, argsJson, clientId, sessionId FROM eventlog
+WHERE seqNumGlobal > ? AND seqNumClient = 0 ORDER BY seqNumGlobal LIMIT ?`,
+			[]any{from, y.opts.MaxPushBatch}, func(r *sqlite.Row) error {
+				g := r.Int64(0)
+				batch = append(batch, syncproto.Event{Name: r.Text(1), Args: json.RawMessage(r.Text(2)),
+					SeqNum: g, ParentSeqNum: g - 1, ClientID: r.Text(3), SessionID: r.Text(4)})
+				return nil
+			})
+		s.releaseWrite()
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		var bid *string
+		if backendID != "" {
+			bid = &backendID
+		}
+		parts, err := syncproto.SplitPush(batch, s.storeID, y.opts.Payload, bid)
+		if err != nil {
+			return errStopSync{fmt.Errorf("push %s: %w", batch[0].Name, err)}
+		}
+		for _, part := range parts {
+			if err := conn.Push(ctx, part, bid); err != nil {
+				return err
+			}
+			y.mu.Lock()
+			y.pushedUpTo = part[len(part)-1].SeqNum
+			y.mu.Unlock()
+		}
+	}
+}
