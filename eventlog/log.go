@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS eventlog (
   schemaHash INTEGER NOT NULL,
   syncMetadataJson TEXT,
   PRIMARY KEY (seqNumGlobal, seqNumClient, seqNumRebaseGeneration)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS __livestore_sync_status (
   head INTEGER NOT NULL,
   backendId TEXT
