@@ -9,14 +9,25 @@ import (
 )
 
 func BenchmarkCommitSingle(b *testing.B) {
-	a := newTodoApp(b)
-	s := openStore(b, a.schema, b.TempDir())
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := s.Commit(ctx, a.created.New(todoCreated{ID: fmt.Sprint(i), Text: "buy milk"})); err != nil {
-			b.Fatal(err)
-		}
+	for _, d := range []struct {
+		name string
+		d    livestore.Durability
+	}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}} {
+		b.Run(d.name, func(b *testing.B) {
+			a := newTodoApp(b)
+			s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d.d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.Commit(ctx, a.created.New(todoCreated{ID: fmt.Sprint(i), Text: "buy milk"})); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -27,7 +27,11 @@ func TestCrashChild(t *testing.T) {
 		return // only meaningful as a child of TestCrashSafety
 	}
 	a := newTodoApp(t)
-	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir})
+	durability := livestore.DurabilityFull
+	if os.Getenv("LIVESTORE_CRASH_DURABILITY") == "process" {
+		durability = livestore.DurabilityProcess
+	}
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir, Durability: durability})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -49,6 +53,12 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestCrashSafety(t *testing.T) {
+	for _, d := range []string{"full", "process"} {
+		t.Run(d, func(t *testing.T) { crashSafety(t, d) })
+	}
+}
+
+func crashSafety(t *testing.T, durability string) {
 	seed := time.Now().UnixNano()
 	if v := os.Getenv("LIVESTORE_CRASH_SEED"); v != "" {
 		seed, _ = strconv.ParseInt(v, 10, 64)
@@ -61,7 +71,7 @@ func TestCrashSafety(t *testing.T) {
 	next := 0
 	for round := 0; round < 4; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, "LIVESTORE_CRASH_START="+strconv.Itoa(next))
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, "LIVESTORE_CRASH_DURABILITY="+durability, "LIVESTORE_CRASH_START="+strconv.Itoa(next))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"reflect"
+	"sync"
 )
 
 // EventDef defines an event: its versioned name (e.g. "v1.TodoCreated"),
@@ -15,6 +16,8 @@ import (
 type EventDef[T any] struct {
 	name       string
 	clientOnly bool
+	hashOnce   sync.Once
+	hashValue  int64
 }
 
 // Synced defines an event that is pushed to the sync server and reaches every
@@ -46,10 +49,13 @@ func (d *EventDef[T]) decode(raw json.RawMessage) (any, error) {
 }
 
 func (d *EventDef[T]) hash() int64 {
-	var zero T
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s|%v|%s", d.name, d.clientOnly, typeShape(reflect.TypeOf(&zero).Elem(), 0))
-	return int64(h.Sum64() >> 1)
+	d.hashOnce.Do(func() {
+		var zero T
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s|%v|%s", d.name, d.clientOnly, typeShape(reflect.TypeOf(&zero).Elem(), 0))
+		d.hashValue = int64(h.Sum64() >> 1)
+	})
+	return d.hashValue
 }
 
 // typeShape renders a type's JSON-relevant structure, so the hash changes when

@@ -32,10 +32,28 @@ type Options struct {
 	// eventlog (after a table definition changed, or on Rematerialize) with
 	// the number of events applied so far and the total.
 	OnRematerialize func(done, total int64)
+	// Durability chooses what a returned Commit survives; the zero value
+	// survives power loss.
+	Durability Durability
 	// Sync, when set, syncs the store's synced events with a sync server in
 	// the background. Without it the store is local only.
 	Sync *SyncOptions
 }
+
+// Durability is the guarantee a returned Commit gives.
+type Durability int
+
+const (
+	// DurabilityFull flushes every commit to stable storage (fsync) before
+	// Commit returns: it survives process crashes, OS crashes and power
+	// loss. Commit latency is bounded below by the disk's flush latency.
+	DurabilityFull Durability = iota
+	// DurabilityProcess writes every commit to the operating system before
+	// Commit returns, without waiting for the disk: it survives the process
+	// being killed, but the newest commits may be lost if the machine loses
+	// power or the OS crashes. The store stays consistent either way.
+	DurabilityProcess
+)
 
 // DBFileName is the name of the database file in a store directory. It holds
 // the eventlog and the materialized state, so that one SQLite transaction
@@ -117,7 +135,11 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 		}
 		path = filepath.Join(opts.Dir, DBFileName)
 	}
-	if s.w, err = sqlite.Open(path, sqlite.OpenOptions{}); err != nil {
+	wopts := sqlite.OpenOptions{}
+	if opts.Durability == DurabilityProcess {
+		wopts.Synchronous = "NORMAL"
+	}
+	if s.w, err = sqlite.Open(path, wopts); err != nil {
 		if sqlite.IsNotADatabase(err) {
 			return nil, fmt.Errorf("livestore: open %s: %w: %v", path, ErrNotAStore, err)
 		}
