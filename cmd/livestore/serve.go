@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/livestore-go/livestore/syncserver"
+	"github.com/livestore-go/livestore/syncserver/pgstore"
+	"github.com/livestore-go/livestore/syncserver/sqlitestore"
+)
+
+// serveConfig is what the serve flags set.
+type serveConfig struct {
+	addr             string
+	dataDir          string
+	postgresURL      string
+	pgSchema         string
+	maxMessageBytes  int
+	maxBatchSize     int
+	maxConnsPerStore int
+	logLevel         string
+	shutdownTimeout  time.Duration
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
+	fs.StringVar(&cfg.dataDir, "data", "./livestore-data", "directory of the SQLite storage (file sync.db inside it)")
+	fs.StringVar(&cfg.postgresURL, "postgres", "", "PostgreSQL URL; stores events there instead of SQLite, so that several servers can share them")
+	fs.StringVar(&cfg.pgSchema, "pg-schema", "public", "PostgreSQL schema of the tables (with --postgres)")
+	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message accepted from a client")
+	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
+	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
+		fmt.Fprintln(stderr, "GET /health and GET /metrics report health and Prometheus metrics.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	storage, describe, closeStorage, err := openStorage(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStorage()
+
+	srv, err := syncserver.New(syncserver.Options{
+		Storage:                storage,
+		Logger:                 logger,
+		MaxMessageBytes:        cfg.maxMessageBytes,
+		MaxBatchSize:           cfg.maxBatchSize,
+		MaxConnectionsPerStore: cfg.maxConnsPerStore,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	if err := mountExtras(mux, cfg, logger); err != nil {
+		_ = srv.Close()
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	fmt.Fprintf(stdout, "livestore sync server listening on ws://%s (storage: %s)\n", ln.Addr(), describe)
+
+	select {
+	case err := <-served:
+		_ = srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	// Stop accepting first; WebSocket connections are hijacked, so the sync
+	// server closes them itself after finishing their pushes.
+	herr := httpSrv.Shutdown(sctx)
+	serr := srv.Shutdown(sctx)
+	<-served
+	if err := errors.Join(herr, serr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(stdout, "livestore sync server stopped")
+	return nil
+}
+
+// openStorage opens PostgreSQL storage if --postgres is set, else the SQLite
+// file in --data.
+func openStorage(ctx context.Context, cfg serveConfig) (storage syncserver.Storage, describe string, closeFn func(), err error) {
+	if cfg.postgresURL != "" {
+		st, err := pgstore.Open(ctx, cfg.postgresURL, pgstore.Options{Schema: cfg.pgSchema})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return st, "postgres, schema " + cfg.pgSchema, func() { _ = st.Close() }, nil
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return nil, "", nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(cfg.dataDir, "sync.db")
+	st, err := sqlitestore.Open(path, sqlitestore.Options{})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return st, "sqlite " + strings.TrimPrefix(path, "./"), func() { _ = st.Close() }, nil
+}
+
+// mountExtras is where other handlers join the sync server on the same mux
+// (for example a devtools page under /_devtools/). Use paths other than
+// /health and /metrics; requests with the sync query parameters storeId and
+// transport are meant for the sync endpoint, which serves "/".
+func mountExtras(mux *http.ServeMux, cfg serveConfig, logger *slog.Logger) error {
+	_, _, _ = mux, cfg, logger
+	return nil
+}

@@ -1,0 +1,12 @@
+// Package harness starts the JavaScript side of the interop tests: the
+// reference sync server (@livestore/sync-cf 0.4.0 in workerd, through
+// `wrangler dev --local`) and command-line LiveStore 0.4.0 clients
+// (interop/js/client.mjs).
+//
+// It is meant for tests only. Everything it runs comes from interop/node_modules,
+// installed from the committed lock file with `(cd interop && npm ci)`; when that
+// directory is missing the calling test fails and says so.
+//
+// Processes are started in their own process group and the whole group is
+// stopped in t.Cleanup, so a failing test leaves nothing running.
+package harness

@@ -1,0 +1,18 @@
+// Package syncproto defines the wire format of the LiveStore sync protocol:
+// the WebSocket transport of the reference's Cloudflare sync provider
+// (@livestore/sync-cf), which speaks Effect RPC with JSON serialization.
+//
+// Every WebSocket text message carries one JSON object, an envelope tagged by
+// "_tag". A client sends [Request], [Ack], [Interrupt], [Ping] and [Eof]; a
+// server answers with [Chunk], [Exit], [Defect] and [Pong]. Two procedures
+// exist: [TagPull] (a stream of [PullResponse] pages) and [TagPush] (a single
+// answer). Their failures are the tagged errors [ServerAheadError],
+// [BackendIDMismatchError] and [UnknownError], which are ordinary Go errors
+// here, matchable with errors.As.
+//
+// The package is shared by the client (syncclient) and the server
+// (syncserver). It also holds the rules both sides apply to batches: the chain
+// check ([CheckChain]) and the split into messages of at most
+// [MaxEventsPerMessage] events and [MaxPayloadBytes] bytes ([SplitPush],
+// [SplitPull]).
+package syncproto

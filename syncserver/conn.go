@@ -1,0 +1,436 @@
+package syncserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// conn is one client WebSocket. Its reader runs in the HTTP handler's
+// goroutine and handles messages one at a time (pushes included, so a
+// connection's pushes keep their order); one writer goroutine sends queued
+// messages; each pull runs in its own goroutine until it has caught up.
+type conn struct {
+	srv *Server
+	ws  *websocket.Conn
+	hub *hub
+	log *slog.Logger
+	out *outbox
+
+	ctx    context.Context // ends when the connection ends
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // writer and pull goroutines
+	kill   *time.Timer    // set when the client fell too far behind
+
+	mu    sync.Mutex
+	pulls map[string]*pull // open pulls by request id
+
+	stateMu  sync.Mutex
+	busy     bool // handling a message
+	draining bool // server shutting down: finish the current message, then close
+}
+
+func newConn(s *Server, ws *websocket.Conn, h *hub, id uint64) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	c := &conn{
+		srv:    s,
+		ws:     ws,
+		hub:    h,
+		log:    s.log.With("conn", id, "store", h.storeID),
+		ctx:    ctx,
+		cancel: cancel,
+		pulls:  make(map[string]*pull),
+	}
+	c.out = newOutbox(s.opts.MaxPendingBytes, c.overflowed)
+	// Messages over the limit are read to the end and answered; only
+	// messages far beyond it are cut off by the WebSocket library.
+	ws.SetReadLimit(int64(max(4*s.opts.MaxMessageBytes, 16<<20)))
+	return c
+}
+
+// run serves the connection until it ends, then stops everything it started.
+func (c *conn) run() {
+	c.log.Debug("connected")
+	c.wg.Add(1)
+	go c.writeLoop()
+	err := c.readLoop()
+	c.cancel()
+	c.stopPulls()
+	c.out.close()
+	c.wg.Wait()
+	c.mu.Lock()
+	if c.kill != nil {
+		c.kill.Stop()
+	}
+	c.mu.Unlock()
+	_ = c.ws.CloseNow()
+	c.log.Debug("disconnected", "reason", err)
+}
+
+func (c *conn) readLoop() error {
+	limit := c.srv.opts.MaxMessageBytes
+	buf := new(bytes.Buffer)
+	for {
+		_, r, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			return err
+		}
+		buf.Reset()
+		n, err := io.Copy(buf, io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			return err
+		}
+		if n > int64(limit) {
+			rest, err := io.Copy(io.Discard, r)
+			if err != nil {
+				return err
+			}
+			c.handleOversize(buf.Bytes(), n+rest)
+			continue
+		}
+		c.handle(buf.Bytes())
+	}
+}
+
+// begin marks the connection busy; false means it is draining and the
+// message must be dropped.
+func (c *conn) begin() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.busy = true
+	return true
+}
+
+func (c *conn) end() {
+	c.stateMu.Lock()
+	c.busy = false
+	draining := c.draining
+	c.stateMu.Unlock()
+	if draining {
+		c.out.closeAfterFlush(websocket.StatusGoingAway, "server is shutting down")
+	}
+}
+
+// drain closes the connection once the message being handled (if any) is
+// answered. It does not block.
+func (c *conn) drain() {
+	c.stateMu.Lock()
+	c.draining = true
+	busy := c.busy
+	c.stateMu.Unlock()
+	if !busy {
+		c.out.closeAfterFlush(websocket.StatusGoingAway, "server is shutting down")
+	}
+}
+
+// abort ends the connection at once.
+func (c *conn) abort() {
+	c.cancel()
+	_ = c.ws.CloseNow()
+}
+
+func (c *conn) handle(data []byte) {
+	if !c.begin() {
+		return
+	}
+	defer c.end()
+	msg, err := syncproto.DecodeClientMessage(data)
+	if err != nil {
+		c.protocolError(err)
+		return
+	}
+	switch m := msg.(type) {
+	case *syncproto.Request:
+		c.handleRequest(m)
+	case *syncproto.Ack:
+		c.mu.Lock()
+		p := c.pulls[m.RequestID]
+		c.mu.Unlock()
+		if p != nil {
+			p.ack()
+		}
+	case *syncproto.Interrupt:
+		c.interrupt(m.RequestID)
+	case *syncproto.Ping:
+		c.send(&syncproto.Pong{})
+	case *syncproto.Eof:
+		// The client sends nothing more; its open requests still run.
+	}
+}
+
+// protocolError answers an undecodable message: for the request it names if
+// any (Exit with a defect), else with a Defect, as the reference does.
+func (c *conn) protocolError(err error) {
+	c.srv.metrics.protocolErrors.Inc()
+	c.log.Info("protocol error", "err", err)
+	var me *syncproto.MessageError
+	if !errors.As(err, &me) {
+		me = &syncproto.MessageError{Err: err}
+	}
+	switch {
+	case me.Syntax:
+		c.send(&syncproto.Defect{Defect: syncproto.EncodeDefect("SyntaxError", me.Err.Error())})
+	case me.RequestID != "":
+		c.send(syncproto.ExitDie(me.RequestID, me.Err.Error()))
+	case me.Tag != "":
+		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + me.Tag)})
+	default:
+		c.send(&syncproto.Defect{Defect: jsonString(me.Err.Error())})
+	}
+}
+
+// handleOversize answers a message over MaxMessageBytes. If its beginning
+// names a request, that request fails with an UnknownError.
+func (c *conn) handleOversize(prefix []byte, size int64) {
+	if !c.begin() {
+		return
+	}
+	defer c.end()
+	c.srv.metrics.protocolErrors.Inc()
+	msg := fmt.Sprintf("message of %d bytes exceeds the server's limit of %d bytes", size, c.srv.opts.MaxMessageBytes)
+	c.log.Info("oversize message", "bytes", size)
+	if id, ok := requestIDPrefix(prefix); ok {
+		c.srv.metrics.pushes.WithLabelValues(pushRejected).Inc()
+		c.send(syncproto.ExitFail(id, &syncproto.UnknownError{Message: msg}))
+		return
+	}
+	c.send(&syncproto.Defect{Defect: jsonString(msg)})
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := syncproto.Marshal(s)
+	return b
+}
+
+// requestIDPrefix finds the id of a Request envelope in the beginning of a
+// message that is too large to decode: clients write "_tag" and "id" first.
+func requestIDPrefix(b []byte) (string, bool) {
+	if len(b) > 512 {
+		b = b[:512]
+	}
+	if !bytes.Contains(b, []byte(`"_tag":"Request"`)) {
+		return "", false
+	}
+	i := bytes.Index(b, []byte(`"id":"`))
+	if i < 0 {
+		return "", false
+	}
+	rest := b[i+len(`"id":"`):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	id := string(rest[:j])
+	return id, syncproto.ValidRequestID(id)
+}
+
+func (c *conn) handleRequest(req *syncproto.Request) {
+	if !syncproto.ValidRequestID(req.ID) {
+		c.srv.metrics.protocolErrors.Inc()
+		c.send(syncproto.ExitDie(req.ID, fmt.Sprintf("invalid request id %q: must be a decimal integer string such as \"0\"", req.ID)))
+		return
+	}
+	c.mu.Lock()
+	_, inUse := c.pulls[req.ID]
+	c.mu.Unlock()
+	if inUse {
+		c.srv.metrics.protocolErrors.Inc()
+		c.send(syncproto.ExitDie(req.ID, fmt.Sprintf("request id %q is already in use by an open pull", req.ID)))
+		return
+	}
+	switch req.Tag {
+	case syncproto.TagPush:
+		c.push(req)
+	case syncproto.TagPull:
+		c.startPull(req)
+	default:
+		c.srv.metrics.protocolErrors.Inc()
+		c.send(syncproto.ExitDie(req.ID, "Unknown request tag: "+req.Tag))
+	}
+}
+
+// send queues a message for the client.
+func (c *conn) send(msg any) {
+	b, err := syncproto.Marshal(msg)
+	if err != nil {
+		c.log.Error("encode message", "err", err)
+		return
+	}
+	c.sendRaw(b)
+}
+
+func (c *conn) sendRaw(b []byte) {
+	c.out.push(outMsg{data: b})
+}
+
+// sendChunk queues a Chunk of one encoded page for request id. The page is
+// shared, not copied: live updates send one page to many clients.
+func (c *conn) sendChunk(id string, page []byte) {
+	c.out.push(outMsg{requestID: id, page: page})
+}
+
+// overflowed is called (once, with the outbox locked) when the client's
+// queue passed MaxPendingBytes. The writer sends a 1008 close after the
+// message it is writing; if that write does not finish soon, the client is
+// not reading at all and the connection is cut.
+func (c *conn) overflowed() {
+	c.log.Warn("client is not reading fast enough; disconnecting", "limit", c.srv.opts.MaxPendingBytes)
+	c.mu.Lock()
+	c.kill = time.AfterFunc(2*time.Second, c.cancel)
+	c.mu.Unlock()
+}
+
+func (c *conn) writeLoop() {
+	defer c.wg.Done()
+	var buf []byte // reused to assemble Chunks
+	for {
+		msgs, closeCode, closeReason, ok := c.out.take(c.ctx)
+		for _, m := range msgs {
+			data := m.data
+			if m.page != nil {
+				buf = syncproto.AppendChunk(buf[:0], m.requestID, m.page)
+				data = buf
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, data)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					c.log.Info("write failed; disconnecting", "err", err)
+				}
+				c.cancel()
+				return
+			}
+		}
+		if !ok {
+			if closeCode != 0 {
+				// Close waits for the client's close frame, which the reader
+				// receives; then the reader ends the connection.
+				_ = c.ws.Close(closeCode, closeReason)
+			}
+			return
+		}
+	}
+}
+
+// outbox is the queue of messages for one client. It never blocks its
+// producers: a client whose queue exceeds the limit is disconnected.
+type outbox struct {
+	onOverflow  func()
+	mu          sync.Mutex
+	queue       []outMsg
+	bytes       int
+	limit       int
+	closed      bool
+	closeCode   websocket.StatusCode
+	closeReason string
+	wake        chan struct{}
+}
+
+func newOutbox(limit int, onOverflow func()) *outbox {
+	return &outbox{limit: limit, onOverflow: onOverflow, wake: make(chan struct{}, 1)}
+}
+
+// outMsg is a queued message: data, or a Chunk of page for requestID.
+type outMsg struct {
+	data      []byte
+	requestID string
+	page      []byte
+}
+
+func (m outMsg) size() int {
+	if m.page != nil {
+		return len(m.page) + len(m.requestID) + 48
+	}
+	return len(m.data)
+}
+
+// push queues m; false if the outbox is closed or just overflowed.
+func (o *outbox) push(m outMsg) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	n := m.size()
+	if o.bytes+n > o.limit && len(o.queue) > 0 {
+		o.closed = true
+		o.queue, o.bytes = nil, 0
+		o.closeCode, o.closeReason = websocket.StatusPolicyViolation, "client is not reading fast enough"
+		o.signal()
+		o.onOverflow()
+		return false
+	}
+	o.queue = append(o.queue, m)
+	o.bytes += n
+	o.signal()
+	return true
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeAfterFlush makes the writer send what is queued, then close the
+// WebSocket with code and reason.
+func (o *outbox) closeAfterFlush(code websocket.StatusCode, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	o.closed, o.closeCode, o.closeReason = true, code, reason
+	o.signal()
+}
+
+// close stops the writer without a close frame (the connection is gone).
+func (o *outbox) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	o.signal()
+}
+
+// take waits for queued messages. ok is false when the outbox is closed and
+// everything queued has been returned; closeCode is then the close status to
+// send (0 for none).
+func (o *outbox) take(ctx context.Context) (msgs []outMsg, closeCode websocket.StatusCode, closeReason string, ok bool) {
+	for {
+		o.mu.Lock()
+		if len(o.queue) > 0 {
+			msgs, o.queue, o.bytes = o.queue, nil, 0
+			o.mu.Unlock()
+			return msgs, 0, "", true
+		}
+		if o.closed {
+			code, reason := o.closeCode, o.closeReason
+			o.mu.Unlock()
+			return nil, code, reason, false
+		}
+		o.mu.Unlock()
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return nil, 0, "", false
+		}
+	}
+}
+
+// isoNow is the createdAt of a batch stored now.
+func isoNow() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

@@ -1,0 +1,51 @@
+// Package syncserver is the LiveStore sync server: it keeps the one total
+// order of each store's events and fans new events out to connected clients.
+//
+// It speaks the WebSocket protocol of the reference's Cloudflare sync
+// provider (@livestore/sync-cf 0.4.0, see package syncproto), so unmodified
+// JavaScript LiveStore apps using makeWsSync({ url }) can use it, and so can
+// the Go client (package syncclient).
+//
+// A [Server] is an [http.Handler]. Requests carrying the sync query
+// parameters (?storeId=…&transport=ws, on any path, as in the reference
+// worker) are upgraded to WebSockets; GET /health and GET /metrics serve
+// health and Prometheus metrics. Events are kept by a [Storage]: package
+// sqlitestore (one file, one process) or pgstore (PostgreSQL, any number of
+// server processes on one database).
+//
+// # Rules
+//
+// Per store: pushes are serialised; a push must be based on the current head
+// (else *syncproto.ServerAheadError with the head and the push's base); its
+// events must chain; it is stored durably with one createdAt, acknowledged,
+// then sent to every live pull of the store, the pusher's own included. An
+// empty push is acknowledged. Pulls page the log in messages of at most 100
+// events and 900,000 bytes (MoreKnown{remaining} on every page but the last),
+// one page per client Ack; a non-live pull ends after the Ack of its last
+// page, a live pull stays open and gets later pushes without waiting for
+// Acks. The backend id is created once per store and checked on push and
+// pull (*syncproto.BackendIDMismatchError).
+//
+// # Differences from the reference server
+//
+// Deliberate, for malformed input and robustness; a well-behaved client works
+// the same with either server:
+//   - a batch whose events do not chain fails with UnknownError and nothing
+//     is stored (the reference stores it);
+//   - a request whose id is not a decimal integer string is answered with an
+//     Exit carrying a defect (the reference's connection handler dies);
+//   - an unknown procedure is answered with an Exit for that request, not a
+//     connection-wide Defect, so the client's other requests go on;
+//   - a request for another store than the connection's fails with
+//     UnknownError (the reference ignores the request's storeId);
+//   - a push's acknowledgement is sent before its live update (the reference
+//     may send the update first), and live updates go only to open live
+//     pulls (the reference also sends them to finished pulls);
+//   - the Exit answering an Interrupt has a plain Interrupt cause (the
+//     reference nests it in Sequential causes);
+//   - tagged errors are written with "_tag" first (the reference writes it
+//     last; JSON key order only);
+//   - limits: store ids (see [CheckStoreID]), message and batch sizes,
+//     connections per store and per-client queues (see [Options]), each
+//     answered with a protocol error or an HTTP status, not a dropped socket.
+package syncserver

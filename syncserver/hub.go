@@ -1,0 +1,295 @@
+package syncserver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// hub is the in-process state of one store with open connections: it
+// serialises this process's pushes and delivers new events to live pulls.
+type hub struct {
+	srv     *Server
+	storeID string
+
+	pushMu sync.Mutex // held from the storage write to the end of the broadcast
+
+	mu        sync.Mutex
+	loaded    bool
+	backendID string
+	head      int64 // last seqNum delivered to live pulls
+	subs      map[*pull]struct{}
+	conns     int // guarded by srv.mu, not mu
+}
+
+func newHub(s *Server, storeID string) *hub {
+	return &hub{srv: s, storeID: storeID, subs: make(map[*pull]struct{})}
+}
+
+// loadLocked reads the store's backend id and head once. h.mu must be held.
+func (h *hub) loadLocked(ctx context.Context) error {
+	if h.loaded {
+		return nil
+	}
+	id, err := h.srv.storage.BackendID(ctx, h.storeID)
+	if err != nil {
+		return fmt.Errorf("backend id of store %q: %w", h.storeID, err)
+	}
+	head, err := h.srv.storage.Head(ctx, h.storeID)
+	if err != nil {
+		return fmt.Errorf("head of store %q: %w", h.storeID, err)
+	}
+	h.backendID, h.head, h.loaded = id, head, true
+	return nil
+}
+
+// backend returns the store's backend id, creating the store if needed.
+func (h *hub) backend(ctx context.Context) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.loadLocked(ctx); err != nil {
+		return "", err
+	}
+	return h.backendID, nil
+}
+
+// push stores batch, calls ack, then delivers the batch to live pulls. The
+// storage checks the head atomically; pushMu only keeps this process's
+// broadcasts in log order. A batch with an event too large for any pull page
+// is refused with an *syncproto.UnknownError and nothing is stored.
+func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) error {
+	createdAt := isoNow()
+	stored := make([]StoredEvent, len(batch))
+	for i, ev := range batch {
+		stored[i] = StoredEvent{Event: ev, CreatedAt: createdAt}
+	}
+	pages, err := h.encodeLive(stored)
+	if err != nil {
+		return &syncproto.UnknownError{Message: "batch cannot be sent to clients: " + err.Error()}
+	}
+
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	if err := h.srv.storage.Append(ctx, h.storeID, batch, createdAt); err != nil {
+		return err
+	}
+	ack()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Another process may have appended before this batch and its
+	// notification not have arrived yet: deliver those events first.
+	// (The pusher's context is not used for that: its disconnecting must not
+	// cost the other clients their updates.)
+	if first := batch[0].ParentSeqNum; h.head < first {
+		if err := h.catchUpLocked(h.srv.ctx, first); err != nil {
+			// The batch is stored and acknowledged; live pulls that would
+			// miss events are disconnected so that their clients pull again.
+			h.srv.log.Error("deliver events before a push", "store", h.storeID, "err", err)
+			h.dropSubsLocked()
+			h.head = batch[len(batch)-1].SeqNum
+			return nil
+		}
+	}
+	h.deliverLocked(stored, pages)
+	return nil
+}
+
+// catchUp delivers events up to head (0: the storage's current head) that
+// were appended by another process.
+func (h *hub) catchUp(ctx context.Context, head int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.loaded || (head > 0 && head <= h.head) {
+		return nil
+	}
+	if head <= 0 {
+		var err error
+		if head, err = h.srv.storage.Head(ctx, h.storeID); err != nil {
+			return err
+		}
+	}
+	return h.catchUpLocked(ctx, head)
+}
+
+func (h *hub) catchUpLocked(ctx context.Context, upTo int64) error {
+	if len(h.subs) == 0 {
+		h.head = max(h.head, upTo)
+		return nil
+	}
+	for h.head < upTo {
+		events, err := h.srv.storage.Read(ctx, h.storeID, h.head, upTo, syncproto.MaxEventsPerMessage)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			h.head = upTo
+			break
+		}
+		h.deliverLocked(events, nil)
+	}
+	return nil
+}
+
+// deliverLocked sends events (in order, all after h.head except possibly a
+// prefix already delivered) to every live pull, each only the events after
+// what it was already sent. pages, if not nil, is the encoding of events.
+func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
+	for len(events) > 0 && events[0].SeqNum <= h.head {
+		events, pages = events[1:], nil
+	}
+	if len(events) == 0 {
+		return
+	}
+	for p := range h.subs {
+		evs := events
+		for len(evs) > 0 && evs[0].SeqNum <= p.sentUpTo {
+			evs = evs[1:]
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		var own [][]byte
+		if len(evs) == len(events) {
+			if pages == nil {
+				pages = h.encodeLiveOrLog(events)
+			}
+			own = pages
+		} else {
+			own = h.encodeLiveOrLog(evs)
+		}
+		if own == nil {
+			// Better a disconnected client, which pulls again, than a gap.
+			p.conn.abort()
+			delete(h.subs, p)
+			continue
+		}
+		for _, page := range own {
+			p.conn.sendChunk(p.id, page)
+		}
+		p.sentUpTo = evs[len(evs)-1].SeqNum
+		h.srv.metrics.eventsSent.Add(float64(len(evs)))
+	}
+	h.head = events[len(events)-1].SeqNum
+}
+
+func noMore(int, int) syncproto.PageInfo { return syncproto.PageInfo{Kind: syncproto.NoMore} }
+
+// encodeLiveOrLog encodes stored events, which were checked to fit pages when
+// they were pushed; a failure is logged and the pull gets nothing.
+func (h *hub) encodeLiveOrLog(events []StoredEvent) [][]byte {
+	pages, err := h.encodeLive(events)
+	if err != nil {
+		h.srv.log.Error("encode live update", "store", h.storeID, "err", err)
+	}
+	return pages
+}
+
+// encodeLive encodes events as NoMore pull pages.
+func (h *hub) encodeLive(events []StoredEvent) ([][]byte, error) {
+	return encodePages(events, h.backendID, noMore)
+}
+
+// subscribe registers p for live delivery if it has been sent everything
+// delivered so far (sentUpTo >= head). Otherwise it returns false and the
+// head p must catch up to first. A cancelled pull is never registered.
+func (h *hub) subscribe(p *pull, sentUpTo int64) (ok bool, head int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return true, h.head
+	}
+	if h.head > sentUpTo {
+		return false, h.head
+	}
+	p.sentUpTo = sentUpTo
+	h.subs[p] = struct{}{}
+	return true, h.head
+}
+
+func (h *hub) unsubscribe(p *pull) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, p)
+}
+
+// dropSubsLocked disconnects every live pull (used when events could not be
+// delivered, so that no client silently misses some).
+func (h *hub) dropSubsLocked() {
+	for p := range h.subs {
+		p.conn.abort()
+		delete(h.subs, p)
+	}
+}
+
+// encodePages splits events into pull pages of at most
+// syncproto.MaxEventsPerMessage events and syncproto.MaxPayloadBytes bytes,
+// and encodes each as a PullResponse; info gives the page info of a page
+// after which sent of the n events have been sent. Each event is encoded
+// once; the page is assembled around the encoded items.
+func encodePages(events []StoredEvent, backendID string, info func(sent, n int) syncproto.PageInfo) ([][]byte, error) {
+	items := make([][]byte, len(events))
+	var meta []byte
+	var metaMillis int64 = -1
+	for i, ev := range events {
+		if ms := ev.CreatedAt.UnixMilli(); ms != metaMillis || meta == nil {
+			m, err := syncproto.Marshal(syncproto.SyncMetadata{CreatedAt: FormatCreatedAt(ev.CreatedAt)})
+			if err != nil {
+				return nil, err
+			}
+			meta, metaMillis = m, ms
+		}
+		evJSON, err := syncproto.Marshal(ev.Event)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", ev.SeqNum, err)
+		}
+		b := make([]byte, 0, len(evJSON)+len(meta)+60)
+		b = append(b, `{"eventEncoded":`...)
+		b = append(b, evJSON...)
+		b = append(b, `,"metadata":{"_tag":"Some","value":`...)
+		b = append(b, meta...)
+		b = append(b, "}}"...)
+		items[i] = b
+	}
+	backendJSON, err := syncproto.Marshal(backendID)
+	if err != nil {
+		return nil, err
+	}
+	// The longest page info is measured, so that any page info fits.
+	longest, _ := syncproto.Marshal(syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 1 << 53})
+	overhead := len(`{"batch":[],"pageInfo":,"backendId":}`) + len(longest) + len(backendJSON)
+	split, err := syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, overhead,
+		func(b []byte) (int, error) { return len(b), nil })
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(split))
+	sent := 0
+	for i, page := range split {
+		sent += len(page)
+		pi, err := syncproto.Marshal(info(sent, len(events)))
+		if err != nil {
+			return nil, err
+		}
+		size := overhead
+		for _, it := range page {
+			size += len(it) + 1
+		}
+		b := make([]byte, 0, size)
+		b = append(b, `{"batch":[`...)
+		for j, it := range page {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, it...)
+		}
+		b = append(b, `],"pageInfo":`...)
+		b = append(b, pi...)
+		b = append(b, `,"backendId":`...)
+		b = append(b, backendJSON...)
+		b = append(b, '}')
+		out[i] = b
+	}
+	return out, nil
+}

@@ -1,0 +1,332 @@
+// Package pgstore keeps the sync server's event logs in PostgreSQL, so that
+// several server processes on one database behave as one server.
+//
+// The order of each store is enforced by PostgreSQL, not by the processes:
+// an append updates the store's head row only where the head still equals
+// the batch's first parentSeqNum, and inserts the events in the same
+// statement, so of two concurrent pushes on one head exactly one wins (the
+// other finds the head moved and gets *syncproto.ServerAheadError). Events
+// have the primary key (store_id, seq_num) as a second guard. Each append
+// also sends NOTIFY on a channel per schema; [Store.Watch] LISTENs on it, so
+// every server process delivers every append to its live pulls.
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
+)
+
+// Options configure [Open]. The zero value is ready to use.
+type Options struct {
+	// Schema holds the tables (created if missing); default "public".
+	// Servers that should share data use the same schema.
+	Schema string
+}
+
+// Store is a [syncserver.Storage] and [syncserver.Watcher] on PostgreSQL.
+// It is safe for concurrent use; Close it when done.
+type Store struct {
+	pool     *pgxpool.Pool
+	connStr  string
+	schema   string
+	channel  string
+	stores   string // qualified table names
+	events   string
+	appendQ  string
+	notifyQ  string
+	headQ    string
+	readQ    string
+	countQ   string
+	backendQ string
+	insertQ  string
+}
+
+var (
+	_ syncserver.Storage = (*Store)(nil)
+	_ syncserver.Watcher = (*Store)(nil)
+)
+
+// validSchema accepts lower-case identifiers of at most 48 bytes, so that the
+// NOTIFY channel name derived from it stays within PostgreSQL's 63 bytes.
+func validSchema(name string) bool {
+	if name == "" || len(name) > 48 || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Open connects to the database at connString (a PostgreSQL URL or DSN) and
+// creates the schema and tables if needed.
+func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = "public"
+	}
+	if !validSchema(opts.Schema) {
+		return nil, fmt.Errorf("pgstore: schema name %q: use lower-case letters, digits and _ (at most 48)", opts.Schema)
+	}
+	pool, err := pgxpool.New(ctx, connString)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	s := newStore(pool, connString, opts.Schema)
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
+	q := pgx.Identifier{schema}.Sanitize()
+	s := &Store{
+		pool:    pool,
+		connStr: connString,
+		schema:  schema,
+		channel: "livestore_sync_" + schema,
+		stores:  q + ".livestore_stores",
+		events:  q + ".livestore_events",
+	}
+	// The head moves only where it still equals the batch's parent; the
+	// events are inserted only if it moved. Both happen in one statement.
+	s.appendQ = `WITH moved AS (
+		UPDATE ` + s.stores + ` SET head = $3 WHERE store_id = $1 AND head = $2 RETURNING store_id)
+	INSERT INTO ` + s.events + ` (store_id, seq_num, parent_seq_num, name, args, client_id, session_id, created_at)
+	SELECT moved.store_id, e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, $10
+	FROM moved, unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+		AS e(seq_num, parent_seq_num, name, args, client_id, session_id)`
+	s.notifyQ = `SELECT pg_notify($1, $2) FROM ` + s.stores + ` WHERE store_id = $3 AND head = $4`
+	s.headQ = `SELECT head FROM ` + s.stores + ` WHERE store_id = $1`
+	s.readQ = `SELECT seq_num, parent_seq_num, name, args, client_id, session_id, created_at FROM ` + s.events + `
+		WHERE store_id = $1 AND seq_num > $2 AND seq_num <= $3 ORDER BY seq_num LIMIT $4`
+	s.countQ = `SELECT count(*) FROM ` + s.events + ` WHERE store_id = $1 AND seq_num > $2 AND seq_num <= $3`
+	s.backendQ = `SELECT backend_id FROM ` + s.stores + ` WHERE store_id = $1`
+	s.insertQ = `INSERT INTO ` + s.stores + ` (store_id, backend_id) VALUES ($1, $2) ON CONFLICT (store_id) DO NOTHING`
+	return s
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	// Processes starting together must not race on CREATE ... IF NOT EXISTS.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('livestore-go/pgstore/migrate'))`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.schema}.Sanitize()+`;
+			CREATE TABLE IF NOT EXISTS `+s.stores+` (
+				store_id   text PRIMARY KEY,
+				backend_id text NOT NULL,
+				head       bigint NOT NULL DEFAULT 0,
+				created_at timestamptz NOT NULL DEFAULT now()
+			);
+			CREATE TABLE IF NOT EXISTS `+s.events+` (
+				store_id       text NOT NULL REFERENCES `+s.stores+` (store_id),
+				seq_num        bigint NOT NULL,
+				parent_seq_num bigint NOT NULL,
+				name           text NOT NULL,
+				args           text,
+				client_id      text NOT NULL,
+				session_id     text NOT NULL,
+				created_at     timestamptz NOT NULL,
+				PRIMARY KEY (store_id, seq_num)
+			)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: create tables in schema %q: %w", s.schema, err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// BackendID implements [syncserver.Storage].
+func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
+	for range 2 {
+		var id string
+		err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("pgstore: backend id of %q: %w", storeID, err)
+		}
+		if _, err := s.pool.Exec(ctx, s.insertQ, storeID, syncserver.NewBackendID()); err != nil {
+			return "", fmt.Errorf("pgstore: create store %q: %w", storeID, err)
+		}
+	}
+	return "", fmt.Errorf("pgstore: store %q vanished while being created", storeID)
+}
+
+// Head implements [syncserver.Storage].
+func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
+	var head int64
+	err := s.pool.QueryRow(ctx, s.headQ, storeID).Scan(&head)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: head of %q: %w", storeID, err)
+	}
+	return head, nil
+}
+
+// Append implements [syncserver.Storage]: the conditional head update, the
+// insert and the notification are sent as one pipeline, which PostgreSQL
+// runs as one transaction.
+func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	n := len(batch)
+	seq, parent := make([]int64, n), make([]int64, n)
+	names, clients, sessions := make([]string, n), make([]string, n), make([]string, n)
+	args := make([]*string, n)
+	for i, ev := range batch {
+		seq[i], parent[i], names[i], clients[i], sessions[i] = ev.SeqNum, ev.ParentSeqNum, ev.Name, ev.ClientID, ev.SessionID
+		if len(ev.Args) > 0 && string(ev.Args) != "null" {
+			a := string(ev.Args)
+			args[i] = &a
+		}
+	}
+	first, last := batch[0].ParentSeqNum, batch[n-1].SeqNum
+	note, err := json.Marshal(notification{StoreID: storeID, Head: last})
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		b := &pgx.Batch{}
+		b.Queue(s.appendQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt)
+		b.Queue(s.notifyQ, s.channel, string(note), storeID, last)
+		br := s.pool.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err == nil {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("pgstore: append to %q: %w", storeID, err)
+		}
+		if tag.RowsAffected() == int64(n) {
+			return nil
+		}
+		// Nothing was written: the head moved, or the store does not exist yet.
+		var head int64
+		err = s.pool.QueryRow(ctx, s.headQ, storeID).Scan(&head)
+		if errors.Is(err, pgx.ErrNoRows) && attempt == 0 {
+			if _, err := s.BackendID(ctx, storeID); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pgstore: head of %q: %w", storeID, err)
+		}
+		return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: first}
+	}
+}
+
+// Read implements [syncserver.Storage].
+func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]syncserver.StoredEvent, error) {
+	rows, err := s.pool.Query(ctx, s.readQ, storeID, after, upTo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+	}
+	defer rows.Close()
+	var out []syncserver.StoredEvent
+	for rows.Next() {
+		var ev syncserver.StoredEvent
+		var args *string
+		if err := rows.Scan(&ev.SeqNum, &ev.ParentSeqNum, &ev.Name, &args, &ev.ClientID, &ev.SessionID, &ev.CreatedAt); err != nil {
+			return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+		}
+		if args != nil {
+			ev.Args = json.RawMessage(*args)
+		}
+		ev.CreatedAt = ev.CreatedAt.UTC()
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+	}
+	return out, nil
+}
+
+// Count implements [syncserver.Storage].
+func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.countQ, storeID, after, upTo).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pgstore: count %q: %w", storeID, err)
+	}
+	return n, nil
+}
+
+type notification struct {
+	StoreID string `json:"s"`
+	Head    int64  `json:"h"`
+}
+
+// Watch implements [syncserver.Watcher] with LISTEN on a dedicated
+// connection. After LISTEN is in place it reports changed("", 0), since
+// appends may have happened while no one listened. It returns when ctx ends
+// or the connection fails (the server then calls it again).
+func (s *Store) Watch(ctx context.Context, changed func(storeID string, head int64)) error {
+	conn, err := pgx.Connect(ctx, s.connStr)
+	if err != nil {
+		return fmt.Errorf("pgstore: watch: connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return fmt.Errorf("pgstore: watch: listen: %w", err)
+	}
+	changed("", 0)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("pgstore: watch: %w", err)
+		}
+		var note notification
+		if json.Unmarshal([]byte(n.Payload), &note) != nil || note.StoreID == "" {
+			changed("", 0)
+			continue
+		}
+		changed(note.StoreID, note.Head)
+	}
+}
+
+// DropSchema removes the schema and everything in it. Tests use it to clean
+// up; it is not used by the server.
+func (s *Store) DropSchema(ctx context.Context) error {
+	if s.schema == "public" {
+		return errors.New("pgstore: refusing to drop schema public")
+	}
+	_, err := s.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s.schema}.Sanitize()+" CASCADE")
+	return err
+}

@@ -1,0 +1,427 @@
+package syncserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of [Options] fields left zero.
+const (
+	DefaultMaxMessageBytes = 2 << 20
+	DefaultMaxBatchSize    = 1000
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultMaxPendingBytes = 64 << 20
+)
+
+// AuthFunc decides whether a client may connect to a store. payload is the
+// client's sync payload (nil if none) and header the upgrade request's
+// headers. A non-nil error rejects the connection with HTTP 403 and the
+// error's text, before the WebSocket upgrade.
+type AuthFunc func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) error
+
+// Options configure a [Server]. Only Storage is required.
+type Options struct {
+	// Storage keeps the events. The Server does not close it.
+	Storage Storage
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Auth, if set, is called for every connection before the upgrade.
+	Auth AuthFunc
+	// CheckStoreID validates store ids; nil means [CheckStoreID].
+	CheckStoreID func(storeID string) error
+	// MaxMessageBytes bounds one incoming WebSocket message. A larger
+	// message is answered with an UnknownError (or a Defect if it names no
+	// request) and the connection stays open. Default 2 MiB, comfortably
+	// above the 900,000-byte payloads clients send.
+	MaxMessageBytes int
+	// MaxBatchSize bounds the events of one push (UnknownError beyond it).
+	// Default 1000; clients split pushes into at most 100 events.
+	MaxBatchSize int
+	// MaxConnectionsPerStore bounds the WebSocket connections to one store;
+	// more are refused with HTTP 429 before the upgrade. 0 means no limit.
+	MaxConnectionsPerStore int
+	// WriteTimeout bounds the time to send one message to a client; a client
+	// that does not read is disconnected after it. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxPendingBytes bounds the messages queued for one client; a client
+	// that falls further behind is disconnected (status 1008) and can pull
+	// again. Default 64 MiB.
+	MaxPendingBytes int
+	// OriginPatterns, if set, restricts the Origin header of WebSocket
+	// upgrades (see websocket.AcceptOptions). By default every origin is
+	// accepted, as by the reference: apps run on other origins and
+	// authenticate with their payload.
+	OriginPatterns []string
+	// Registry receives the server's metrics; nil means a new registry with
+	// the Go and process collectors. /metrics serves this registry.
+	Registry *prometheus.Registry
+}
+
+// Server is the sync server. Create it with [New]; it is an http.Handler.
+type Server struct {
+	opts    Options
+	storage Storage
+	log     *slog.Logger
+	metrics *metrics
+	scrape  http.Handler
+
+	ctx    context.Context // cancelled by Close: ends storage calls and the watcher
+	cancel context.CancelFunc
+
+	closing atomic.Bool
+	nextID  atomic.Uint64
+
+	mu    sync.Mutex
+	hubs  map[string]*hub
+	conns map[*conn]struct{}
+
+	connWG    sync.WaitGroup // one per served connection
+	watcherWG sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New returns a Server using opts. If opts.Storage implements [Watcher], New
+// starts watching it; [Server.Shutdown] or [Server.Close] stops that.
+func New(opts Options) (*Server, error) {
+	if opts.Storage == nil {
+		return nil, errors.New("syncserver: Options.Storage is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CheckStoreID == nil {
+		opts.CheckStoreID = CheckStoreID
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if opts.Registry == nil {
+		opts.Registry = defaultRegistry()
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("syncserver: register metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:    opts,
+		storage: opts.Storage,
+		log:     opts.Logger,
+		metrics: m,
+		scrape:  m.handler(),
+		ctx:     ctx,
+		cancel:  cancel,
+		hubs:    make(map[string]*hub),
+		conns:   make(map[*conn]struct{}),
+	}
+	if w, ok := opts.Storage.(Watcher); ok {
+		s.watcherWG.Add(1)
+		go s.watch(w)
+	}
+	return s, nil
+}
+
+// watch forwards other processes' appends to the live pulls of this process.
+func (s *Server) watch(w Watcher) {
+	defer s.watcherWG.Done()
+	for s.ctx.Err() == nil {
+		err := w.Watch(s.ctx, s.changed)
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("storage watch ended; retrying", "err", err)
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Server) changed(storeID string, head int64) {
+	s.mu.Lock()
+	var hubs []*hub
+	if storeID == "" {
+		for _, h := range s.hubs {
+			hubs = append(hubs, h)
+		}
+	} else if h := s.hubs[storeID]; h != nil {
+		hubs = append(hubs, h)
+	}
+	s.mu.Unlock()
+	for _, h := range hubs {
+		if err := h.catchUp(s.ctx, head); err != nil && s.ctx.Err() == nil {
+			s.log.Error("deliver events appended elsewhere", "store", h.storeID, "err", err)
+		}
+	}
+}
+
+// ServeHTTP routes a request: sync requests (query parameters storeId and
+// transport, any path) become WebSocket connections; GET /health and GET
+// /metrics serve health and metrics; GET / describes the endpoint; anything
+// else is answered 400, like the reference worker.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("storeId") && q.Has("transport") {
+		s.serveSync(w, r, q)
+		return
+	}
+	switch r.URL.Path {
+	case "/health":
+		s.serveHealth(w)
+		return
+	case "/metrics":
+		s.scrape.ServeHTTP(w, r)
+		return
+	case "/":
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, "Info: LiveStore sync endpoint (WebSocket protocol of @livestore/sync-cf). Connect with ?storeId=<id>&transport=ws.\n")
+			return
+		}
+	}
+	http.Error(w, "Invalid path", http.StatusBadRequest)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.closing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"status":"shutting down"}`+"\n")
+		return
+	}
+	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+}
+
+// serveSync checks a sync request and runs its WebSocket connection.
+func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values) {
+	storeID := q.Get("storeId")
+	if t := q.Get("transport"); t != "ws" {
+		http.Error(w, fmt.Sprintf("transport %q is not supported by this server; use transport=ws", t), http.StatusBadRequest)
+		return
+	}
+	if err := s.opts.CheckStoreID(storeID); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	payload, err := decodePayloadParam(q)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		http.Error(w, "expected Upgrade: websocket", http.StatusUpgradeRequired)
+		return
+	}
+	if s.closing.Load() {
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.opts.Auth != nil {
+		if err := s.opts.Auth(r.Context(), storeID, payload, r.Header); err != nil {
+			s.log.Info("connection refused by auth", "store", storeID, "err", err)
+			http.Error(w, "unauthorized: "+err.Error(), http.StatusForbidden)
+			return
+		}
+	}
+	h, err := s.acquireHub(storeID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
+	defer s.releaseHub(h)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: len(s.opts.OriginPatterns) == 0,
+		OriginPatterns:     s.opts.OriginPatterns,
+	})
+	if err != nil {
+		s.log.Info("websocket upgrade failed", "store", storeID, "err", err)
+		return
+	}
+	c := newConn(s, ws, h, s.nextID.Add(1))
+	if !s.track(c) {
+		_ = ws.Close(websocket.StatusGoingAway, "server is shutting down")
+		return
+	}
+	defer s.untrack(c)
+	s.metrics.clients.Inc()
+	defer s.metrics.clients.Dec()
+	c.run()
+}
+
+// decodePayloadParam decodes the payload query parameter. The reference
+// client URI-encodes the JSON before putting it in the query string, so the
+// value is decoded once more; a value that is already plain JSON is accepted
+// as well.
+func decodePayloadParam(q url.Values) (json.RawMessage, error) {
+	if !q.Has("payload") {
+		return nil, nil
+	}
+	v := q.Get("payload")
+	if dec, err := url.PathUnescape(v); err == nil && json.Valid([]byte(dec)) {
+		return json.RawMessage(dec), nil
+	}
+	if json.Valid([]byte(v)) {
+		return json.RawMessage(v), nil
+	}
+	return nil, errors.New("invalid payload parameter: not (URI-encoded) JSON")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for start := 0; start <= len(v); {
+			end := start
+			for end < len(v) && v[end] != ',' {
+				end++
+			}
+			if equalFoldTrim(v[start:end], token) {
+				return true
+			}
+			start = end + 1
+		}
+	}
+	return false
+}
+
+func equalFoldTrim(s, token string) bool {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	if len(s) != len(token) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], token[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// acquireHub returns the store's hub, counting one more connection.
+func (s *Server) acquireHub(storeID string) (*hub, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hubs[storeID]
+	if h == nil {
+		h = newHub(s, storeID)
+		s.hubs[storeID] = h
+	}
+	if max := s.opts.MaxConnectionsPerStore; max > 0 && h.conns >= max {
+		return nil, fmt.Errorf("too many connections to store %q (limit %d)", storeID, max)
+	}
+	h.conns++
+	return h, nil
+}
+
+func (s *Server) releaseHub(h *hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.conns--
+	if h.conns == 0 && s.hubs[h.storeID] == h {
+		delete(s.hubs, h.storeID)
+	}
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+// Shutdown stops the server gracefully: new connections are refused, pushes
+// being processed are finished and acknowledged, then every connection is
+// closed with status 1001 (going away) after its queued messages are sent.
+// A push that was acknowledged is always stored. If ctx ends first, the
+// remaining connections are closed at once and ctx's error is returned.
+// Shutdown does not close the Storage, nor an http.Server serving s.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	if ctx.Err() == nil {
+		for _, c := range conns {
+			c.drain()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.abort()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.watcherWG.Wait()
+	})
+	return err
+}
+
+// Close stops the server at once: connections are closed without waiting
+// for in-flight work. Pushes already acknowledged are stored; a push being
+// stored when Close is called may or may not be, and is not acknowledged.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Shutdown(ctx)
+	return nil
+}

@@ -1,0 +1,59 @@
+package syncserver
+
+import (
+	"context"
+	"time"
+
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// Storage keeps the event logs of all stores. Implementations must be safe
+// for concurrent use. The server serialises the pushes it receives for one
+// store, but several server processes may share one Storage (see [Watcher]),
+// so Append must check the head and write in one atomic step.
+type Storage interface {
+	// BackendID returns the store's backend id, creating the store with a new
+	// random id on first use. The id never changes for the life of the
+	// store's data.
+	BackendID(ctx context.Context, storeID string) (string, error)
+
+	// Head returns the seqNum of the store's last event; 0 for an empty or
+	// unknown store.
+	Head(ctx context.Context, storeID string) (int64, error)
+
+	// Append stores batch (non-empty, already checked to form a chain) with
+	// createdAt, if and only if the store's head equals
+	// batch[0].ParentSeqNum. Otherwise it stores nothing and returns a
+	// *syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum:
+	// batch[0].ParentSeqNum}. When Append returns nil the batch is durable.
+	Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error
+
+	// Read returns, in order, at most limit events with after < seqNum <= upTo.
+	Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]StoredEvent, error)
+
+	// Count returns the number of events with after < seqNum <= upTo.
+	Count(ctx context.Context, storeID string, after, upTo int64) (int64, error)
+}
+
+// StoredEvent is an event as stored, with the time its batch was stored.
+type StoredEvent struct {
+	syncproto.Event
+	CreatedAt time.Time
+}
+
+// Watcher is implemented by a Storage that several server processes share.
+// The server calls Watch once, for its lifetime, so that live pulls learn of
+// events other processes appended.
+type Watcher interface {
+	// Watch blocks until ctx is done, calling changed(storeID, head) after
+	// another process may have appended to storeID; head is the new head, or
+	// 0 if unknown. changed("", 0) means any store may have changed (for
+	// example after the watch was re-established). Calls are sequential.
+	Watch(ctx context.Context, changed func(storeID string, head int64)) error
+}
+
+// FormatCreatedAt renders t as the reference does (JavaScript's
+// Date.prototype.toISOString): UTC, millisecond precision, "Z" suffix.
+func FormatCreatedAt(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}

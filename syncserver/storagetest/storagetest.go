@@ -1,0 +1,230 @@
+// Package storagetest is a conformance suite for implementations of
+// syncserver.Storage. An implementation's tests call [Run] with a function
+// that opens a fresh, empty storage.
+package storagetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
+)
+
+// Chain returns n chained events after seqNum after, with small JSON args.
+func Chain(after int64, n int, clientID string) []syncproto.Event {
+	out := make([]syncproto.Event, n)
+	for i := range out {
+		seq := after + int64(i) + 1
+		out[i] = syncproto.Event{
+			Name:         "v1.Test",
+			Args:         json.RawMessage(fmt.Sprintf(`{"n":%d,"by":%q}`, seq, clientID)),
+			SeqNum:       seq,
+			ParentSeqNum: seq - 1,
+			ClientID:     clientID,
+			SessionID:    "session-" + clientID,
+		}
+	}
+	return out
+}
+
+// Run runs the conformance tests; open must return a new, empty storage
+// (and arrange for it to be closed when the test ends).
+func Run(t *testing.T, open func(t *testing.T) syncserver.Storage) {
+	t.Run("BackendID", func(t *testing.T) { testBackendID(t, open(t)) })
+	t.Run("AppendRead", func(t *testing.T) { testAppendRead(t, open(t)) })
+	t.Run("ServerAhead", func(t *testing.T) { testServerAhead(t, open(t)) })
+	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, open(t)) })
+	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func testBackendID(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	a, err := s.BackendID(c, "store-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) < 8 {
+		t.Fatalf("backend id %q is too short", a)
+	}
+	again, err := s.BackendID(c, "store-a")
+	if err != nil || again != a {
+		t.Fatalf("second BackendID = %q, %v; want %q", again, err, a)
+	}
+	b, err := s.BackendID(c, "store-b")
+	if err != nil || b == a {
+		t.Fatalf("store-b backend id = %q, %v; must differ from %q", b, err, a)
+	}
+	head, err := s.Head(c, "unknown-store")
+	if err != nil || head != 0 {
+		t.Fatalf("Head(unknown) = %d, %v", head, err)
+	}
+}
+
+func testAppendRead(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	created := time.Date(2025, 3, 4, 5, 6, 7, 891_000_000, time.UTC)
+	batch := Chain(0, 5, "c1")
+	batch[1].Args = nil                              // JSON null
+	batch[2].Args = json.RawMessage(`"a<b>&\u00e9"`) // kept as sent
+	if err := s.Append(c, "s", batch, created); err != nil {
+		t.Fatal(err)
+	}
+	// Append on a store never seen before creates it.
+	if id, err := s.BackendID(c, "s"); err != nil || id == "" {
+		t.Fatalf("BackendID after Append = %q, %v", id, err)
+	}
+	later := created.Add(time.Second)
+	if err := s.Append(c, "s", Chain(5, 3, "c2"), later); err != nil {
+		t.Fatal(err)
+	}
+	head, err := s.Head(c, "s")
+	if err != nil || head != 8 {
+		t.Fatalf("Head = %d, %v; want 8", head, err)
+	}
+	all, err := s.Read(c, "s", 0, 100, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 8 {
+		t.Fatalf("read %d events, want 8", len(all))
+	}
+	for i, ev := range all {
+		want := batch
+		at := created
+		j := i
+		if i >= 5 {
+			want, at, j = Chain(5, 3, "c2"), later, i-5
+		}
+		got := ev.Event
+		if got.SeqNum != want[j].SeqNum || got.ParentSeqNum != want[j].ParentSeqNum || got.Name != want[j].Name ||
+			got.ClientID != want[j].ClientID || got.SessionID != want[j].SessionID || string(got.Args) != string(want[j].Args) {
+			t.Errorf("event %d = %+v (args %s), want %+v (args %s)", i, got, got.Args, want[j], want[j].Args)
+		}
+		if !ev.CreatedAt.Equal(at) {
+			t.Errorf("event %d createdAt = %v, want %v", i, ev.CreatedAt, at)
+		}
+	}
+	page, err := s.Read(c, "s", 2, 6, 3)
+	if err != nil || len(page) != 3 || page[0].SeqNum != 3 || page[2].SeqNum != 5 {
+		t.Fatalf("Read(2, 6, limit 3) = %d events, %v", len(page), err)
+	}
+	page, err = s.Read(c, "s", 6, 7, 100)
+	if err != nil || len(page) != 1 || page[0].SeqNum != 7 {
+		t.Fatalf("Read(6, 7) = %v, %v", page, err)
+	}
+	for _, tc := range []struct{ after, upTo, want int64 }{{0, 8, 8}, {3, 8, 5}, {3, 5, 2}, {8, 8, 0}, {0, 100, 8}} {
+		n, err := s.Count(c, "s", tc.after, tc.upTo)
+		if err != nil || n != tc.want {
+			t.Errorf("Count(%d, %d) = %d, %v; want %d", tc.after, tc.upTo, n, err, tc.want)
+		}
+	}
+	if err := s.Append(c, "s", nil, created); err != nil {
+		t.Errorf("empty Append: %v", err)
+	}
+}
+
+func testServerAhead(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	if err := s.Append(c, "s", Chain(0, 4, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, parent := range []int64{0, 2, 7} {
+		batch := Chain(parent, 2, "c2")
+		err := s.Append(c, "s", batch, time.Now())
+		var ahead *syncproto.ServerAheadError
+		if !errors.As(err, &ahead) || *ahead != (syncproto.ServerAheadError{MinimumExpectedNum: 4, ProvidedNum: parent}) {
+			t.Errorf("Append on parent %d: err = %v, want ServerAheadError{4, %d}", parent, err, parent)
+		}
+	}
+	if n, _ := s.Count(c, "s", 0, 1000); n != 4 {
+		t.Errorf("%d events after refused appends, want 4", n)
+	}
+	if head, _ := s.Head(c, "s"); head != 4 {
+		t.Errorf("head = %d after refused appends, want 4", head)
+	}
+}
+
+// testConcurrentAppends races writers on one head: exactly one batch per
+// head wins and the log stays gap-free.
+func testConcurrentAppends(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	const writers, rounds = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := fmt.Sprintf("w%d", w)
+			for range rounds {
+				for {
+					head, err := s.Head(c, "race")
+					if err != nil {
+						errs <- err
+						return
+					}
+					err = s.Append(c, "race", Chain(head, 3, client), time.Now())
+					var ahead *syncproto.ServerAheadError
+					if errors.As(err, &ahead) {
+						continue
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	events, err := s.Read(c, "race", 0, 1<<40, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != writers*rounds*3 {
+		t.Fatalf("%d events, want %d", len(events), writers*rounds*3)
+	}
+	for i, ev := range events {
+		if ev.SeqNum != int64(i+1) || ev.ParentSeqNum != int64(i) {
+			t.Fatalf("event %d has seqNum %d parent %d", i, ev.SeqNum, ev.ParentSeqNum)
+		}
+		// Batches are never interleaved.
+		if i%3 != 0 && ev.ClientID != events[i-1].ClientID {
+			t.Fatalf("event %d from %s inside a batch of %s", i, ev.ClientID, events[i-1].ClientID)
+		}
+	}
+}
+
+func testIsolation(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	if err := s.Append(c, "one", Chain(0, 3, "a"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(c, "two", Chain(0, 1, "b"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s.Head(c, "two"); head != 1 {
+		t.Fatalf("head of two = %d", head)
+	}
+	evs, err := s.Read(c, "two", 0, 10, 10)
+	if err != nil || len(evs) != 1 || evs[0].ClientID != "b" {
+		t.Fatalf("read two = %v, %v", evs, err)
+	}
+}
