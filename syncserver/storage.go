@@ -57,3 +57,11 @@ type Watcher interface {
 func FormatCreatedAt(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
+
+// StoreInfo summarises one store of a Storage, for tools such as devtools.
+type StoreInfo struct {
+	StoreID   string    `json:"storeId"`
+	BackendID string    `json:"backendId"`
+	Head      int64     `json:"head"`
+	CreatedAt time.Time `json:"createdAt"`
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livestore-go/livestore/devtools"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
@@ -30,6 +31,7 @@ type serveConfig struct {
 	maxConnsPerStore int
 	logLevel         string
 	shutdownTimeout  time.Duration
+	devtools         bool
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,12 +46,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
 	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
-		fmt.Fprintln(stderr, "GET /health and GET /metrics report health and Prometheus metrics.")
+		fmt.Fprintln(stderr, "GET /health and GET /metrics report health and Prometheus metrics;")
+		fmt.Fprintln(stderr, "/_devtools/ shows the stores and their events.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -87,7 +91,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
-	if err := mountExtras(mux, cfg, logger); err != nil {
+	if err := mountExtras(mux, cfg, storage, logger); err != nil {
 		_ = srv.Close()
 		return err
 	}
@@ -101,6 +105,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stdout, "livestore sync server listening on ws://%s (storage: %s)\n", ln.Addr(), describe)
+	if cfg.devtools {
+		fmt.Fprintf(stdout, "devtools: http://%s/_devtools/\n", ln.Addr())
+	}
 
 	select {
 	case err := <-served:
@@ -144,11 +151,18 @@ func openStorage(ctx context.Context, cfg serveConfig) (storage syncserver.Stora
 	return st, "sqlite " + strings.TrimPrefix(path, "./"), func() { _ = st.Close() }, nil
 }
 
-// mountExtras is where other handlers join the sync server on the same mux
-// (for example a devtools page under /_devtools/). Use paths other than
-// /health and /metrics; requests with the sync query parameters storeId and
-// transport are meant for the sync endpoint, which serves "/".
-func mountExtras(mux *http.ServeMux, cfg serveConfig, logger *slog.Logger) error {
-	_, _, _ = mux, cfg, logger
+// mountExtras joins other handlers to the sync server on the same mux: the
+// devtools page under /_devtools/. Requests with the sync query parameters
+// storeId and transport are meant for the sync endpoint, which serves "/".
+func mountExtras(mux *http.ServeMux, cfg serveConfig, storage syncserver.Storage, logger *slog.Logger) error {
+	if !cfg.devtools {
+		return nil
+	}
+	src, ok := storage.(devtools.Source)
+	if !ok {
+		return fmt.Errorf("devtools: storage %T cannot list its stores", storage)
+	}
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.Handler(src, devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
 	return nil
 }

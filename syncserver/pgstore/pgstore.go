@@ -330,3 +330,24 @@ func (s *Store) DropSchema(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s.schema}.Sanitize()+" CASCADE")
 	return err
 }
+
+// Stores lists every store, by id.
+func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
+	rows, err := s.pool.Query(ctx, "SELECT store_id, backend_id, head, created_at FROM "+s.stores+" ORDER BY store_id")
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list stores: %w", err)
+	}
+	defer rows.Close()
+	var out []syncserver.StoreInfo
+	for rows.Next() {
+		var si syncserver.StoreInfo
+		if err := rows.Scan(&si.StoreID, &si.BackendID, &si.Head, &si.CreatedAt); err != nil {
+			return nil, fmt.Errorf("pgstore: list stores: %w", err)
+		}
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: list stores: %w", err)
+	}
+	return out, nil
+}

@@ -391,3 +391,22 @@ func wrap(op, storeID string, err error) error {
 	}
 	return fmt.Errorf("sqlitestore: %s %q: %w", op, storeID, err)
 }
+
+// Stores lists every store, by id.
+func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
+	var out []syncserver.StoreInfo
+	err := s.read(ctx, func(conn *sqlite.Conn) error {
+		return sqlitex.Execute(conn, "SELECT store_id, backend_id, head, created_at FROM stores ORDER BY store_id", &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error {
+				created, _ := time.Parse(time.RFC3339Nano, stmt.ColumnText(3))
+				out = append(out, syncserver.StoreInfo{StoreID: stmt.ColumnText(0), BackendID: stmt.ColumnText(1),
+					Head: stmt.ColumnInt64(2), CreatedAt: created})
+				return nil
+			},
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list stores: %w", err)
+	}
+	return out, nil
+}

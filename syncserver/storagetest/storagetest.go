@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) syncserver.Storage) {
 	t.Run("ServerAhead", func(t *testing.T) { testServerAhead(t, open(t)) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
+	t.Run("Stores", func(t *testing.T) { testStores(t, open(t)) })
 }
 
 func ctx(t *testing.T) context.Context {
@@ -226,5 +227,36 @@ func testIsolation(t *testing.T, s syncserver.Storage) {
 	evs, err := s.Read(c, "two", 0, 10, 10)
 	if err != nil || len(evs) != 1 || evs[0].ClientID != "b" {
 		t.Fatalf("read two = %v, %v", evs, err)
+	}
+}
+
+// lister is implemented by storages that can list their stores.
+type lister interface {
+	Stores(ctx context.Context) ([]syncserver.StoreInfo, error)
+}
+
+func testStores(t *testing.T, s syncserver.Storage) {
+	l, ok := s.(lister)
+	if !ok {
+		t.Fatalf("%T does not list its stores", s)
+	}
+	c := ctx(t)
+	idB, err := s.BackendID(c, "b-store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BackendID(c, "a-store"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(c, "b-store", Chain(0, 3, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Stores(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].StoreID != "a-store" || got[1].StoreID != "b-store" ||
+		got[1].Head != 3 || got[1].BackendID != idB || got[0].Head != 0 || got[1].CreatedAt.IsZero() {
+		t.Fatalf("stores = %+v", got)
 	}
 }
