@@ -25,8 +25,9 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 		return nil
 	}
 	type prepared struct {
-		def  Definition
-		args json.RawMessage
+		def   Definition
+		args  json.RawMessage
+		value any
 	}
 	batch := make([]prepared, len(events))
 	for i, ev := range events {
@@ -37,11 +38,11 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 		if _, ok := s.schema.materializers[ev.Name]; !ok {
 			return &UnknownEventError{Name: ev.Name, Reason: "no materializer"}
 		}
-		raw, err := encodeArgs(def, ev)
+		raw, value, err := encodeArgs(def, ev)
 		if err != nil {
 			return fmt.Errorf("livestore: commit: %w", err)
 		}
-		batch[i] = prepared{def, raw}
+		batch[i] = prepared{def, raw, value}
 	}
 	if err := s.acquireWrite(ctx); err != nil {
 		return err
@@ -57,7 +58,9 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 		}
 		head := s.head
 		evs := make([]eventlog.Event, len(batch))
+		values := make([]any, len(batch))
 		for i, p := range batch {
+			values[i] = p.value
 			ev := eventlog.Event{
 				ParentSeqNum: head,
 				Name:         p.def.Name(),
@@ -74,7 +77,7 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 			evs[i] = ev
 			head = ev.SeqNum
 		}
-		if err := s.materializeGroup(evs, true, s.keepChangesets(), written); err != nil {
+		if err := s.materializeGroupValues(evs, values, true, s.keepChangesets(), written); err != nil {
 			s.w.Rollback()
 			return err
 		}
@@ -101,6 +104,12 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 // event's sequence number, so the group can be rolled back later. Tables
 // written are added to written (when not nil).
 func (s *Store) materializeGroup(evs []eventlog.Event, appendLog, keep bool, written map[string]struct{}) error {
+	return s.materializeGroupValues(evs, nil, appendLog, keep, written)
+}
+
+// materializeGroupValues is materializeGroup with the decoded arguments of
+// evs given (values[i] for evs[i]), when the caller has them.
+func (s *Store) materializeGroupValues(evs []eventlog.Event, values []any, appendLog, keep bool, written map[string]struct{}) error {
 	run := func() error {
 		for i := range evs {
 			if appendLog {
@@ -108,7 +117,11 @@ func (s *Store) materializeGroup(evs []eventlog.Event, appendLog, keep bool, wri
 					return fmt.Errorf("livestore: commit: %w", err)
 				}
 			}
-			if err := s.materialize(&evs[i], written); err != nil {
+			var v any
+			if values != nil {
+				v = values[i]
+			}
+			if err := s.materialize(&evs[i], v, written); err != nil {
 				return err
 			}
 		}
@@ -138,7 +151,7 @@ func (s *Store) materializeGroup(evs []eventlog.Event, appendLog, keep bool, wri
 // materialize runs ev's materializer and applies its writes on the write
 // connection, inside the caller's transaction. Tables the writes touch are
 // added to written (when not nil).
-func (s *Store) materialize(ev *eventlog.Event, written map[string]struct{}) (err error) {
+func (s *Store) materialize(ev *eventlog.Event, args any, written map[string]struct{}) (err error) {
 	def, ok := s.schema.events[ev.Name]
 	m, hasM := s.schema.materializers[ev.Name]
 	if !ok || !hasM {
@@ -148,9 +161,10 @@ func (s *Store) materialize(ev *eventlog.Event, written map[string]struct{}) (er
 		}
 		return s.unknownEvent(*ev, uerr)
 	}
-	args, err := def.decode(ev.Args)
-	if err != nil {
-		return &MaterializerError{Event: ev.Name, SeqNum: ev.SeqNum.String(), Err: err}
+	if args == nil {
+		if args, err = def.decode(ev.Args); err != nil {
+			return &MaterializerError{Event: ev.Name, SeqNum: ev.SeqNum.String(), Err: err}
+		}
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -48,6 +48,11 @@ func (d *EventDef[T]) decode(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
+func (d *EventDef[T]) typed(v any) (any, bool) {
+	x, ok := v.(T)
+	return x, ok
+}
+
 func (d *EventDef[T]) hash() int64 {
 	d.hashOnce.Do(func() {
 		var zero T
@@ -96,6 +101,8 @@ type Definition interface {
 	Name() string
 	IsClientOnly() bool
 	decode(raw json.RawMessage) (any, error)
+	// typed returns v when it already is a value of the argument type.
+	typed(v any) (any, bool)
 	hash() int64
 }
 
@@ -108,9 +115,17 @@ type Event struct {
 	Args any
 }
 
-// encodeArgs turns ev.Args into JSON and checks it decodes into the
+// encodeArgs turns ev.Args into JSON and returns it with the decoded
+// arguments, checking that JSON given by the caller decodes into the
 // definition's argument type.
-func encodeArgs(def Definition, ev Event) (json.RawMessage, error) {
+func encodeArgs(def Definition, ev Event) (json.RawMessage, any, error) {
+	if v, ok := def.typed(ev.Args); ok {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %s: encode args: %w", ev.Name, err)
+		}
+		return b, v, nil
+	}
 	var raw json.RawMessage
 	switch a := ev.Args.(type) {
 	case json.RawMessage:
@@ -120,7 +135,7 @@ func encodeArgs(def Definition, ev Event) (json.RawMessage, error) {
 	default:
 		b, err := json.Marshal(a)
 		if err != nil {
-			return nil, fmt.Errorf("event %s: encode args: %w", ev.Name, err)
+			return nil, nil, fmt.Errorf("event %s: encode args: %w", ev.Name, err)
 		}
 		raw = b
 	}
@@ -128,14 +143,15 @@ func encodeArgs(def Definition, ev Event) (json.RawMessage, error) {
 		raw = json.RawMessage("{}")
 	}
 	if !json.Valid(raw) {
-		return nil, fmt.Errorf("event %s: args are not valid JSON", ev.Name)
+		return nil, nil, fmt.Errorf("event %s: args are not valid JSON", ev.Name)
 	}
-	if _, err := def.decode(raw); err != nil {
-		return nil, err
+	v, err := def.decode(raw)
+	if err != nil {
+		return nil, nil, err
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("event %s: args: %w", ev.Name, err)
+		return nil, nil, fmt.Errorf("event %s: args: %w", ev.Name, err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), v, nil
 }

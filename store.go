@@ -376,7 +376,7 @@ func (s *Store) rebuildState(ctx context.Context) error {
 			pending = append(pending, ev)
 			return nil
 		}
-		if err := s.materialize(&ev, nil); err != nil {
+		if err := s.materialize(&ev, nil, nil); err != nil {
 			return err
 		}
 		done++
