@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/memsync"
 )
 
 func BenchmarkCommitSingle(b *testing.B) {
@@ -31,9 +33,25 @@ func BenchmarkCommitSingle(b *testing.B) {
 	}
 }
 
+// BenchmarkCommitBatch1000 commits batches of 1,000 events, in a local-only
+// store and in a store with sync configured (offline), which also records
+// the changesets a rebase needs.
 func BenchmarkCommitBatch1000(b *testing.B) {
+	b.Run("local", func(b *testing.B) { benchBatch(b, nil) })
+	b.Run("sync", func(b *testing.B) {
+		link := memsync.NewServer().NewLink()
+		link.SetOnline(false)
+		benchBatch(b, &livestore.SyncOptions{Backend: link, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	})
+}
+
+func benchBatch(b *testing.B, sync *livestore.SyncOptions) {
 	a := newTodoApp(b)
-	s := openStore(b, a.schema, b.TempDir())
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Sync: sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
 	ctx := context.Background()
 	batch := make([]livestore.Event, 1000)
 	b.ResetTimer()
