@@ -379,3 +379,24 @@ func IsNotADatabase(err error) bool {
 	c := sqlite.ErrCode(err).ToPrimary()
 	return c == sqlite.ResultNotADB || c == sqlite.ResultCorrupt
 }
+
+// LastInsertRowID is the rowid of the most recent successful INSERT.
+func (c *Conn) LastInsertRowID() int64 { return c.c.LastInsertRowID() }
+
+// Savepoint runs fn inside a savepoint: when fn fails its changes are rolled
+// back (and the enclosing transaction, if any, goes on); otherwise they are
+// kept.
+func (c *Conn) Savepoint(fn func() error) (err error) {
+	if err := c.Exec("SAVEPOINT livestore_sp"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			c.Exec("ROLLBACK TO livestore_sp")
+		}
+		if rerr := c.Exec("RELEASE livestore_sp"); err == nil {
+			err = rerr
+		}
+	}()
+	return fn()
+}

@@ -18,9 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
+	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -36,7 +34,7 @@ type Options struct {
 // Store is a [syncserver.Storage] backed by one SQLite file. It is safe for
 // concurrent use; Close it when done.
 type Store struct {
-	readers *sqlitex.Pool
+	readers *sqlite.Pool
 	writer  *sqlite.Conn
 	jobs    chan *job
 	maxJobs int
@@ -83,27 +81,20 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 64
 	}
-	w, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenWAL|sqlite.OpenURI)
+	// WAL, synchronous=FULL and a busy timeout come with sqlite.Open.
+	w, err := sqlite.Open(path, sqlite.OpenOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	for _, pragma := range []string{"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON"} {
-		if err := sqlitex.ExecuteTransient(w, pragma, nil); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("sqlitestore: set up %s: %s: %w", path, pragma, err)
-		}
+	if err := w.Exec("PRAGMA foreign_keys = ON"); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: set up %s: %w", path, err)
 	}
-	if err := sqlitex.ExecuteScript(w, schema, nil); err != nil {
+	if err := w.Exec(schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create tables in %s: %w", path, err)
 	}
-	readers, err := sqlitex.NewPool(path, sqlitex.PoolOptions{
-		Flags:    sqlite.OpenReadOnly | sqlite.OpenWAL | sqlite.OpenURI,
-		PoolSize: opts.ReadConns,
-		PrepareConn: func(conn *sqlite.Conn) error {
-			return sqlitex.ExecuteTransient(conn, "PRAGMA busy_timeout = 5000", nil)
-		},
-	})
+	readers, err := sqlite.OpenPool(path, opts.ReadConns, sqlite.OpenOptions{ReadOnly: true})
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: open readers for %s: %w", path, err)
@@ -197,17 +188,19 @@ func (s *Store) writeLoop() {
 
 func (s *Store) runGroup(group []*job) {
 	conn := s.writer
-	err := func() (err error) {
-		end, err := sqlitex.ImmediateTransaction(conn)
-		if err != nil {
+	err := func() error {
+		if err := conn.Begin(); err != nil {
 			return err
 		}
-		defer end(&err)
 		for _, j := range group {
 			if j.err = j.ctx.Err(); j.err != nil {
 				continue
 			}
-			j.err = savepoint(conn, j.fn)
+			j.err = conn.Savepoint(func() error { return j.fn(conn) })
+		}
+		if err := conn.Commit(); err != nil {
+			conn.Rollback()
+			return err
 		}
 		return nil
 	}()
@@ -217,12 +210,6 @@ func (s *Store) runGroup(group []*job) {
 		}
 		close(j.done)
 	}
-}
-
-func savepoint(conn *sqlite.Conn, fn func(*sqlite.Conn) error) (err error) {
-	release := sqlitex.Save(conn)
-	defer release(&err)
-	return fn(conn)
 }
 
 // read runs fn on a read connection.
@@ -241,20 +228,16 @@ func (s *Store) read(ctx context.Context, fn func(conn *sqlite.Conn) error) erro
 // storeRow finds the store's key, backend id and head, creating the store if
 // create is set.
 func storeRow(conn *sqlite.Conn, storeID string, create bool) (key int64, backendID string, head int64, found bool, err error) {
-	err = sqlitex.Execute(conn, "SELECT id, backend_id, head FROM stores WHERE store_id = ?", &sqlitex.ExecOptions{
-		Args: []any{storeID},
-		ResultFunc: func(stmt *sqlite.Stmt) error {
-			key, backendID, head, found = stmt.ColumnInt64(0), stmt.ColumnText(1), stmt.ColumnInt64(2), true
-			return nil
-		},
+	err = conn.Query("SELECT id, backend_id, head FROM stores WHERE store_id = ?", []any{storeID}, func(r *sqlite.Row) error {
+		key, backendID, head, found = r.Int64(0), r.Text(1), r.Int64(2), true
+		return nil
 	})
 	if err != nil || found || !create {
 		return key, backendID, head, found, err
 	}
 	backendID = syncserver.NewBackendID()
-	err = sqlitex.Execute(conn, "INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)", &sqlitex.ExecOptions{
-		Args: []any{storeID, backendID, syncserver.FormatCreatedAt(time.Now())},
-	})
+	err = conn.Exec("INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)",
+		storeID, backendID, syncserver.FormatCreatedAt(time.Now()))
 	return conn.LastInsertRowID(), backendID, 0, true, err
 }
 
@@ -305,34 +288,18 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 		if head != batch[0].ParentSeqNum {
 			return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: batch[0].ParentSeqNum}
 		}
-		stmt, err := conn.Prepare("INSERT INTO events (store, seq_num, parent_seq_num, name, args, client_id, session_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-		if err != nil {
-			return err
-		}
 		for _, ev := range batch {
-			stmt.BindInt64(1, key)
-			stmt.BindInt64(2, ev.SeqNum)
-			stmt.BindInt64(3, ev.ParentSeqNum)
-			stmt.BindText(4, ev.Name)
-			if len(ev.Args) == 0 || string(ev.Args) == "null" {
-				stmt.BindNull(5)
-			} else {
-				stmt.BindText(5, string(ev.Args))
+			var args any
+			if len(ev.Args) > 0 && string(ev.Args) != "null" {
+				args = string(ev.Args)
 			}
-			stmt.BindText(6, ev.ClientID)
-			stmt.BindText(7, ev.SessionID)
-			stmt.BindInt64(8, ms)
-			_, err := stmt.Step()
-			if rerr := stmt.Reset(); err == nil {
-				err = rerr
-			}
+			err := conn.Exec("INSERT INTO events (store, seq_num, parent_seq_num, name, args, client_id, session_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				key, ev.SeqNum, ev.ParentSeqNum, ev.Name, args, ev.ClientID, ev.SessionID, ms)
 			if err != nil {
 				return fmt.Errorf("insert event %d: %w", ev.SeqNum, err)
 			}
 		}
-		return sqlitex.Execute(conn, "UPDATE stores SET head = ? WHERE id = ?", &sqlitex.ExecOptions{
-			Args: []any{batch[len(batch)-1].SeqNum, key},
-		})
+		return conn.Exec("UPDATE stores SET head = ? WHERE id = ?", batch[len(batch)-1].SeqNum, key)
 	})
 	var ahead *syncproto.ServerAheadError
 	if errors.As(err, &ahead) {
@@ -345,28 +312,25 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]syncserver.StoredEvent, error) {
 	var out []syncserver.StoredEvent
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
-		return sqlitex.Execute(conn, `SELECT e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, e.created_at_ms
+		return conn.Query(`SELECT e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, e.created_at_ms
 			FROM events e JOIN stores s ON e.store = s.id
 			WHERE s.store_id = ? AND e.seq_num > ? AND e.seq_num <= ?
-			ORDER BY e.seq_num LIMIT ?`, &sqlitex.ExecOptions{
-			Args: []any{storeID, after, upTo, limit},
-			ResultFunc: func(stmt *sqlite.Stmt) error {
-				ev := syncserver.StoredEvent{
-					Event: syncproto.Event{
-						SeqNum:       stmt.ColumnInt64(0),
-						ParentSeqNum: stmt.ColumnInt64(1),
-						Name:         stmt.ColumnText(2),
-						ClientID:     stmt.ColumnText(4),
-						SessionID:    stmt.ColumnText(5),
-					},
-					CreatedAt: time.UnixMilli(stmt.ColumnInt64(6)).UTC(),
-				}
-				if !stmt.ColumnIsNull(3) {
-					ev.Args = []byte(stmt.ColumnText(3))
-				}
-				out = append(out, ev)
-				return nil
-			},
+			ORDER BY e.seq_num LIMIT ?`, []any{storeID, after, upTo, limit}, func(r *sqlite.Row) error {
+			ev := syncserver.StoredEvent{
+				Event: syncproto.Event{
+					SeqNum:       r.Int64(0),
+					ParentSeqNum: r.Int64(1),
+					Name:         r.Text(2),
+					ClientID:     r.Text(4),
+					SessionID:    r.Text(5),
+				},
+				CreatedAt: time.UnixMilli(r.Int64(6)).UTC(),
+			}
+			if !r.IsNull(3) {
+				ev.Args = []byte(r.Text(3))
+			}
+			out = append(out, ev)
+			return nil
 		})
 	})
 	return out, wrap("read", storeID, err)
@@ -376,11 +340,10 @@ func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, lim
 func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (int64, error) {
 	var n int64
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
-		return sqlitex.Execute(conn, `SELECT count(*) FROM events e JOIN stores s ON e.store = s.id
-			WHERE s.store_id = ? AND e.seq_num > ? AND e.seq_num <= ?`, &sqlitex.ExecOptions{
-			Args:       []any{storeID, after, upTo},
-			ResultFunc: func(stmt *sqlite.Stmt) error { n = stmt.ColumnInt64(0); return nil },
-		})
+		var err error
+		n, _, err = conn.QueryInt64(`SELECT count(*) FROM events e JOIN stores s ON e.store = s.id
+			WHERE s.store_id = ? AND e.seq_num > ? AND e.seq_num <= ?`, storeID, after, upTo)
+		return err
 	})
 	return n, wrap("count", storeID, err)
 }
@@ -396,13 +359,10 @@ func wrap(op, storeID string, err error) error {
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	var out []syncserver.StoreInfo
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
-		return sqlitex.Execute(conn, "SELECT store_id, backend_id, head, created_at FROM stores ORDER BY store_id", &sqlitex.ExecOptions{
-			ResultFunc: func(stmt *sqlite.Stmt) error {
-				created, _ := time.Parse(time.RFC3339Nano, stmt.ColumnText(3))
-				out = append(out, syncserver.StoreInfo{StoreID: stmt.ColumnText(0), BackendID: stmt.ColumnText(1),
-					Head: stmt.ColumnInt64(2), CreatedAt: created})
-				return nil
-			},
+		return conn.Query("SELECT store_id, backend_id, head, created_at FROM stores ORDER BY store_id", nil, func(r *sqlite.Row) error {
+			created, _ := time.Parse(time.RFC3339Nano, r.Text(3))
+			out = append(out, syncserver.StoreInfo{StoreID: r.Text(0), BackendID: r.Text(1), Head: r.Int64(2), CreatedAt: created})
+			return nil
 		})
 	})
 	if err != nil {
