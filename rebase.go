@@ -126,9 +126,14 @@ func (s *Store) applyUpstream(ctx context.Context, incoming []syncproto.PullItem
 		if m < len(pending) {
 			cut = pending[m]
 		}
-		keep := upstreamHead
-		if cut > 0 {
+		// keep is the last event that stays, with its real rebase generation
+		// (the upstream head event may itself be a rebased local event).
+		keep := s.head
+		switch {
+		case cut > 0:
 			keep = local[cut-1].SeqNum
+		case len(local) > 0:
+			keep = local[0].ParentSeqNum
 		}
 		rolled := local[cut:]
 		if err := s.rollbackAfter(keep, rolled, written); err != nil {

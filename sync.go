@@ -278,7 +278,8 @@ func (y *syncer) session(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, y.classify(ctx, fmt.Errorf("pull: %w", err))
 	}
-	pages := make(chan pageResult)
+	// Buffered: pages read ahead while a rebase runs are applied together.
+	pages := make(chan pageResult, readAheadPages)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -320,25 +321,65 @@ func (y *syncer) session(ctx context.Context) (progressed bool, err error) {
 		case <-y.kick:
 			y.publish()
 		case pr := <-pages:
-			if pr.err != nil {
-				return progressed, y.classify(ctx, fmt.Errorf("pull: %w", pr.err))
-			}
-			if !progressed {
-				progressed = true
-				y.setState(func() { y.connected, y.lastErr = true, nil })
-			}
-			if err := y.applyPage(ctx, pr.page); err != nil {
-				return progressed, y.classify(ctx, err)
-			}
-			serverAhead = false
-			if pr.page.PageInfo.Kind == syncproto.NoMore {
-				y.mu.Lock()
-				y.caughtUp = true
-				y.mu.Unlock()
+			for _, pr := range mergeReadyPages(pr, pages) {
+				if pr.err != nil {
+					return progressed, y.classify(ctx, fmt.Errorf("pull: %w", pr.err))
+				}
+				if !progressed {
+					progressed = true
+					y.setState(func() { y.connected, y.lastErr = true, nil })
+				}
+				if err := y.applyPage(ctx, pr.page); err != nil {
+					return progressed, y.classify(ctx, err)
+				}
+				serverAhead = false
+				if pr.page.PageInfo.Kind == syncproto.NoMore {
+					y.mu.Lock()
+					y.caughtUp = true
+					y.mu.Unlock()
+				}
 			}
 			y.publish()
 		}
 	}
+}
+
+// Bounds of page coalescing: pages read ahead of the processor, and events
+// applied in one transaction.
+const (
+	readAheadPages  = 16
+	maxMergedEvents = 1000
+)
+
+// mergeReadyPages returns first followed by the pages already waiting in
+// pages, consecutive ones merged into one page where possible. Applying a
+// page with pending local events costs a rollback and a rebase of all of
+// them; a client with many pending events that applied the live pages of a
+// busy store one by one could fall further behind with every page and never
+// get to push.
+func mergeReadyPages(first pageResult, pages <-chan pageResult) []pageResult {
+	out := []pageResult{first}
+	n := len(first.page.Batch)
+	for first.err == nil && n < maxMergedEvents {
+		var next pageResult
+		select {
+		case next = <-pages:
+		default:
+			return out
+		}
+		last := &out[len(out)-1]
+		if next.err != nil || last.err != nil || next.page.BackendID != last.page.BackendID {
+			out = append(out, next)
+			if next.err != nil {
+				return out
+			}
+			continue
+		}
+		last.page.Batch = append(append([]syncproto.PullItem(nil), last.page.Batch...), next.page.Batch...)
+		last.page.PageInfo = next.page.PageInfo
+		n += len(next.page.Batch)
+	}
+	return out
 }
 
 // classify turns errors the processor cannot recover from by reconnecting

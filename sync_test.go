@@ -96,6 +96,18 @@ func waitConvergedState(t testing.TB, srv *memsync.Server, compareState bool, st
 	}
 	want := eventsString(srv.Events("shared"))
 	for i, s := range stores {
+		// Every event's parent is exactly the event before it, generation
+		// included.
+		prev := eventlog.Root
+		for ev, err := range s.Events(ctx, eventlog.Root) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.ParentSeqNum != prev {
+				t.Fatalf("store %d: %s has parent %s, the event before it is %s", i, ev.SeqNum, ev.ParentSeqNum, prev)
+			}
+			prev = ev.SeqNum
+		}
 		if got := eventsString(syncedEvents(t, s)); got != want {
 			t.Fatalf("store %d eventlog differs from the server's:\n%s\nserver:\n%s", i, got, want)
 		}

@@ -1,0 +1,106 @@
+package livestore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// burstBackend serves one live pull: an empty first page, then, once burst
+// is closed, one page per upstream event, all at once. Pushes are always
+// answered "server ahead", so the client's events stay pending.
+type burstBackend struct {
+	events int
+	burst  chan struct{}
+}
+
+func (b *burstBackend) Connect(context.Context, string, json.RawMessage) (livestore.SyncConn, error) {
+	return &burstConn{b: b}, nil
+}
+
+type burstConn struct{ b *burstBackend }
+
+func (c *burstConn) Pull(context.Context, *syncproto.Cursor, bool) (livestore.PullStream, error) {
+	return &burstStream{b: c.b}, nil
+}
+
+func (c *burstConn) Push(_ context.Context, batch []syncproto.Event, _ *string) error {
+	return &syncproto.ServerAheadError{MinimumExpectedNum: int64(c.b.events), ProvidedNum: batch[0].ParentSeqNum}
+}
+
+func (c *burstConn) Close() error { return nil }
+
+type burstStream struct {
+	b    *burstBackend
+	sent int
+}
+
+func (s *burstStream) Next(ctx context.Context) (syncproto.PullResponse, error) {
+	page := syncproto.PullResponse{Batch: []syncproto.PullItem{}, BackendID: "burst"}
+	if s.sent == 0 {
+		s.sent++
+		return page, nil
+	}
+	select {
+	case <-s.b.burst:
+	case <-ctx.Done():
+		return page, ctx.Err()
+	}
+	if s.sent > s.b.events {
+		<-ctx.Done()
+		return page, io.EOF
+	}
+	seq := int64(s.sent)
+	s.sent++
+	page.Batch = []syncproto.PullItem{{Event: syncproto.Event{Name: "v1.TodoCreated",
+		Args:   json.RawMessage(fmt.Sprintf(`{"id":"up%d","text":"u"}`, seq)),
+		SeqNum: seq, ParentSeqNum: seq - 1, ClientID: "other", SessionID: "other-s"}}}
+	return page, nil
+}
+
+func (s *burstStream) Close() error { return nil }
+
+// TestSyncCoalescesReadyPages: pages that arrive while the processor is busy
+// are applied together, with one rollback and rebase of the pending events,
+// rather than one rebase per page. Found by the reliability suite: with
+// hundreds of pending events, a store rebasing once per live page (a page
+// per push of a busy store) fell further behind and could not push.
+func TestSyncCoalescesReadyPages(t *testing.T) {
+	a := newTodoApp(t)
+	b := &burstBackend{events: 60, burst: make(chan struct{})}
+	s := openSynced(t, a.schema, t.TempDir(), &livestore.SyncOptions{Backend: b, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	ctx := context.Background()
+	evs := make([]livestore.Event, 300)
+	for i := range evs {
+		evs[i] = a.created.New(todoCreated{ID: fmt.Sprint("mine", i), Text: "m"})
+	}
+	mustCommit(t, s, evs...)
+	close(b.burst)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := s.SyncStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UpstreamHead == int64(b.events) {
+			// One rebase per applied group of pages.
+			if gen := st.LocalHead.RebaseGeneration; gen > int64(b.events)/4 {
+				t.Fatalf("%d rebases for %d pages that were ready together", gen, b.events)
+			}
+			if st.PendingCount != len(evs) || st.LocalHead.Global != int64(b.events+len(evs)) {
+				t.Fatalf("status %+v", st)
+			}
+			break
+		}
+		if st.Stopped || time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
