@@ -33,9 +33,10 @@ import (
 
 // Defaults of [Options] fields left zero.
 const (
-	DefaultPingInterval    = 10 * time.Second
-	DefaultWriteTimeout    = 30 * time.Second
-	DefaultMaxMessageBytes = 16 << 20
+	DefaultPingInterval     = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultMaxMessageBytes  = 16 << 20
 )
 
 // Options configure [Dial]. StoreID is required.
@@ -55,6 +56,11 @@ type Options struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds the sending of one message. Default 30 s.
 	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the WebSocket upgrade in Dial (connecting,
+	// sending the request, reading the response), also when Dial's context
+	// has no deadline: a server or network that swallows the request must
+	// not keep a reconnecting client waiting forever. Default 30 s.
+	HandshakeTimeout time.Duration
 	// MaxMessageBytes bounds one incoming message. Default 16 MiB.
 	MaxMessageBytes int64
 	// HTTPClient is used for the upgrade request; nil means the default.
@@ -122,6 +128,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -129,7 +138,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: opts.Header, HTTPClient: opts.HTTPClient})
+	hctx, hcancel := context.WithTimeout(ctx, opts.HandshakeTimeout)
+	defer hcancel() // the context bounds the handshake only, not the connection
+	ws, resp, err := websocket.Dial(hctx, u, &websocket.DialOptions{HTTPHeader: opts.Header, HTTPClient: opts.HTTPClient})
 	if err != nil {
 		de := &DialError{Err: err}
 		if resp != nil {

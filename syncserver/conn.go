@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,16 +155,17 @@ func (c *conn) handle(data []byte) {
 	}
 	switch m := msg.(type) {
 	case *syncproto.Request:
+		m.ID = canonicalRequestID(m.ID)
 		c.handleRequest(m)
 	case *syncproto.Ack:
 		c.mu.Lock()
-		p := c.pulls[m.RequestID]
+		p := c.pulls[canonicalRequestID(m.RequestID)]
 		c.mu.Unlock()
 		if p != nil {
 			p.ack()
 		}
 	case *syncproto.Interrupt:
-		c.interrupt(m.RequestID)
+		c.interrupt(canonicalRequestID(m.RequestID))
 	case *syncproto.Ping:
 		c.send(&syncproto.Pong{})
 	case *syncproto.Eof:
@@ -184,7 +186,7 @@ func (c *conn) protocolError(err error) {
 	case me.Syntax:
 		c.send(&syncproto.Defect{Defect: syncproto.EncodeDefect("SyntaxError", me.Err.Error())})
 	case me.RequestID != "":
-		c.send(syncproto.ExitDie(me.RequestID, me.Err.Error()))
+		c.send(syncproto.ExitDie(canonicalRequestID(me.RequestID), me.Err.Error()))
 	case me.Tag != "":
 		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + me.Tag)})
 	default:
@@ -257,8 +259,32 @@ func (c *conn) handleRequest(req *syncproto.Request) {
 	case syncproto.TagPull:
 		c.startPull(req)
 	default:
+		// The reference answers with a Defect for the connection, not an
+		// Exit for the request.
 		c.srv.metrics.protocolErrors.Inc()
-		c.send(syncproto.ExitDie(req.ID, "Unknown request tag: "+req.Tag))
+		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + req.Tag)})
+	}
+}
+
+// canonicalRequestID is the form in which the reference echoes a request id:
+// it parses ids as big integers, so "007" is request "7" (in its answers and
+// for Acks and Interrupts) and "-0" is "0". Ids that are not decimal integer
+// strings are returned unchanged.
+func canonicalRequestID(id string) string {
+	if !syncproto.ValidRequestID(id) {
+		return id
+	}
+	neg := id[0] == '-'
+	digits := strings.TrimLeft(strings.TrimPrefix(id, "-"), "0")
+	switch {
+	case digits == "":
+		return "0"
+	case neg:
+		return "-" + digits
+	case len(digits) == len(id):
+		return id
+	default:
+		return digits
 	}
 }
 

@@ -34,10 +34,6 @@
 //     is stored (the reference stores it);
 //   - a request whose id is not a decimal integer string is answered with an
 //     Exit carrying a defect (the reference's connection handler dies);
-//   - an unknown procedure is answered with an Exit for that request, not a
-//     connection-wide Defect, so the client's other requests go on;
-//   - a request for another store than the connection's fails with
-//     UnknownError (the reference ignores the request's storeId);
 //   - a push's acknowledgement is sent before its live update (the reference
 //     may send the update first), and live updates go only to open live
 //     pulls (the reference also sends them to finished pulls);

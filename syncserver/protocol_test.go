@@ -93,8 +93,8 @@ func TestPushErrors(t *testing.T) {
 			`{"_tag":"Exit","requestId":"6","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"malformed batch: events do not form a chain: event 1 (v1.TodoCreated) has parentSeqNum 6, want 5 (the seqNum of event 0)"}}}}}`},
 		{"batch over MaxBatchSize", pushMsg(t, "7", "errs", chain(4, 6, "b"), &id),
 			`{"_tag":"Exit","requestId":"7","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"batch of 6 events exceeds the server's limit of 5 events per push"}}}}}`},
-		{"other store", pushMsg(t, "8", "other", chain(4, 1, "b"), &id),
-			`{"_tag":"Exit","requestId":"8","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"push for store \"other\" on a connection to store \"errs\""}}}}}`},
+		// As in the reference, the URL names the store, not the payload.
+		{"payload names another store", pushMsg(t, "8", "other", chain(4, 1, "b"), &id), fmt.Sprintf(pushOK, "8")},
 		{"payload missing fields", `{"_tag":"Request","id":"9","tag":"SyncWsRpc.Push","payload":{"storeId":"errs","batch":[{"name":"x"}],"backendId":{"_tag":"None"}},"headers":[]}`,
 			`{"_tag":"Exit","requestId":"9","exit":{"_tag":"Failure","cause":{"_tag":"Die","defect":"decode push request: batch[0]: missing field \"seqNum\""}}}`},
 	}
@@ -106,11 +106,12 @@ func TestPushErrors(t *testing.T) {
 		})
 	}
 	c.t = t
-	checkLog(t, ts, "errs", 4)
+	checkLog(t, ts, "errs", 5)
+	checkLog(t, ts, "other", 0)
 	// The connection still works.
-	c.send(pushMsg(t, "10", "errs", chain(4, 5, "b"), &id))
+	c.send(pushMsg(t, "10", "errs", chain(5, 5, "b"), &id))
 	c.expect(fmt.Sprintf(pushOK, "10"))
-	checkLog(t, ts, "errs", 9)
+	checkLog(t, ts, "errs", 10)
 }
 
 func TestBadInputKeepsConnection(t *testing.T) {
@@ -126,8 +127,9 @@ func TestBadInputKeepsConnection(t *testing.T) {
 		{"malformed json", `{"_tag":"Request","id":"0"`, `^\{"_tag":"Defect","defect":\{"name":"SyntaxError","message":"[^"]+"\}\}$`},
 		{"not an object", `[1,2,3]`, `^\{"_tag":"Defect","defect":"message is not a JSON object"\}$`},
 		{"unknown envelope tag", `{"_tag":"Hello"}`, `^\{"_tag":"Defect","defect":"Unknown request tag: Hello"\}$`},
+		// A Defect for the connection, as the reference answers.
 		{"unknown procedure", `{"_tag":"Request","id":"3","tag":"SyncWsRpc.Admin","payload":{},"headers":[]}`,
-			`^\{"_tag":"Exit","requestId":"3","exit":\{"_tag":"Failure","cause":\{"_tag":"Die","defect":"Unknown request tag: SyncWsRpc.Admin"\}\}\}$`},
+			`^\{"_tag":"Defect","defect":"Unknown request tag: SyncWsRpc.Admin"\}$`},
 		{"non-numeric request id", `{"_tag":"Request","id":"abc","tag":"SyncWsRpc.Pull","payload":{"storeId":"bad","live":false,"cursor":{"_tag":"None"}},"headers":[]}`,
 			`^\{"_tag":"Exit","requestId":"abc","exit":\{"_tag":"Failure","cause":\{"_tag":"Die","defect":"invalid request id \\"abc\\": must be a decimal integer string such as \\"0\\""\}\}\}$`},
 		{"numeric json id", `{"_tag":"Request","id":5,"tag":"SyncWsRpc.Pull","payload":{},"headers":[]}`,
@@ -305,8 +307,11 @@ func TestPullErrors(t *testing.T) {
 	id := backendID(t, ts, "perr")
 	c.send(pullMsg(t, "0", "perr", true, &syncproto.Cursor{BackendID: "old-backend", EventSequenceNumber: 3}))
 	c.expect(`{"_tag":"Exit","requestId":"0","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"BackendIdMismatchError","expected":"` + id + `","received":"old-backend"}}}}`)
+	// As in the reference, the URL names the store, not the payload.
 	c.send(pullMsg(t, "1", "other", false, nil))
-	c.expect(`{"_tag":"Exit","requestId":"1","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"pull for store \"other\" on a connection to store \"perr\""}}}}}`)
+	c.expect(`{"_tag":"Chunk","requestId":"1","values":[{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"` + id + `"}]}`)
+	c.send(`{"_tag":"Ack","requestId":"1"}`)
+	c.expect(`{"_tag":"Exit","requestId":"1","exit":{"_tag":"Success"}}`)
 	// Reusing the id of an open pull is refused; the open pull continues.
 	c.send(pullMsg(t, "2", "perr", true, nil))
 	page(t, c.recv(), "2")
@@ -315,4 +320,65 @@ func TestPullErrors(t *testing.T) {
 	c.send(pushMsg(t, "3", "perr", chain(0, 1, "a"), nil))
 	c.expect(fmt.Sprintf(pushOK, "3"))
 	page(t, c.recv(), "2")
+}
+
+// TestRequestIDsAreCanonical checks that request ids are echoed as the
+// reference echoes them, parsed as integers: "007" is request "7", for the
+// answers and for the client's Acks.
+func TestRequestIDsAreCanonical(t *testing.T) {
+	ts := startServer(t, syncserver.Options{})
+	c := dialRaw(t, ts, "ids")
+	id := backendID(t, ts, "ids")
+	empty := func(req string) string {
+		return `{"_tag":"Chunk","requestId":"` + req + `","values":[{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"` + id + `"}]}`
+	}
+	c.send(pullMsg(t, "007", "ids", false, nil))
+	c.expect(empty("7"))
+	c.send(`{"_tag":"Ack","requestId":"7"}`)
+	c.expect(`{"_tag":"Exit","requestId":"7","exit":{"_tag":"Success"}}`)
+	c.send(pullMsg(t, "-0", "ids", false, nil))
+	c.expect(empty("0"))
+	c.send(`{"_tag":"Ack","requestId":"000"}`)
+	c.expect(`{"_tag":"Exit","requestId":"0","exit":{"_tag":"Success"}}`)
+	c.send(pushMsg(t, "0012", "ids", chain(0, 1, "a"), nil))
+	c.expect(fmt.Sprintf(pushOK, "12"))
+	big := "18446744073709551617"
+	c.send(pullMsg(t, big, "ids", true, nil))
+	page(t, c.recv(), big)
+	c.send(`{"_tag":"Interrupt","requestId":"0` + big + `"}`)
+	c.expect(`{"_tag":"Exit","requestId":"` + big + `","exit":{"_tag":"Failure","cause":{"_tag":"Interrupt","fiberId":{"_tag":"Runtime","id":-499,"startTimeMillis":0}}}}`)
+}
+
+// TestPullPagesInWindowsOf256 checks the reference's paging: the log is read
+// 256 events at a time and each window is cut into pages of at most 100, so
+// 260 events come as 100, 100, 56, 4.
+func TestPullPagesInWindowsOf256(t *testing.T) {
+	ts := startServer(t, syncserver.Options{})
+	c := dialRaw(t, ts, "window")
+	for i := range 3 {
+		n := min(100, 260-i*100)
+		c.send(pushMsg(t, fmt.Sprint(i), "window", chain(int64(i*100), n, "w"), nil))
+		c.expect(fmt.Sprintf(pushOK, fmt.Sprint(i)))
+	}
+	c.send(pullMsg(t, "3", "window", false, nil))
+	want := []struct {
+		n    int
+		info syncproto.PageInfo
+	}{
+		{100, syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 160}},
+		{100, syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 60}},
+		{56, syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 4}},
+		{4, syncproto.PageInfo{Kind: syncproto.NoMore}},
+	}
+	for i, w := range want {
+		if i > 0 {
+			c.send(`{"_tag":"Ack","requestId":"3"}`)
+		}
+		res := page(t, c.recv(), "3")
+		if len(res.Batch) != w.n || res.PageInfo != w.info {
+			t.Fatalf("page %d: %d events, %+v; want %d, %+v", i, len(res.Batch), res.PageInfo, w.n, w.info)
+		}
+	}
+	c.send(`{"_tag":"Ack","requestId":"3"}`)
+	c.expect(`{"_tag":"Exit","requestId":"3","exit":{"_tag":"Success"}}`)
 }

@@ -30,10 +30,8 @@ func (c *conn) doPush(req *syncproto.Request) (result string) {
 		c.send(syncproto.ExitDie(req.ID, err.Error()))
 		return pushRejected
 	}
-	if p.StoreID != c.hub.storeID {
-		c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: fmt.Sprintf("push for store %q on a connection to store %q", p.StoreID, c.hub.storeID)}))
-		return pushRejected
-	}
+	// As in the reference, the connection's URL names the store (the one
+	// Auth admitted); the payload's storeId is not checked.
 	if len(p.Batch) == 0 {
 		c.send(syncproto.ExitSuccess(req.ID, pushAck))
 		return pushOK

@@ -15,15 +15,17 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { makeAdapter } from '@livestore/adapter-node'
-import { createStorePromise } from '@livestore/livestore'
+import { createStorePromise, StoreInternalsSymbol } from '@livestore/livestore'
 import { makeWsSync } from '@livestore/sync-cf/client'
+import { Effect } from 'effect'
 import WebSocket from 'ws'
 
 import { events, schema, tables } from './schema.mjs'
 import { fetchServerEvents } from './server-events.mjs'
 
 // stdout carries exactly one line, the result; library logging goes to stderr.
-const writeResult = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`)
+// It is awaited: process.exit() would cut a large result written to a pipe.
+const writeResult = (obj) => new Promise((resolve) => process.stdout.write(`${JSON.stringify(obj)}\n`, resolve))
 for (const level of ['log', 'info', 'debug', 'warn']) console[level] = console.error
 
 // Node 20 has no global WebSocket; makeWsSync needs one.
@@ -31,7 +33,9 @@ globalThis.WebSocket ??= WebSocket
 
 const usage = `usage: node client.mjs --url ws://HOST:PORT --store ID [--commit N] [--prefix P]
   [--wait-rows M] [--timeout-ms T] [--storage memory|fs:DIR] [--client-id ID]
-  [--complete K] [--delete K] [--deleted-at ISO] [--annotate] [--note-bytes B]`
+  [--complete K] [--delete K] [--deleted-at ISO] [--annotate] [--note-bytes B]
+  [--text-suffix S] [--wait-server-events N] [--wait-server-head] [--session-id ID]
+  [--eventlog-out FILE]`
 
 const { values: opts } = parseArgs({
   options: {
@@ -48,6 +52,11 @@ const { values: opts } = parseArgs({
     'deleted-at': { type: 'string', default: '2025-01-02T03:04:05.678Z' },
     annotate: { type: 'boolean', default: false },
     'note-bytes': { type: 'string', default: '0' },
+    'text-suffix': { type: 'string', default: '' },
+    'eventlog-out': { type: 'string' },
+    'wait-server-head': { type: 'boolean', default: false },
+    'wait-server-events': { type: 'string', default: '0' },
+    'session-id': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -71,6 +80,7 @@ const timeoutMs = intOpt('timeout-ms')
 const completeCount = Math.min(intOpt('complete'), commitCount)
 const deleteCount = Math.min(intOpt('delete'), commitCount)
 const noteBytes = intOpt('note-bytes')
+const waitServerEvents = intOpt('wait-server-events')
 const deletedAt = new Date(opts['deleted-at'])
 if (Number.isNaN(deletedAt.getTime())) fail(1, `--deleted-at is not a date: ${opts['deleted-at']}`)
 
@@ -96,6 +106,8 @@ const storageOpt = () => {
   return fail(1, `--storage must be memory or fs:DIR, got ${opts.storage}`)
 }
 const { storage, clientId } = storageOpt()
+// A session id per run (the Node adapter's default is "static" for all).
+const sessionId = opts['session-id'] ?? randomId()
 const prefix = opts.prefix ?? clientId
 
 const note = (i) => ({
@@ -113,7 +125,7 @@ const readState = (store) => ({
 })
 
 const main = async () => {
-  const adapter = makeAdapter({ storage, clientId, sync: { backend: makeWsSync({ url: opts.url }) } })
+  const adapter = makeAdapter({ storage, clientId, sessionId, sync: { backend: makeWsSync({ url: opts.url }) } })
   const store = await createStorePromise({ adapter, schema, storeId: opts.store })
 
   let committed = 0
@@ -123,7 +135,7 @@ const main = async () => {
   }
   const ids = Array.from({ length: commitCount }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`)
   ids.forEach((id, i) => {
-    commit(events.todoCreated({ id, text: `todo ${i} from ${prefix}` }))
+    commit(events.todoCreated({ id, text: `todo ${i} from ${prefix}${opts['text-suffix']}` }))
     if (opts.annotate) commit(events.todoAnnotated({ id, note: note(i) }))
   })
   ids.slice(0, completeCount).forEach((id) => commit(events.todoCompleted({ id })))
@@ -141,28 +153,54 @@ const main = async () => {
   }
 
   // Shutting down with events still on their way to the server loses them,
-  // so wait until the server itself lists every event of this client.
+  // so wait until the server itself lists every event of this run (this
+  // client id and this run's session id: an fs client reopened keeps its
+  // client id).
   let onServer = -1
-  while (committed > 0) {
+  let serverHead = 0
+  while (committed > 0 || opts['wait-server-head'] || waitServerEvents > 0) {
     try {
       const serverEvents = await fetchServerEvents({
         url: opts.url,
         storeId: opts.store,
         timeoutMs: Math.max(1000, Math.min(10_000, remainingMs())),
       })
-      onServer = serverEvents.filter((e) => e.clientId === clientId).length
-      if (onServer >= committed) break
+      onServer = serverEvents.filter((e) => e.clientId === clientId && e.sessionId === sessionId).length
+      serverHead = serverEvents.at(-1)?.seqNum ?? 0
+      if (onServer >= committed && serverEvents.length >= waitServerEvents) break
     } catch (err) {
       console.error(`reading the server's events: ${err.message}`)
     }
     if (remainingMs() <= 0) {
-      console.error(`timeout: the server has ${onServer} of ${committed} events of client ${clientId}`)
+      console.error(
+        `timeout: the server has ${onServer} of ${committed} events of client ${clientId}, e${serverHead} of e${waitServerEvents}`,
+      )
       process.exit(2)
     }
     await sleep(200)
   }
 
-  writeResult({ storeId: opts.store, clientId, committed, ...readState(store) })
+  // With --wait-server-head, the printed state includes every event the
+  // server had at that point, not only --wait-rows rows.
+  const globalOf = (seqNum) => Number(/^e(\d+)/.exec(seqNum)?.[1] ?? 0)
+  while (opts['wait-server-head']) {
+    const status = store.syncStatus()
+    if (status.pendingCount === 0 && globalOf(status.localHead) >= serverHead) break
+    if (remainingMs() <= 0) {
+      console.error(`timeout: local head ${status.localHead} (${status.pendingCount} pending), server head e${serverHead}`)
+      process.exit(2)
+    }
+    await sleep(100)
+  }
+
+  if (opts['eventlog-out'] !== undefined) {
+    // The leader's eventlog database (SQLite file bytes), for checks of the
+    // events' sequence numbers, rebase generations and encodings.
+    const leader = store[StoreInternalsSymbol].clientSession.leaderThread
+    fs.writeFileSync(opts['eventlog-out'], await Effect.runPromise(leader.getEventlogData))
+  }
+
+  await writeResult({ storeId: opts.store, clientId, committed, ...readState(store) })
   await store.shutdownPromise()
 }
 

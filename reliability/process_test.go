@@ -1,0 +1,163 @@
+package reliability
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// livestoreBinary builds cmd/livestore once per test run and returns its
+// path.
+func livestoreBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			goTool = "go"
+		}
+		path := filepath.Join(binDir, "livestore")
+		cmd := exec.Command(goTool, "build", "-o", path, "github.com/livestore-go/livestore/cmd/livestore")
+		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
+		buildOnce.path = path
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("go build ./cmd/livestore: %v\n%s", buildOnce.err, buildOnce.out)
+	}
+	return buildOnce.path
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serveProc is one `livestore serve` process. Its output is kept and shown
+// if the test fails.
+type serveProc struct {
+	t    testing.TB
+	addr string
+	args []string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{} // closed when the process has exited
+	wait error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 { // keep the beginning; enough to diagnose
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServe runs `livestore serve --addr addr args...` and waits until it
+// listens. The process is killed when the test ends, if still running.
+func startServe(t testing.TB, addr string, args ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{t: t, addr: addr, args: args, out: &lockedBuffer{}}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("output of livestore serve on %s:\n%s", addr, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *serveProc) start() {
+	t := p.t
+	t.Helper()
+	args := append([]string{"serve", "--addr", p.addr, "--log-level", "warn"}, p.args...)
+	p.cmd = exec.Command(livestoreBinary(t), args...)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		seen := false
+		for sc.Scan() {
+			fmt.Fprintln(p.out, sc.Text())
+			if !seen && strings.Contains(sc.Text(), "listening on") {
+				seen = true
+				close(listening)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		p.wait = p.cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case <-listening:
+	case <-p.done:
+		t.Fatalf("livestore serve on %s exited at start (%v):\n%s", p.addr, p.wait, p.out.String())
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Fatalf("livestore serve on %s did not start within 30s:\n%s", p.addr, p.out.String())
+	}
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (p *serveProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// restart starts the process again with the same address and arguments.
+func (p *serveProc) restart() {
+	p.t.Helper()
+	p.kill()
+	p.start()
+}
+
+func (p *serveProc) url() string { return "ws://" + p.addr }
