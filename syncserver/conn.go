@@ -64,6 +64,10 @@ func (c *conn) run() {
 	c.log.Debug("connected")
 	c.wg.Add(1)
 	go c.writeLoop()
+	if every := c.srv.opts.PingInterval; every > 0 {
+		c.wg.Add(1)
+		go c.pingLoop(every)
+	}
 	err := c.readLoop()
 	c.cancel()
 	c.stopPulls()
@@ -100,6 +104,34 @@ func (c *conn) readLoop() error {
 			continue
 		}
 		c.handle(buf.Bytes())
+	}
+}
+
+// pingLoop sends a WebSocket ping every interval and aborts the connection
+// when its pong does not arrive within the following interval. The pong is
+// read by readLoop, which always runs.
+func (c *conn) pingLoop(every time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, every)
+		err := c.ws.Ping(ctx)
+		cancel()
+		if err == nil {
+			continue
+		}
+		if c.ctx.Err() == nil {
+			c.srv.metrics.pingTimeouts.Inc()
+			c.log.Info("client did not answer a ping; disconnecting", "after", every, "err", err)
+			c.abort()
+		}
+		return
 	}
 }
 

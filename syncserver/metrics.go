@@ -26,6 +26,7 @@ type metrics struct {
 	eventsSent     prometheus.Counter
 	pushDuration   prometheus.Histogram
 	protocolErrors prometheus.Counter
+	pingTimeouts   prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -60,8 +61,12 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "livestore_sync_protocol_errors_total",
 			Help: "Messages answered with a protocol error (undecodable, unknown tag, bad request id, over a limit).",
 		}),
+		pingTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livestore_sync_ping_timeouts_total",
+			Help: "Connections closed because the client did not answer a WebSocket ping in time.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors} {
+	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors, m.pingTimeouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

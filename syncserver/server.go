@@ -23,6 +23,7 @@ const (
 	DefaultMaxBatchSize    = 1000
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMaxPendingBytes = 64 << 20
+	DefaultPingInterval    = 30 * time.Second
 )
 
 // AuthFunc decides whether a client may connect to a store. payload is the
@@ -59,6 +60,13 @@ type Options struct {
 	// that falls further behind is disconnected (status 1008) and can pull
 	// again. Default 64 MiB.
 	MaxPendingBytes int
+	// PingInterval is the time between the WebSocket pings the server sends
+	// each client; a client whose pong does not arrive within the next
+	// interval is disconnected. This ends half-open connections (a client
+	// that vanished without closing, a dead NAT mapping) and frees their
+	// pulls. Browsers and WebSocket libraries answer pings by themselves.
+	// Default 30 s; negative disables.
+	PingInterval time.Duration
 	// OriginPatterns, if set, restricts the Origin header of WebSocket
 	// upgrades (see websocket.AcceptOptions). By default every origin is
 	// accepted, as by the reference: apps run on other origins and
@@ -115,6 +123,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxPendingBytes <= 0 {
 		opts.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
 	}
 	if opts.Registry == nil {
 		opts.Registry = defaultRegistry()

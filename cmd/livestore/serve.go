@@ -31,6 +31,7 @@ type serveConfig struct {
 	maxConnsPerStore int
 	logLevel         string
 	shutdownTimeout  time.Duration
+	pingInterval     time.Duration
 	devtools         bool
 }
 
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/")
+	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
@@ -84,6 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxMessageBytes:        cfg.maxMessageBytes,
 		MaxBatchSize:           cfg.maxBatchSize,
 		MaxConnectionsPerStore: cfg.maxConnsPerStore,
+		PingInterval:           cfg.pingInterval,
 	})
 	if err != nil {
 		return err
