@@ -23,11 +23,6 @@ import (
 // json.RawMessage takes the text as is; structs, maps, slices (other than
 // []byte) and interfaces are decoded from JSON text.
 
-type decoder[T any] struct {
-	cols   []string
-	fields []fieldSetter
-}
-
 type fieldSetter struct {
 	index []int // nil: whole value
 	set   func(v reflect.Value, r *sqlite.Row, col int) error
@@ -38,33 +33,34 @@ type decoderKey struct {
 	cols string
 }
 
-// decoders caches column-to-field plans per (type, column list).
+// decoderCache holds column-to-field plans per (type, column list).
 type decoderCache struct{ m sync.Map }
 
-func decodeRows[T any](cache *decoderCache, r *sqlite.Row, out *[]T) error {
-	var zero T
-	t := reflect.TypeOf(&zero).Elem()
-	n := r.ColumnCount()
-	var names strings.Builder
-	for i := 0; i < n; i++ {
-		names.WriteString(r.ColumnName(i))
-		names.WriteByte(0)
-	}
-	key := decoderKey{t, names.String()}
-	var plan []fieldSetter
-	if v, ok := cache.m.Load(key); ok {
-		plan = v.([]fieldSetter)
-	} else {
-		p, err := makePlan(t, r)
+// rowDecoder decodes the rows of one query into Ts. Its plan is looked up
+// (or made) on the first row: every row of a statement has the same columns.
+type rowDecoder[T any] struct {
+	cache *decoderCache
+	t     reflect.Type
+	plan  []fieldSetter
+	ready bool
+}
+
+func newRowDecoder[T any](cache *decoderCache) *rowDecoder[T] {
+	return &rowDecoder[T]{cache: cache, t: reflect.TypeFor[T]()}
+}
+
+func (d *rowDecoder[T]) decode(r *sqlite.Row, out *[]T) error {
+	if !d.ready {
+		plan, err := d.cache.plan(d.t, r)
 		if err != nil {
 			return err
 		}
-		cache.m.Store(key, p)
-		plan = p
+		d.plan, d.ready = plan, true
 	}
-	var v T
-	rv := reflect.ValueOf(&v).Elem()
-	for col, f := range plan {
+	var zero T
+	*out = append(*out, zero)
+	rv := reflect.ValueOf(&(*out)[len(*out)-1]).Elem()
+	for col, f := range d.plan {
 		if f.set == nil {
 			continue
 		}
@@ -73,11 +69,25 @@ func decodeRows[T any](cache *decoderCache, r *sqlite.Row, out *[]T) error {
 			dst = rv.FieldByIndex(f.index)
 		}
 		if err := f.set(dst, r, col); err != nil {
-			return fmt.Errorf("decode column %q into %s: %w", r.ColumnName(col), t, err)
+			*out = (*out)[:len(*out)-1]
+			return fmt.Errorf("decode column %q into %s: %w", r.ColumnName(col), d.t, err)
 		}
 	}
-	*out = append(*out, v)
 	return nil
+}
+
+// plan returns the plan decoding rows shaped like r into t.
+func (c *decoderCache) plan(t reflect.Type, r *sqlite.Row) ([]fieldSetter, error) {
+	key := decoderKey{t, strings.Join(r.ColumnNames(), "\x00")}
+	if v, ok := c.m.Load(key); ok {
+		return v.([]fieldSetter), nil
+	}
+	p, err := makePlan(t, r)
+	if err != nil {
+		return nil, err
+	}
+	c.m.Store(key, p)
+	return p, nil
 }
 
 func makePlan(t reflect.Type, r *sqlite.Row) ([]fieldSetter, error) {
@@ -108,7 +118,7 @@ func makePlan(t reflect.Type, r *sqlite.Row) ([]fieldSetter, error) {
 				idx, ok = fields[strings.ToLower(name)]
 			}
 			if ok {
-				plan[i] = fieldSetter{index: idx, set: setValue}
+				plan[i] = fieldSetter{index: idx, set: setterFor(t.FieldByIndex(idx).Type)}
 			}
 		}
 	default:
@@ -162,6 +172,46 @@ func structFields(t reflect.Type) map[string][]int {
 		}
 	}
 	return out
+}
+
+// setterFor returns setValue, or a shortcut doing the same for the common
+// destination kinds.
+func setterFor(t reflect.Type) func(v reflect.Value, r *sqlite.Row, col int) error {
+	if t == timeType || t == rawType {
+		return setValue
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return func(v reflect.Value, r *sqlite.Row, col int) error {
+			if r.Type(col) == sqlite.TypeNull {
+				v.SetString("")
+				return nil
+			}
+			v.SetString(r.Text(col))
+			return nil
+		}
+	case reflect.Int64, reflect.Int:
+		return func(v reflect.Value, r *sqlite.Row, col int) error {
+			if r.Type(col) != sqlite.TypeInteger {
+				return setValue(v, r, col)
+			}
+			n := r.Int64(col)
+			if v.OverflowInt(n) {
+				return fmt.Errorf("%d overflows %s", n, v.Type())
+			}
+			v.SetInt(n)
+			return nil
+		}
+	case reflect.Bool:
+		return func(v reflect.Value, r *sqlite.Row, col int) error {
+			if r.Type(col) != sqlite.TypeInteger {
+				return setValue(v, r, col)
+			}
+			v.SetBool(r.Int64(col) != 0)
+			return nil
+		}
+	}
+	return setValue
 }
 
 var (

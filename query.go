@@ -23,9 +23,9 @@ func Query[T any](ctx context.Context, r Reader, stmt Statement) ([]T, error) {
 		return nil, fmt.Errorf("livestore: query: %w", err)
 	}
 	out := []T{}
-	cache := r.decoderCache()
+	dec := newRowDecoder[T](r.decoderCache())
 	err = r.readRows(ctx, q, args, func(row *sqlite.Row) error {
-		return decodeRows(cache, row, &out)
+		return dec.decode(row, &out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("livestore: query: %w", err)

@@ -25,6 +25,9 @@ import (
 type Conn struct {
 	c    *sqlite.Conn
 	path string
+	// names holds the result column names of each prepared statement. The
+	// driver looks a name up by scanning a map; queries ask for them often.
+	names map[*sqlite.Stmt][]string
 }
 
 // OpenOptions configures Open.
@@ -125,7 +128,7 @@ func (c *Conn) Query(query string, args []any, fn func(*Row) error) error {
 	if err != nil {
 		return wrapErr(query, err)
 	}
-	return c.run(stmt, query, args, fn)
+	return c.run(stmt, query, args, fn, true)
 }
 
 // QueryTransient is Query without caching the prepared statement, for SQL that
@@ -139,10 +142,12 @@ func (c *Conn) QueryTransient(query string, args []any, fn func(*Row) error) err
 	if trailing != 0 && strings.TrimSpace(query[len(query)-trailing:]) != "" {
 		return fmt.Errorf("sqlite: %q: only one statement is allowed", query)
 	}
-	return c.run(stmt, query, args, fn)
+	return c.run(stmt, query, args, fn, false)
 }
 
-func (c *Conn) run(stmt *sqlite.Stmt, query string, args []any, fn func(*Row) error) (err error) {
+// run executes stmt; cached says whether stmt stays prepared on c (so its
+// column names may be remembered).
+func (c *Conn) run(stmt *sqlite.Stmt, query string, args []any, fn func(*Row) error, cached bool) (err error) {
 	defer func() {
 		if rerr := stmt.Reset(); err == nil && rerr != nil {
 			err = wrapErr(query, rerr)
@@ -158,6 +163,9 @@ func (c *Conn) run(stmt *sqlite.Stmt, query string, args []any, fn func(*Row) er
 		}
 	}
 	row := Row{stmt: stmt}
+	if cached {
+		row.conn = c
+	}
 	for {
 		ok, err := stmt.Step()
 		if err != nil {
@@ -212,13 +220,48 @@ func (c *Conn) InTransaction() bool { return !c.c.AutocommitEnabled() }
 func (c *Conn) Serialize() ([]byte, error) { return c.c.Serialize("main") }
 
 // Row gives access to the current result row of a query.
-type Row struct{ stmt *sqlite.Stmt }
+type Row struct {
+	stmt  *sqlite.Stmt
+	conn  *Conn
+	names []string
+}
+
+// ColumnNames are the names of the result columns, in order. The slice is
+// shared: callers must not modify it.
+func (r *Row) ColumnNames() []string {
+	if r.names == nil {
+		r.names = r.conn.columnNames(r.stmt)
+	}
+	return r.names
+}
+
+// columnNames returns stmt's column names, remembered on c; c may be nil
+// for a statement that is not kept.
+func (c *Conn) columnNames(stmt *sqlite.Stmt) []string {
+	if c != nil {
+		if names, ok := c.names[stmt]; ok {
+			return names
+		}
+	}
+	names := make([]string, stmt.ColumnCount())
+	for i := range names {
+		names[i] = stmt.ColumnName(i)
+	}
+	if c == nil {
+		return names
+	}
+	if c.names == nil {
+		c.names = make(map[*sqlite.Stmt][]string)
+	}
+	c.names[stmt] = names
+	return names
+}
 
 // ColumnCount is the number of result columns.
 func (r *Row) ColumnCount() int { return r.stmt.ColumnCount() }
 
 // ColumnName is the name of result column i.
-func (r *Row) ColumnName(i int) string { return r.stmt.ColumnName(i) }
+func (r *Row) ColumnName(i int) string { return r.ColumnNames()[i] }
 
 // Type is the storage class of column i in the current row.
 func (r *Row) Type(i int) Type { return Type(r.stmt.ColumnType(i)) }
