@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -31,8 +33,10 @@ type machine struct {
 	Kernel      string `json:"kernel"`
 	GoVersion   string `json:"goVersion"`
 	NodeVersion string `json:"nodeVersion,omitempty"`
-	LoadBefore  string `json:"loadBefore"` // /proc/loadavg when the run started
-	LoadAfter   string `json:"loadAfter"`
+	// Revision is the git commit measured ("+dirty" with uncommitted changes).
+	Revision   string `json:"revision,omitempty"`
+	LoadBefore string `json:"loadBefore"` // /proc/loadavg when the run started
+	LoadAfter  string `json:"loadAfter"`
 }
 
 type workloadReport struct {
@@ -101,6 +105,7 @@ func newReport(cfg config, node *nodeEnv) *report {
 		Kernel:     readTrim("/proc/sys/kernel/osrelease"),
 		GoVersion:  runtime.Version(),
 		LoadBefore: loadAvg(),
+		Revision:   gitRevision(),
 	}
 	if node != nil {
 		r.Machine.NodeVersion = node.version
@@ -119,6 +124,19 @@ func readTrim(path string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// gitRevision names the checkout the harness runs in, or "" outside one.
+func gitRevision() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += "+dirty"
+	}
+	return rev
 }
 
 // loadAvg is the 1, 5 and 15 minute load average, as uptime prints it.
@@ -272,7 +290,11 @@ func (r *report) markdown() string {
 	if m.NodeVersion != "" {
 		fmt.Fprintf(&b, ", Node %s", m.NodeVersion)
 	}
-	fmt.Fprintf(&b, ". Load average (1, 5, 15 min) at start `%s`, at end `%s`: the machine was shared with other builds and tests, so expect noise. Total %.0f s.\n\n", m.LoadBefore, m.LoadAfter, r.DurationSec)
+	fmt.Fprintf(&b, ". Load average (1, 5, 15 min) at start `%s`, at end `%s` (the benchmark itself keeps about one core busy). Total %.0f s.", m.LoadBefore, m.LoadAfter, r.DurationSec)
+	if m.Revision != "" {
+		fmt.Fprintf(&b, " Code: commit `%s`.", m.Revision)
+	}
+	b.WriteString("\n\n")
 
 	b.WriteString("Implementations:\n\n")
 	for _, impl := range allImpls {
