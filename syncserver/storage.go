@@ -65,3 +65,26 @@ type StoreInfo struct {
 	Head      int64     `json:"head"`
 	CreatedAt time.Time `json:"createdAt"`
 }
+
+// StoreCreator is implemented by a Storage that can create a store with a
+// given backend id. Moving a store to another storage (livestore export and
+// import) keeps its backend id this way, so its clients keep syncing instead
+// of treating the new server as a different one.
+type StoreCreator interface {
+	// CreateStore creates storeID, empty, with backendID. It does nothing
+	// if the store exists with that backend id, and returns a
+	// *BackendIDConflictError if it exists with another one.
+	CreateStore(ctx context.Context, storeID, backendID string) error
+}
+
+// BackendIDConflictError is the error of [StoreCreator.CreateStore] for a
+// store that exists with a different backend id.
+type BackendIDConflictError struct {
+	StoreID  string
+	Existing string // the store's backend id
+	Wanted   string // the one asked for
+}
+
+func (e *BackendIDConflictError) Error() string {
+	return "store " + e.StoreID + " exists with backend id " + e.Existing + ", not " + e.Wanted
+}

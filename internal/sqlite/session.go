@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strings"
 
 	"zombiezen.com/go/sqlite"
 )
@@ -154,4 +155,58 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// readingPragma reports whether the pragma's argument names what to read
+// rather than a value to set.
+func readingPragma(name string) bool {
+	switch strings.ToLower(name) {
+	case "table_info", "table_xinfo", "table_list", "index_list", "index_info",
+		"index_xinfo", "foreign_key_list", "integrity_check", "quick_check":
+		return true
+	}
+	return false
+}
+
+// QueryReadOnly is QueryTransient for untrusted SQL: the statement may only
+// read (SELECT, reading functions, PRAGMAs that report, such as
+// table_info(t) or user_version); writes, schema changes, ATTACH, transactions and PRAGMA
+// assignments are refused when it is prepared. It returns the names of the
+// result columns (also when there is no row).
+func (c *Conn) QueryReadOnly(query string, args []any, fn func(*Row) error) ([]string, error) {
+	if strings.TrimSpace(query) == "" {
+		return nil, fmt.Errorf("sqlite: empty statement")
+	}
+	var refused string
+	err := c.c.SetAuthorizer(sqlite.AuthorizeFunc(func(a sqlite.Action) sqlite.AuthResult {
+		switch a.Type() {
+		case sqlite.OpSelect, sqlite.OpRead, sqlite.OpFunction, sqlite.OpRecursive:
+			return sqlite.AuthResultOK
+		case sqlite.OpPragma:
+			if a.PragmaArg() == "" || readingPragma(a.Pragma()) {
+				return sqlite.AuthResultOK
+			}
+		}
+		if refused == "" {
+			refused = a.String()
+		}
+		return sqlite.AuthResultDeny
+	}))
+	if err != nil {
+		return nil, err
+	}
+	stmt, trailing, err := c.c.PrepareTransient(query)
+	c.c.SetAuthorizer(nil)
+	if err != nil {
+		if refused != "" {
+			return nil, fmt.Errorf("sqlite: %q: only reading statements are allowed (refused: %s)", query, refused)
+		}
+		return nil, wrapErr(query, err)
+	}
+	defer stmt.Finalize()
+	if trailing != 0 && strings.TrimSpace(query[len(query)-trailing:]) != "" {
+		return nil, fmt.Errorf("sqlite: %q: only one statement is allowed", query)
+	}
+	cols := (*Conn)(nil).columnNames(stmt)
+	return cols, c.run(stmt, query, args, fn, false)
 }

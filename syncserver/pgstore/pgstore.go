@@ -176,6 +176,24 @@ func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
 	return "", fmt.Errorf("pgstore: store %q vanished while being created", storeID)
 }
 
+// CreateStore implements [syncserver.StoreCreator].
+func (s *Store) CreateStore(ctx context.Context, storeID, backendID string) error {
+	if backendID == "" {
+		return fmt.Errorf("pgstore: create store %q: empty backend id", storeID)
+	}
+	if _, err := s.pool.Exec(ctx, s.insertQ, storeID, backendID); err != nil {
+		return fmt.Errorf("pgstore: create store %q: %w", storeID, err)
+	}
+	var existing string
+	if err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&existing); err != nil {
+		return fmt.Errorf("pgstore: create store %q: %w", storeID, err)
+	}
+	if existing != backendID {
+		return &syncserver.BackendIDConflictError{StoreID: storeID, Existing: existing, Wanted: backendID}
+	}
+	return nil
+}
+
 // Head implements [syncserver.Storage].
 func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
 	var head int64

@@ -262,6 +262,27 @@ func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
 	return id, wrap("create store", storeID, err)
 }
 
+// CreateStore implements [syncserver.StoreCreator].
+func (s *Store) CreateStore(ctx context.Context, storeID, backendID string) error {
+	if backendID == "" {
+		return fmt.Errorf("sqlitestore: create store %q: empty backend id", storeID)
+	}
+	err := s.write(ctx, func(conn *sqlite.Conn) error {
+		_, existing, _, found, err := storeRow(conn, storeID, false)
+		switch {
+		case err != nil:
+			return err
+		case found && existing != backendID:
+			return &syncserver.BackendIDConflictError{StoreID: storeID, Existing: existing, Wanted: backendID}
+		case found:
+			return nil
+		}
+		return conn.Exec("INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)",
+			storeID, backendID, syncserver.FormatCreatedAt(time.Now()))
+	})
+	return wrap("create store", storeID, err)
+}
+
 // Head implements [syncserver.Storage].
 func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
 	var head int64

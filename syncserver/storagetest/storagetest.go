@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) syncserver.Storage) {
 	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
 	t.Run("Stores", func(t *testing.T) { testStores(t, open(t)) })
+	t.Run("CreateStore", func(t *testing.T) { testCreateStore(t, open(t)) })
 }
 
 func ctx(t *testing.T) context.Context {
@@ -258,5 +259,49 @@ func testStores(t *testing.T, s syncserver.Storage) {
 	if len(got) != 2 || got[0].StoreID != "a-store" || got[1].StoreID != "b-store" ||
 		got[1].Head != 3 || got[1].BackendID != idB || got[0].Head != 0 || got[1].CreatedAt.IsZero() {
 		t.Fatalf("stores = %+v", got)
+	}
+}
+
+func testCreateStore(t *testing.T, s syncserver.Storage) {
+	cr, ok := s.(syncserver.StoreCreator)
+	if !ok {
+		t.Fatalf("%T cannot create stores with a given backend id", s)
+	}
+	c := ctx(t)
+	if err := cr.CreateStore(c, "moved", "backend-1"); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.BackendID(c, "moved"); err != nil || id != "backend-1" {
+		t.Fatalf("backend id %q, %v", id, err)
+	}
+	// Creating it again with the same id is a no-op; events stay.
+	if err := s.Append(c, "moved", Chain(0, 2, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cr.CreateStore(c, "moved", "backend-1"); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := s.Head(c, "moved"); err != nil || head != 2 {
+		t.Fatalf("head %d, %v", head, err)
+	}
+	// Another id is a conflict, and changes nothing.
+	err := cr.CreateStore(c, "moved", "backend-2")
+	var conflict *syncserver.BackendIDConflictError
+	if !errors.As(err, &conflict) || conflict.Existing != "backend-1" || conflict.Wanted != "backend-2" {
+		t.Fatalf("create with another backend id: %v", err)
+	}
+	if id, err := s.BackendID(c, "moved"); err != nil || id != "backend-1" {
+		t.Fatalf("backend id after conflict %q, %v", id, err)
+	}
+	// A store created by use gets a fresh id, which CreateStore then reports.
+	fresh, err := s.BackendID(c, "used")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cr.CreateStore(c, "used", "backend-3"); !errors.As(err, &conflict) || conflict.Existing != fresh {
+		t.Fatalf("create over a used store: %v", err)
+	}
+	if err := cr.CreateStore(c, "empty-id", ""); err == nil {
+		t.Fatal("empty backend id accepted")
 	}
 }
