@@ -1,7 +1,7 @@
 # Two commands set everything up and run it:
 #   make serve   the sync server (with devtools) on an embedded SQLite database
 #   make test    the whole test suite, including the JS interop tests
-.PHONY: serve test deps bench
+.PHONY: serve test deps bench compare
 
 LIVESTORE_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export LIVESTORE_TEST_POSTGRES_URL
@@ -24,3 +24,8 @@ test: deps
 
 bench:
 	go test -run '^$$' -bench . -benchtime 2s ./...
+
+# The side-by-side benchmark: livestore-go vs JS LiveStore 0.4.0 vs the SQLite
+# floor (about an hour on 2 cores); writes bench/results/results.md and .json.
+compare: deps
+	go run ./bench/compare

@@ -2,6 +2,11 @@
 // lives in its own file and only wires flags to library calls:
 //
 //	livestore serve    run the sync server (serve.go)
+//	livestore inspect  list or summarise stores, or a client store directory (inspect.go)
+//	livestore export   write a sync storage's events as JSON lines (export.go)
+//	livestore import   append exported events to a sync storage (import.go)
+//	livestore query    read-only SQL over a client store directory (query.go)
+//	livestore mcp      serve MCP tools over stdio for AI assistants (mcp.go)
 //
 // Run "livestore help" for the list and "livestore <command> -h" for flags.
 package main
@@ -29,6 +34,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the sync server (WebSocket protocol of @livestore/sync-cf)", run: runServe},
+		{name: "inspect", summary: "list a sync storage's stores, summarise one, or summarise a client store directory", run: runInspect},
+		{name: "export", summary: "write stores' events from a sync storage as JSON lines", run: runExport},
+		{name: "import", summary: "append exported events to a sync storage (e.g. SQLite to PostgreSQL)", run: runImport},
+		{name: "query", summary: "run read-only SQL over a client store directory", run: runQuery},
+		{name: "mcp", summary: "serve read-only MCP tools over stdio for AI assistants", run: runMCP},
 	}
 }
 

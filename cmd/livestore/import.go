@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
+)
+
+// maxImportLine bounds one line of an import (one event).
+const maxImportLine = 64 << 20
+
+func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var sf storageFlags
+	var rename string
+	var keepBackend bool
+	var batchSize int
+	fs := flag.NewFlagSet("livestore import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sf.register(fs)
+	fs.StringVar(&rename, "store", "", "import into this store: for lines without a storeId, or to rename the one store of the input")
+	fs.BoolVar(&keepBackend, "keep-backend-id", true, "create new stores with the backend id of the export, so that their clients keep syncing")
+	fs.IntVar(&batchSize, "batch", 1000, "most events appended in one transaction")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: livestore import [flags] [FILE]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Appends the events of FILE (standard input without FILE or with -), JSON lines as")
+		fmt.Fprintln(stderr, "written by `livestore export`, to a sync server's storage. Each store's events must")
+		fmt.Fprintln(stderr, "continue its log: events it already holds (seqNum at or below its head) are skipped,")
+		fmt.Fprintln(stderr, "so an interrupted import can be run again. Nothing is appended past a bad line.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("%w: at most one FILE", errUsage)
+	}
+	if batchSize < 1 || batchSize > syncserver.DefaultMaxBatchSize {
+		return fmt.Errorf("%w: --batch must be between 1 and %d", errUsage, syncserver.DefaultMaxBatchSize)
+	}
+	var in io.Reader = os.Stdin
+	if name := fs.Arg(0); name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	st, closeFn, err := sf.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
+	err = im.run(ctx, in)
+	for _, r := range im.reports {
+		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
+	}
+	return err
+}
+
+// importer appends the lines of an export, one store at a time.
+type importer struct {
+	st          syncserver.Storage
+	rename      string
+	keepBackend bool
+	batchSize   int
+
+	cur       *storeImport
+	done      map[string]bool // stores finished (lines of a store must be together)
+	firstFrom string          // the first source storeId, when renaming
+	reports   []*storeImport
+}
+
+type storeImport struct {
+	storeID  string
+	stored   int64 // head of the store when the import started
+	head     int64 // last seqNum appended or batched
+	lastSeen int64 // last seqNum read, skipped or not
+	batch    []syncproto.Event
+	batchAt  time.Time
+	imported int64
+	skipped  int64
+}
+
+func (im *importer) run(ctx context.Context, in io.Reader) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 1<<16), maxImportLine)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		if err := im.line(ctx, raw); err != nil {
+			if ferr := im.flush(ctx); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+			return fmt.Errorf("line %d: %w", lineNo, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if ferr := im.flush(ctx); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return fmt.Errorf("line %d: %w", lineNo+1, err)
+	}
+	return im.flush(ctx)
+}
+
+func (im *importer) line(ctx context.Context, raw []byte) error {
+	var l exportLine
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return fmt.Errorf("not an exported event: %w", err)
+	}
+	switch {
+	case l.Name == "":
+		return errors.New("event has no name")
+	case l.SeqNum < 1 || l.ParentSeqNum < 0 || l.ParentSeqNum >= l.SeqNum:
+		return fmt.Errorf("event %s: bad seqNum %d / parentSeqNum %d", l.Name, l.SeqNum, l.ParentSeqNum)
+	}
+	createdAt := time.Now()
+	if l.CreatedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, l.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("event e%d: createdAt: %w", l.SeqNum, err)
+		}
+		createdAt = t
+	}
+	target := l.StoreID
+	if im.rename != "" {
+		if im.firstFrom == "" {
+			im.firstFrom = l.StoreID
+		} else if l.StoreID != im.firstFrom {
+			return fmt.Errorf("the input holds stores %q and %q; --store renames only a single store", im.firstFrom, l.StoreID)
+		}
+		target = im.rename
+	}
+	if target == "" {
+		return errors.New("event has no storeId (pass --store)")
+	}
+	if err := syncserver.CheckStoreID(target); err != nil {
+		return err
+	}
+	if im.cur == nil || im.cur.storeID != target {
+		if err := im.flush(ctx); err != nil {
+			return err
+		}
+		if im.cur != nil {
+			im.done[im.cur.storeID] = true
+		}
+		if im.done[target] {
+			return fmt.Errorf("store %q appears again: the lines of a store must be together", target)
+		}
+		if err := im.start(ctx, target, l.BackendID); err != nil {
+			return err
+		}
+	}
+	cur := im.cur
+	if l.SeqNum <= cur.lastSeen {
+		return fmt.Errorf("event e%d after e%d: events must be in order", l.SeqNum, cur.lastSeen)
+	}
+	cur.lastSeen = l.SeqNum
+	if l.SeqNum <= cur.stored {
+		cur.skipped++
+		return nil
+	}
+	if l.ParentSeqNum != cur.head {
+		return fmt.Errorf("event e%d follows e%d, but store %q ends at e%d", l.SeqNum, l.ParentSeqNum, target, cur.head)
+	}
+	if len(cur.batch) > 0 && (len(cur.batch) == im.batchSize || !createdAt.Equal(cur.batchAt)) {
+		if err := im.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if len(cur.batch) == 0 {
+		cur.batchAt = createdAt
+	}
+	cur.batch = append(cur.batch, syncproto.Event{
+		Name: l.Name, Args: l.Args, SeqNum: l.SeqNum, ParentSeqNum: l.ParentSeqNum,
+		ClientID: l.ClientID, SessionID: l.SessionID,
+	})
+	cur.head = l.SeqNum
+	return nil
+}
+
+// start begins importing into storeID, creating it with backendID when
+// asked to and possible.
+func (im *importer) start(ctx context.Context, storeID, backendID string) error {
+	if im.keepBackend && backendID != "" {
+		if cr, ok := im.st.(syncserver.StoreCreator); ok {
+			if err := cr.CreateStore(ctx, storeID, backendID); err != nil {
+				var conflict *syncserver.BackendIDConflictError
+				if errors.As(err, &conflict) {
+					return fmt.Errorf("%w (pass --keep-backend-id=false to import under the existing id; its clients then see no change)", err)
+				}
+				return err
+			}
+		}
+	}
+	head, err := im.st.Head(ctx, storeID)
+	if err != nil {
+		return err
+	}
+	im.cur = &storeImport{storeID: storeID, stored: head, head: head}
+	im.reports = append(im.reports, im.cur)
+	return nil
+}
+
+// flush appends the current batch.
+func (im *importer) flush(ctx context.Context) error {
+	cur := im.cur
+	if cur == nil || len(cur.batch) == 0 {
+		return nil
+	}
+	if err := im.st.Append(ctx, cur.storeID, cur.batch, cur.batchAt); err != nil {
+		// Nothing of the batch was stored: report the head before it.
+		cur.head = cur.batch[0].ParentSeqNum
+		cur.batch = cur.batch[:0]
+		return fmt.Errorf("append to %q: %w", cur.storeID, err)
+	}
+	cur.imported += int64(len(cur.batch))
+	cur.batch = cur.batch[:0]
+	return nil
+}
