@@ -18,6 +18,10 @@ import (
 type burstBackend struct {
 	events int
 	burst  chan struct{}
+	// gap spaces the pages out; announce makes every page but the last say
+	// how many events follow (MoreKnown), as a server catching a client up.
+	gap      time.Duration
+	announce bool
 }
 
 func (b *burstBackend) Connect(context.Context, string, json.RawMessage) (livestore.SyncConn, error) {
@@ -56,8 +60,18 @@ func (s *burstStream) Next(ctx context.Context) (syncproto.PullResponse, error) 
 		<-ctx.Done()
 		return page, io.EOF
 	}
+	if s.b.gap > 0 {
+		select {
+		case <-time.After(s.b.gap):
+		case <-ctx.Done():
+			return page, ctx.Err()
+		}
+	}
 	seq := int64(s.sent)
 	s.sent++
+	if s.b.announce && seq < int64(s.b.events) {
+		page.PageInfo = syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: int64(s.b.events) - seq}
+	}
 	page.Batch = []syncproto.PullItem{{Event: syncproto.Event{Name: "v1.TodoCreated",
 		Args:   json.RawMessage(fmt.Sprintf(`{"id":"up%d","text":"u"}`, seq)),
 		SeqNum: seq, ParentSeqNum: seq - 1, ClientID: "other", SessionID: "other-s"}}}
@@ -102,5 +116,46 @@ func TestSyncCoalescesReadyPages(t *testing.T) {
 			t.Fatalf("status %+v", st)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSyncAwaitsAnnouncedBacklog: a client with pending events that is being
+// caught up (pages saying MoreKnown) waits for the backlog and rebases once,
+// even when the pages arrive one by one, slower than a rebase.
+func TestSyncAwaitsAnnouncedBacklog(t *testing.T) {
+	a := newTodoApp(t)
+	b := &burstBackend{events: 20, burst: make(chan struct{}), gap: 30 * time.Millisecond, announce: true}
+	s := openSynced(t, a.schema, t.TempDir(), &livestore.SyncOptions{Backend: b, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	ctx := context.Background()
+	evs := make([]livestore.Event, 300)
+	for i := range evs {
+		evs[i] = a.created.New(todoCreated{ID: fmt.Sprint("mine", i), Text: "m"})
+	}
+	mustCommit(t, s, evs...)
+	close(b.burst)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		st, err := s.SyncStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UpstreamHead == int64(b.events) {
+			if gen := st.LocalHead.RebaseGeneration; gen != 1 {
+				t.Fatalf("%d rebases while catching up with an announced backlog of %d pages", gen, b.events)
+			}
+			if st.PendingCount != len(evs) || st.LocalHead.Global != int64(b.events+len(evs)) {
+				t.Fatalf("status %+v", st)
+			}
+			break
+		}
+		if st.UpstreamHead != 0 {
+			t.Fatalf("applied part of the backlog: %+v", st)
+		}
+		if st.Stopped || time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+	}
+	rows, err := livestore.Query[todo](ctx, s, a.todos.Select())
+	if err != nil || len(rows) != b.events+len(evs) {
+		t.Fatalf("%d rows, %v", len(rows), err)
 	}
 }
