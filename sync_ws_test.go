@@ -18,7 +18,7 @@ import (
 
 // startSyncServer serves the real sync server over loopback and returns its
 // ws:// URL and its storage.
-func startSyncServer(t *testing.T) (string, syncserver.Storage) {
+func startSyncServer(t testing.TB) (string, syncserver.Storage) {
 	t.Helper()
 	storage, err := sqlitestore.Open(filepath.Join(t.TempDir(), "server.db"), sqlitestore.Options{})
 	if err != nil {
