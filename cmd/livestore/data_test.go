@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,5 +299,58 @@ func TestInspectAndQueryClientStore(t *testing.T) {
 	rows, err := livestore.Query[todoCreated](ctx, store, todos.Select())
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("store after refused write: %v, %v", rows, err)
+	}
+}
+
+func TestDevtoolsCommand(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "data")
+	seedStorage(t, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"devtools", "--data", src, "--addr", "127.0.0.1:0"}, pw, &stderr)
+		pw.Close()
+	}()
+	first, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("devtools printed nothing: %v; exit %d, stderr %s", err, <-code, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(strings.TrimPrefix(first, "livestore devtools on "))
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	if page := get(""); !strings.Contains(page, "<html") {
+		t.Fatalf("page: %.200s", page)
+	}
+	var stores []struct {
+		StoreID string `json:"storeId"`
+		Head    int64  `json:"head"`
+	}
+	if err := json.Unmarshal([]byte(get("api/stores")), &stores); err != nil {
+		t.Fatal(err)
+	}
+	if len(stores) != 2 || stores[0].StoreID != "alpha" || stores[0].Head != 2500 {
+		t.Fatalf("stores %+v", stores)
+	}
+	if evs := get("api/stores/beta/events?after=1&limit=5"); !strings.Contains(evs, `"seqNum":2`) || strings.Contains(evs, `"seqNum":1,`) {
+		t.Fatalf("events %s", evs)
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr.String())
 	}
 }

@@ -6,6 +6,7 @@
 //	livestore export   write a sync storage's events as JSON lines (export.go)
 //	livestore import   append exported events to a sync storage (import.go)
 //	livestore query    read-only SQL over a client store directory (query.go)
+//	livestore devtools the devtools page over a sync storage (devtools.go)
 //	livestore mcp      serve MCP tools over stdio for AI assistants (mcp.go)
 //
 // Run "livestore help" for the list and "livestore <command> -h" for flags.
@@ -37,6 +38,7 @@ func commands() []command {
 		{name: "inspect", summary: "list a sync storage's stores, summarise one, or summarise a client store directory", run: runInspect},
 		{name: "export", summary: "write stores' events from a sync storage as JSON lines", run: runExport},
 		{name: "import", summary: "append exported events to a sync storage (e.g. SQLite to PostgreSQL)", run: runImport},
+		{name: "devtools", summary: "serve the devtools page over a sync storage, without a sync server", run: runDevtools},
 		{name: "query", summary: "run read-only SQL over a client store directory", run: runQuery},
 		{name: "mcp", summary: "serve read-only MCP tools over stdio for AI assistants", run: runMCP},
 	}
