@@ -26,6 +26,6 @@ bench:
 	go test -run '^$$' -bench . -benchtime 2s ./...
 
 # The side-by-side benchmark: livestore-go vs JS LiveStore 0.4.0 vs the SQLite
-# floor (about an hour on 2 cores); writes bench/results/results.md and .json.
+# floor (about two hours on 2 cores); writes bench/results/results.md and .json.
 compare: deps
 	go run ./bench/compare
