@@ -36,7 +36,6 @@ const (
 	DefaultPingInterval     = 10 * time.Second
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultHandshakeTimeout = 30 * time.Second
-	DefaultCloseTimeout     = time.Second
 	DefaultMaxMessageBytes  = 16 << 20
 )
 
@@ -62,11 +61,6 @@ type Options struct {
 	// has no deadline: a server or network that swallows the request must
 	// not keep a reconnecting client waiting forever. Default 30 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout bounds how long Close waits for the server to answer the
-	// WebSocket close handshake before dropping the connection (some
-	// servers, such as the reference running in workerd, never answer).
-	// Default 1 s.
-	CloseTimeout time.Duration
 	// MaxMessageBytes bounds one incoming message. Default 16 MiB.
 	MaxMessageBytes int64
 	// HTTPClient is used for the upgrade request; nil means the default.
@@ -139,9 +133,6 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	}
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if opts.CloseTimeout <= 0 {
-		opts.CloseTimeout = DefaultCloseTimeout
 	}
 	u, err := SyncURL(rawURL, opts.StoreID, opts.Payload)
 	if err != nil {
@@ -246,24 +237,10 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.fail(ErrClosed)
-	// Close waits for the server's close frame; cancelling the reader's
-	// context drops the connection, which ends that wait early.
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
-			c.log.Debug("close", "err", err)
-		}
-	}()
-	t := time.NewTimer(c.opts.CloseTimeout)
-	select {
-	case <-closed:
-	case <-t.C:
-		c.log.Debug("close: no answer to the close handshake", "after", c.opts.CloseTimeout)
+	if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		c.log.Debug("close", "err", err)
 	}
-	t.Stop()
 	c.cancel()
-	<-closed
 	c.wg.Wait()
 	return nil
 }

@@ -486,33 +486,3 @@ func TestTwoServersOnePostgres(t *testing.T) {
 		t.Fatalf("backend ids %v", ids)
 	}
 }
-
-// A server that never answers the close handshake (as the reference in
-// workerd) does not hold Close for the WebSocket library's 5 s.
-func TestCloseBoundedWhenServerIgnoresCloseFrame(t *testing.T) {
-	release := make(chan struct{})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.CloseNow()
-		<-release // never reads, so never answers a close frame
-	}))
-	defer hs.Close()
-	defer close(release)
-	c, err := syncclient.Dial(t.Context(), hs.URL, syncclient.Options{StoreID: "deaf", PingInterval: -1, CloseTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("Close took %v with CloseTimeout 50ms", d)
-	}
-	if !errors.Is(c.Err(), syncclient.ErrClosed) {
-		t.Fatalf("Err = %v", c.Err())
-	}
-}
