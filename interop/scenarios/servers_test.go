@@ -144,7 +144,7 @@ func (s *goServer) Log(ctx context.Context, storeID string) ([]syncproto.Event, 
 // pull over the protocol: what a fresh client would get. It returns the
 // backend id too. It speaks the protocol itself, to close the socket without
 // a close handshake: the reference server never answers one, and waiting for
-// it (as syncclient.Client.Close does, up to its CloseTimeout) costs time.
+// it (as syncclient.Client.Close does) costs 5 s per call.
 func pullLog(ctx context.Context, url, storeID string) ([]syncproto.Event, error) {
 	evs, _, err := pullLogAndBackend(ctx, url, storeID)
 	return evs, err
