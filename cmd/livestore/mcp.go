@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -66,11 +65,10 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if noStorage && len(storeDirs) == 0 {
 		return fmt.Errorf("%w: --no-storage needs at least one --store-dir", errUsage)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	logger, err := newLogger(logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger}
 	if !noStorage {
