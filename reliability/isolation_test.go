@@ -21,17 +21,17 @@ import (
 
 // tokenAuth authorises a connection for the one store its token names.
 func tokenAuth(tokens map[string]string) syncserver.AuthFunc {
-	return func(_ context.Context, storeID string, payload json.RawMessage, _ http.Header) error {
+	return func(_ context.Context, storeID string, payload json.RawMessage, _ http.Header) (syncserver.Access, error) {
 		var p struct {
 			Token string `json:"token"`
 		}
 		if err := json.Unmarshal(payload, &p); err != nil || p.Token == "" {
-			return errors.New("no token")
+			return syncserver.Access{}, errors.New("no token")
 		}
 		if tokens[p.Token] != storeID {
-			return fmt.Errorf("token not valid for store %q", storeID)
+			return syncserver.Access{}, fmt.Errorf("token not valid for store %q", storeID)
 		}
-		return nil
+		return syncserver.Access{}, nil
 	}
 }
 

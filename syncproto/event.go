@@ -19,6 +19,15 @@ type Event struct {
 	SessionID    string          `json:"sessionId"`
 }
 
+// MaxSeqNum is the largest sequence number: JavaScript clients hold
+// sequence numbers as numbers, which are exact up to 2^53-1.
+const MaxSeqNum = 1<<53 - 1
+
+// DefaultMaxArgsDepth is the default bound on the nesting depth of an
+// event's args (objects and arrays), enforced at push so that every client
+// can decode every event it pulls.
+const DefaultMaxArgsDepth = 64
+
 // ErrBrokenChain is matched (errors.Is) by the error of [CheckChain].
 var ErrBrokenChain = errors.New("events do not form a chain")
 

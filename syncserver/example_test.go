@@ -78,12 +78,12 @@ func ExampleOptions_auth() {
 	defer storage.Close()
 	srv, err := syncserver.New(syncserver.Options{
 		Storage: storage,
-		Auth: func(ctx context.Context, storeID string, payload json.RawMessage, _ http.Header) error {
+		Auth: func(ctx context.Context, storeID string, payload json.RawMessage, _ http.Header) (syncserver.Access, error) {
 			var p struct{ AuthToken string }
 			if json.Unmarshal(payload, &p) != nil || p.AuthToken != "insecure-token-change-me" {
-				return fmt.Errorf("invalid auth token")
+				return syncserver.Access{}, fmt.Errorf("invalid auth token")
 			}
-			return nil
+			return syncserver.Access{}, nil
 		},
 	})
 	if err != nil {

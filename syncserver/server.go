@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livestore-go/livestore/syncproto"
 )
 
 // Defaults of [Options] fields left zero.
@@ -24,13 +26,36 @@ const (
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMaxPendingBytes = 64 << 20
 	DefaultPingInterval    = 30 * time.Second
+	DefaultMaxConnections  = 10000
+	DefaultMaxPullsPerConn = 8
+	DefaultMaxPullBytes    = 256 << 20
 )
 
 // AuthFunc decides whether a client may connect to a store. payload is the
 // client's sync payload (nil if none) and header the upgrade request's
-// headers. A non-nil error rejects the connection with HTTP 403 and the
-// error's text, before the WebSocket upgrade.
-type AuthFunc func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) error
+// headers. A non-nil error rejects the connection before the WebSocket
+// upgrade: HTTP 401 with the error's text, or the status of an
+// [*AuthError]. The returned [Access] limits what the connection may do.
+type AuthFunc func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) (Access, error)
+
+// Access is what an [AuthFunc] grants one connection. The zero value grants
+// everything, for as long as the connection lasts.
+type Access struct {
+	// ReadOnly refuses the connection's pushes; its pulls are served.
+	ReadOnly bool
+	// Expires, if not zero, is when the grant ends (for example a token's
+	// expiry): the connection is closed then, and the client must connect
+	// again with new credentials.
+	Expires time.Time
+}
+
+// AuthError is an [AuthFunc] error with the HTTP status to refuse with.
+type AuthError struct {
+	Status int    // 401 (no or bad credentials) or 403 (credentials that do not cover this store)
+	Reason string // told to the client and logged; never a secret
+}
+
+func (e *AuthError) Error() string { return e.Reason }
 
 // Options configure a [Server]. Only Storage is required.
 type Options struct {
@@ -50,6 +75,20 @@ type Options struct {
 	// MaxBatchSize bounds the events of one push (UnknownError beyond it).
 	// Default 1000; clients split pushes into at most 100 events.
 	MaxBatchSize int
+	// MaxConnections bounds the WebSocket connections of the whole server;
+	// more are refused with HTTP 503 before the upgrade. Default 10,000.
+	MaxConnections int
+	// MaxPullsPerConnection bounds the pulls open at once on one
+	// connection; a pull beyond it fails with an UnknownError naming the
+	// limit. Clients open one. Default 8.
+	MaxPullsPerConnection int
+	// MaxPullBytes bounds the bytes of pull pages, over all connections,
+	// that have been read from storage and not yet written to their
+	// clients; a pull that would pass it waits. Default 256 MiB.
+	MaxPullBytes int
+	// MaxArgsDepth bounds the nesting depth of a pushed event's args
+	// (UnknownError beyond it). Default [syncproto.DefaultMaxArgsDepth].
+	MaxArgsDepth int
 	// MaxConnectionsPerStore bounds the WebSocket connections to one store;
 	// more are refused with HTTP 429 before the upgrade. 0 means no limit.
 	MaxConnectionsPerStore int
@@ -123,6 +162,18 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxPendingBytes <= 0 {
 		opts.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
+	if opts.MaxPullsPerConnection <= 0 {
+		opts.MaxPullsPerConnection = DefaultMaxPullsPerConn
+	}
+	if opts.MaxPullBytes <= 0 {
+		opts.MaxPullBytes = DefaultMaxPullBytes
+	}
+	if opts.MaxArgsDepth <= 0 {
+		opts.MaxArgsDepth = syncproto.DefaultMaxArgsDepth
 	}
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
@@ -249,7 +300,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		return
 	}
 	if s.opts.Auth != nil {
-		if err := s.opts.Auth(r.Context(), storeID, payload, r.Header); err != nil {
+		if _, err := s.opts.Auth(r.Context(), storeID, payload, r.Header); err != nil {
 			s.log.Info("connection refused by auth", "store", storeID, "err", err)
 			http.Error(w, "unauthorized: "+err.Error(), http.StatusForbidden)
 			return

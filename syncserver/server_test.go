@@ -125,15 +125,15 @@ func TestMetrics(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	ts := startServer(t, syncserver.Options{
-		Auth: func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) error {
+		Auth: func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) (syncserver.Access, error) {
 			var p struct {
 				Token string `json:"authToken"`
 			}
 			_ = json.Unmarshal(payload, &p)
 			if p.Token != "s3cret & more" || header.Get("X-App") != "todo" {
-				return errors.New("bad token")
+				return syncserver.Access{}, errors.New("bad token")
 			}
-			return nil
+			return syncserver.Access{}, nil
 		},
 	})
 	ctx := t.Context()

@@ -2,6 +2,8 @@ package syncserver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
@@ -87,4 +89,56 @@ type BackendIDConflictError struct {
 
 func (e *BackendIDConflictError) Error() string {
 	return "store " + e.StoreID + " exists with backend id " + e.Existing + ", not " + e.Wanted
+}
+
+// StorageErrorKind classifies a storage failure, so that clients, /health
+// and logs can say what is wrong without exposing the storage's messages.
+type StorageErrorKind int
+
+// The kinds of [StorageError].
+const (
+	// StorageUnavailable: the storage could not be reached or failed in
+	// another way (the default).
+	StorageUnavailable StorageErrorKind = iota
+	// StorageFull: the disk, or a configured size limit, is full.
+	StorageFull
+	// StorageReadOnly: the storage refuses writes (read-only file,
+	// directory or database).
+	StorageReadOnly
+)
+
+func (k StorageErrorKind) String() string {
+	switch k {
+	case StorageFull:
+		return "full"
+	case StorageReadOnly:
+		return "read-only"
+	default:
+		return "unavailable"
+	}
+}
+
+// StorageError is a classified storage failure. Storage implementations
+// wrap the errors they can classify in it; the server treats any other
+// storage error as [StorageUnavailable].
+type StorageError struct {
+	Kind StorageErrorKind
+	Op   string // what was being done, e.g. "append to store todos"
+	Err  error
+}
+
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("%s: storage %s: %v", e.Op, e.Kind, e.Err)
+}
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// StorageErrorKindOf returns the kind of err: that of the [StorageError] it
+// wraps, else [StorageUnavailable].
+func StorageErrorKindOf(err error) StorageErrorKind {
+	var se *StorageError
+	if errors.As(err, &se) {
+		return se.Kind
+	}
+	return StorageUnavailable
 }
