@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/livestore-go/livestore/internal/registry"
@@ -72,14 +71,11 @@ type StoreOptions struct {
 type Registry struct {
 	opts  RegistryOptions
 	inner *registry.Registry[string, *Store]
-
-	mu      sync.Mutex
-	pending map[string]StoreOptions
 }
 
 // NewRegistry returns a registry with the given defaults.
 func NewRegistry(opts RegistryOptions) *Registry {
-	r := &Registry{opts: opts, pending: map[string]StoreOptions{}}
+	r := &Registry{opts: opts}
 	cfg := registry.Config{DefaultUnusedCacheTime: opts.UnusedCacheTime, Logger: opts.Logger}
 	if opts.Clock != nil {
 		cfg.Clock = clockAdapter{opts.Clock}
@@ -92,10 +88,10 @@ type clockAdapter struct{ c Clock }
 
 func (a clockAdapter) AfterFunc(d time.Duration, f func()) registry.Timer { return a.c.AfterFunc(d, f) }
 
-func (r *Registry) load(ctx context.Context, storeID string) (*Store, error) {
-	r.mu.Lock()
-	so := r.pending[storeID]
-	r.mu.Unlock()
+// load opens a store with the StoreOptions of the call that created its
+// registry entry (carried as the entry's Arg).
+func (r *Registry) load(ctx context.Context, storeID string, ro registry.Options) (*Store, error) {
+	so, _ := ro.Arg.(StoreOptions)
 	schema := so.Schema
 	if schema == nil {
 		schema = r.opts.Schema
@@ -117,10 +113,7 @@ func (r *Registry) prepare(so StoreOptions) (registry.Options, error) {
 	if err := validStoreID(so.StoreID); err != nil {
 		return registry.Options{}, err
 	}
-	r.mu.Lock()
-	r.pending[so.StoreID] = so
-	r.mu.Unlock()
-	return registry.Options{UnusedCacheTime: so.UnusedCacheTime}, nil
+	return registry.Options{UnusedCacheTime: so.UnusedCacheTime, Arg: so}, nil
 }
 
 // validStoreID keeps ids usable as directory names.

@@ -188,3 +188,55 @@ func TestRegistryRetainAndFailures(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestRegistryFirstCallerOptionsWin asks for a store again while its
+// previous instance is still closing, first with one schema, then with
+// another: the new instance is opened with the options of the call that
+// started it.
+func TestRegistryFirstCallerOptionsWin(t *testing.T) {
+	ctx := context.Background()
+	first := newTodoApp(t)
+	second := newTodoApp(t, livestore.Text("extra").Default(""))
+	clock := &fakeClock{}
+	r := livestore.NewRegistry(livestore.RegistryOptions{Schema: first.schema, Clock: clock, UnusedCacheTime: time.Second})
+	defer r.Close(ctx)
+
+	// The old instance's Close waits for a subscriber callback in
+	// progress: hold one until both new callers have asked for the store.
+	old, release, err := r.Get(ctx, livestore.StoreOptions{StoreID: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unsub, err := livestore.Subscribe(old, livestore.QueryDB[todo](first.todos.Select()), func([]todo) {
+		once.Do(func() { close(entered); <-gate })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	<-entered
+	release()
+	clock.Advance(time.Second) // disposal starts; its Close waits for the callback
+
+	// Retain creates the new entry at once; its open waits for the old
+	// instance to close.
+	releaseFirst := r.Retain(livestore.StoreOptions{StoreID: "s", Schema: first.schema})
+	defer releaseFirst()
+	releaseSecond := r.Retain(livestore.StoreOptions{StoreID: "s", Schema: second.schema})
+	defer releaseSecond()
+	close(gate)
+
+	s, rel, err := r.Get(ctx, livestore.StoreOptions{StoreID: "s", Schema: second.schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	if s == old {
+		t.Fatal("got the disposed instance")
+	}
+	if s.Schema() != first.schema {
+		t.Fatal("the store was opened with the schema of a later caller, not of the call that started its open")
+	}
+}

@@ -32,7 +32,7 @@ func TestConcurrentStress(t *testing.T) {
 		loaded []*value
 		loads  int
 	)
-	load := func(ctx context.Context, key string) (*value, error) {
+	load := func(ctx context.Context, key string, _ Options) (*value, error) {
 		mu.Lock()
 		loads++
 		n := loads

@@ -143,7 +143,7 @@ func TestUnusedCacheTimeOptions(t *testing.T) {
 			tt.cfg.Clock = clock
 			closed := make(chan string, 1)
 			r := New(
-				func(ctx context.Context, key string) (string, error) { return key, nil },
+				func(ctx context.Context, key string, _ Options) (string, error) { return key, nil },
 				func(ctx context.Context, v string) error { closed <- v; return nil },
 				tt.cfg)
 			defer r.Close(context.Background())
@@ -420,7 +420,7 @@ func TestDisposalCloseErrorIsLogged(t *testing.T) {
 	logged := make(chan string, 1)
 	clock := newFakeClock()
 	r := New(
-		func(ctx context.Context, key string) (string, error) { return key, nil },
+		func(ctx context.Context, key string, _ Options) (string, error) { return key, nil },
 		func(ctx context.Context, v string) error { return errBoom },
 		Config{Clock: clock, Logger: slog.New(chanHandler(logged))})
 	defer r.Close(context.Background())
@@ -438,7 +438,7 @@ func TestDisposalCloseErrorIsLogged(t *testing.T) {
 func TestSystemClockDisposes(t *testing.T) {
 	closed := make(chan string, 1)
 	r := New(
-		func(ctx context.Context, key string) (string, error) { return key, nil },
+		func(ctx context.Context, key string, _ Options) (string, error) { return key, nil },
 		func(ctx context.Context, v string) error { closed <- v; return nil },
 		Config{})
 	defer r.Close(context.Background())

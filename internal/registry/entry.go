@@ -12,8 +12,9 @@ import (
 // until the entry is disposed, and closes it. All fields but the channels are
 // guarded by Registry.mu.
 type entry[K comparable, V any] struct {
-	key K
-	ttl time.Duration
+	key  K
+	ttl  time.Duration
+	opts Options // of the call that created the entry, for its load
 
 	// prev, if not nil, is closed when the previous entry of the same key has
 	// finished disposal; the load waits for it.
@@ -63,6 +64,7 @@ func (r *Registry[K, V]) newEntryLocked(key K, opts Options) *entry[K, V] {
 	e := &entry[K, V]{
 		key:     key,
 		ttl:     ttl,
+		opts:    opts,
 		cancel:  cancel,
 		loaded:  make(chan struct{}),
 		dispose: make(chan struct{}),
@@ -125,7 +127,7 @@ func (r *Registry[K, V]) run(ctx context.Context, e *entry[K, V]) {
 	var v V
 	err := ctx.Err()
 	if err == nil {
-		v, err = r.callLoad(ctx, e.key)
+		v, err = r.callLoad(ctx, e.key, e.opts)
 	}
 
 	r.mu.Lock()
@@ -174,7 +176,7 @@ func (r *Registry[K, V]) finish(e *entry[K, V]) {
 	}
 }
 
-func (r *Registry[K, V]) callLoad(ctx context.Context, key K) (v V, err error) {
+func (r *Registry[K, V]) callLoad(ctx context.Context, key K, opts Options) (v V, err error) {
 	if r.load == nil {
 		return v, errors.New("registry: no load function")
 	}
@@ -184,7 +186,7 @@ func (r *Registry[K, V]) callLoad(ctx context.Context, key K) (v V, err error) {
 			v, err = zero, fmt.Errorf("registry: load %v panicked: %v", key, p)
 		}
 	}()
-	return r.load(ctx, key)
+	return r.load(ctx, key, opts)
 }
 
 func (r *Registry[K, V]) closeValue(key K, v V) {

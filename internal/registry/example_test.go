@@ -12,7 +12,7 @@ type conn struct{ name string }
 func Example() {
 	ctx := context.Background()
 	r := registry.New(
-		func(ctx context.Context, name string) (*conn, error) {
+		func(ctx context.Context, name string, _ registry.Options) (*conn, error) {
 			fmt.Println("open", name)
 			return &conn{name: name}, nil
 		},

@@ -79,7 +79,7 @@ func newHarnessConfig(t *testing.T, cfg Config) *harness {
 	return h
 }
 
-func (h *harness) load(ctx context.Context, key string) (*value, error) {
+func (h *harness) load(ctx context.Context, key string, _ Options) (*value, error) {
 	h.mu.Lock()
 	h.loads[key]++
 	v := &value{key: key, n: h.loads[key], closed: make(chan struct{})}

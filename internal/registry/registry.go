@@ -59,8 +59,9 @@ const (
 // caller: it is cancelled when the entry is disposed before the load
 // finished, or when the registry is closed. A LoadFunc that returns a value
 // after ctx was cancelled is fine; that value is closed and not handed out.
+// opts are the Options of the call that created the entry (see [Options]).
 // A panic in a LoadFunc is recovered and reported to the waiters as an error.
-type LoadFunc[K comparable, V any] func(ctx context.Context, key K) (V, error)
+type LoadFunc[K comparable, V any] func(ctx context.Context, key K, opts Options) (V, error)
 
 // CloseFunc closes a value returned by a LoadFunc. It is called exactly once
 // for every value a load returned without error. ctx is cancelled only when
@@ -78,6 +79,10 @@ type Options struct {
 	// disables disposal; a negative value disposes the entry as soon as the
 	// clock fires a zero-length timer.
 	UnusedCacheTime time.Duration
+	// Arg is passed to the LoadFunc of the entry these Options create, and
+	// only to it: what a caller asks to be loaded travels with the entry
+	// it creates, never through state shared with later callers.
+	Arg any
 }
 
 // Config configures a [Registry]. The zero value is ready to use.

@@ -242,7 +242,7 @@ func TestReleaseIsIdempotent(t *testing.T) {
 
 func TestLoadPanicBecomesError(t *testing.T) {
 	r := New(
-		func(ctx context.Context, key string) (string, error) { panic("kaput") },
+		func(ctx context.Context, key string, _ Options) (string, error) { panic("kaput") },
 		nil, Config{Clock: newFakeClock()})
 	defer r.Close(context.Background())
 	_, _, err := r.Get(context.Background(), "a", Options{})
