@@ -338,9 +338,11 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 	if err != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	backendID, err := s.deriveBackendID(storeID)
-	if err != nil {
-		return storageErr(op, err)
+	var backendID string // only a batch based on e0 can create the store
+	if first == 0 {
+		if backendID, err = s.deriveBackendID(storeID); err != nil {
+			return storageErr(op, err)
+		}
 	}
 	// Most batches extend an existing store; one based on e0 most likely
 	// creates one. The other statement is tried once when the first wrote

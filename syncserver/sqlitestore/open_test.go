@@ -96,7 +96,7 @@ func TestOpenNotWritable(t *testing.T) {
 			makeStorage(t, path)
 			immutable(t, path)
 			return path
-		}, "file " + "" + "" /* the path follows */},
+		}, "sync.db is not writable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.path(t)

@@ -1,6 +1,8 @@
 // Package storagetest is a conformance suite for implementations of
 // syncserver.Storage. An implementation's tests call [Run] with a function
-// that opens a fresh, empty storage.
+// that opens a fresh, empty storage, and [Shared] with two handles on one
+// storage's data where it can have several (processes sharing a database,
+// a read-only view beside a writer).
 package storagetest
 
 import (
