@@ -2,9 +2,15 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/url"
+	"os"
+	"os/user"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,5 +226,74 @@ func TestOpenCannotWrite(t *testing.T) {
 	defer r.Close()
 	if _, err := r.Stores(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A really full disk fails appends with StorageFull (SQLSTATE 53100): the
+// schema's tables live in a tablespace on a 1 MiB tmpfs. It needs root (to
+// mount) and a PostgreSQL server on this machine.
+func TestDiskFull(t *testing.T) {
+	ctx := t.Context()
+	dir, err := os.MkdirTemp("", "lstest-tablespace-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Fatalf("mount a tmpfs (this test needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("this test needs the PostgreSQL server on this machine, running as user postgres: %v", err)
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+
+	db := admin(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	space := "lstest_space_" + hex.EncodeToString(b[:])
+	if _, err := db.Exec(ctx, "CREATE TABLESPACE "+space+" LOCATION '"+dir+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec(context.Background(), "DROP TABLESPACE "+space); err != nil {
+			t.Errorf("drop tablespace: %v", err)
+		}
+	})
+	schema := pgtest.Schema(t) // dropped before the tablespace
+	s, err := pgstore.Open(ctx, withParams(t, "", "-c default_tablespace="+space), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	pad := strings.Repeat("x", 2000)
+	var head int64
+	var full error
+	for range 1000 {
+		batch := storagetest.Chain(head, 50, "c")
+		for i := range batch {
+			batch[i].Args = []byte(`{"pad":"` + pad + `"}`)
+		}
+		if full = s.Append(ctx, "big", batch, time.Now()); full != nil {
+			break
+		}
+		head += 50
+	}
+	storageKind(t, full, syncserver.StorageFull)
+	if !strings.Contains(full.Error(), "53100") {
+		t.Errorf("error %q is not disk_full", full)
+	}
+	if got, err := s.Head(ctx, "big"); err != nil || got != head {
+		t.Fatalf("head = %d, %v; want %d, the last acknowledged", got, err, head)
 	}
 }

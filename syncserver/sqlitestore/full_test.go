@@ -2,9 +2,11 @@ package sqlitestore_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,5 +120,55 @@ func TestMaxBytesConcurrent(t *testing.T) {
 		if n, _ := s.Count(ctx, store, 0, 1<<40); n != acked[w] {
 			t.Errorf("store %s: %d events, %d acknowledged", store, n, acked[w])
 		}
+	}
+}
+
+// A really full disk (a small tmpfs) fails appends with StorageFull, and
+// what was acknowledged before survives.
+func TestDiskFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
+		t.Fatalf("mount a tmpfs (this test needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	path := filepath.Join(dir, "sync.db")
+	s, err := sqlitestore.Open(path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var head int64
+	var full error
+	for range 1000 {
+		if full = s.Append(ctx, "big", bulky(head, 20), time.Now()); full != nil {
+			break
+		}
+		head += 20
+	}
+	storageKind(t, full, syncserver.StorageFull)
+	if head == 0 {
+		t.Fatal("nothing fitted on the disk")
+	}
+	if got, err := s.Head(ctx, "big"); err != nil || got != head {
+		t.Fatalf("head = %d, %v; want %d, the last acknowledged", got, err, head)
+	}
+	if n, err := s.Count(ctx, "big", 0, 1<<40); err != nil || n != head {
+		t.Fatalf("count = %d, %v; want %d", n, err, head)
+	}
+	s.Close()
+	r, err := sqlitestore.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, err := r.Count(ctx, "big", 0, 1<<40); err != nil || n != head {
+		t.Fatalf("count after reopening = %d, %v; want %d", n, err, head)
 	}
 }
