@@ -12,6 +12,7 @@ import (
 
 	"github.com/livestore-go/livestore/devtools"
 	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
@@ -26,7 +27,7 @@ func seededServer(t *testing.T) (*httptest.Server, *sqlitestore.Store) {
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	appendEvents(t, st, "todos-demo", 0, 150)
-	if _, err := st.BackendID(ctx, "empty-store"); err != nil {
+	if err := st.CreateStore(ctx, "empty-store", syncserver.NewBackendID()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()

@@ -13,27 +13,42 @@ import (
 // for concurrent use. The server serialises the pushes it receives for one
 // store, but several server processes may share one Storage (see [Watcher]),
 // so Append must check the head and write in one atomic step.
+//
+// A store exists only once a push to it was accepted (or it was created with
+// [StoreCreator.CreateStore]): reading a store that does not exist, or
+// refusing a push to it, writes nothing, so clients cannot fill the storage
+// with empty stores.
+//
+// Failures other than the documented protocol errors
+// (*syncproto.ServerAheadError, *BackendIDConflictError) and ctx's errors are
+// *[StorageError] values, classified where the implementation can tell.
 type Storage interface {
-	// BackendID returns the store's backend id, creating the store with a new
-	// random id on first use. The id never changes for the life of the
-	// store's data.
+	// BackendID returns the store's backend id. It never writes: for a
+	// store that does not exist it returns the id the store will get when
+	// its first push is accepted (see [DeriveBackendID]), so that a client
+	// pulling an empty store keeps its cursor valid across that push. The id
+	// never changes for the life of the store's data.
 	BackendID(ctx context.Context, storeID string) (string, error)
 
 	// Head returns the seqNum of the store's last event; 0 for an empty or
-	// unknown store.
+	// missing store.
 	Head(ctx context.Context, storeID string) (int64, error)
 
 	// Append stores batch (non-empty, already checked to form a chain) with
 	// createdAt, if and only if the store's head equals
-	// batch[0].ParentSeqNum. Otherwise it stores nothing and returns a
+	// batch[0].ParentSeqNum (0 for a missing store, which Append then
+	// creates, with the id BackendID reported, in the same atomic step).
+	// Otherwise it stores nothing and returns a
 	// *syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum:
 	// batch[0].ParentSeqNum}. When Append returns nil the batch is durable.
 	Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error
 
-	// Read returns, in order, at most limit events with after < seqNum <= upTo.
+	// Read returns, in order, at most limit events with after < seqNum <=
+	// upTo; none for a missing store.
 	Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]StoredEvent, error)
 
-	// Count returns the number of events with after < seqNum <= upTo.
+	// Count returns the number of events with after < seqNum <= upTo; 0 for
+	// a missing store.
 	Count(ctx context.Context, storeID string, after, upTo int64) (int64, error)
 }
 
@@ -61,6 +76,7 @@ func FormatCreatedAt(t time.Time) string {
 }
 
 // StoreInfo summarises one store of a Storage, for tools such as devtools.
+// Listings hold only stores that exist (see [Storage]).
 type StoreInfo struct {
 	StoreID   string    `json:"storeId"`
 	BackendID string    `json:"backendId"`

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore/pgtest"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 	"github.com/livestore-go/livestore/syncserver/storagetest"
@@ -55,7 +56,7 @@ func seedStorage(t *testing.T, dataDir string) {
 
 func openSQLite(t *testing.T, dataDir string) *sqlitestore.Store {
 	t.Helper()
-	st, err := sqlitestore.Open(filepath.Join(dataDir, "sync.db"), sqlitestore.Options{})
+	st, err := sqlitestore.OpenReadOnly(filepath.Join(dataDir, "sync.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestExportImportResumesAfterBadLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.BackendID(ctx, "beta"); err != nil {
+	if err := other.CreateStore(ctx, "beta", syncserver.NewBackendID()); err != nil {
 		t.Fatal(err)
 	}
 	other.Close()

@@ -43,13 +43,15 @@ type OpenOptions struct {
 }
 
 // Open opens the database file at path (created if missing unless ReadOnly)
-// in WAL mode. The path ":memory:" opens a private in-memory database.
+// in WAL mode. A ReadOnly connection keeps the file's journal mode, since
+// changing it is a write. The path ":memory:" opens a private in-memory
+// database.
 func Open(path string, opts OpenOptions) (*Conn, error) {
-	flags := sqlite.OpenWAL | sqlite.OpenNoMutex | sqlite.OpenURI
+	flags := sqlite.OpenNoMutex | sqlite.OpenURI
 	if opts.ReadOnly {
 		flags |= sqlite.OpenReadOnly
 	} else {
-		flags |= sqlite.OpenReadWrite | sqlite.OpenCreate
+		flags |= sqlite.OpenReadWrite | sqlite.OpenCreate | sqlite.OpenWAL
 	}
 	if path == ":memory:" {
 		flags = sqlite.OpenReadWrite | sqlite.OpenCreate | sqlite.OpenNoMutex | sqlite.OpenMemory
@@ -421,6 +423,18 @@ func IsInterrupt(err error) bool {
 func IsNotADatabase(err error) bool {
 	c := sqlite.ErrCode(err).ToPrimary()
 	return c == sqlite.ResultNotADB || c == sqlite.ResultCorrupt
+}
+
+// IsFull reports whether err says the database or its disk is full
+// (SQLITE_FULL, also returned past PRAGMA max_page_count).
+func IsFull(err error) bool {
+	return sqlite.ErrCode(err).ToPrimary() == sqlite.ResultFull
+}
+
+// IsReadOnly reports whether err says the database refuses writes
+// (SQLITE_READONLY and its extended codes).
+func IsReadOnly(err error) bool {
+	return sqlite.ErrCode(err).ToPrimary() == sqlite.ResultReadOnly
 }
 
 // LastInsertRowID is the rowid of the most recent successful INSERT.

@@ -9,6 +9,12 @@
 // have the primary key (store_id, seq_num) as a second guard. Each append
 // also sends NOTIFY on a channel per schema; [Store.Watch] LISTENs on it, so
 // every server process delivers every append to its live pulls.
+//
+// A store's row is written by its first accepted append, in the same
+// statement as its events, with the backend id derived from a secret kept in
+// the schema (table livestore_meta), so every process on the schema reports
+// the same id for a store that does not exist yet. [OpenReadOnly] opens a
+// schema for tools, on connections that refuse writes.
 package pgstore
 
 import (
@@ -38,10 +44,13 @@ type Store struct {
 	pool     *pgxpool.Pool
 	connStr  string
 	schema   string
+	secret   []byte // nil only for a read-only schema written before secrets were kept
 	channel  string
 	stores   string // qualified table names
 	events   string
+	meta     string
 	appendQ  string
+	createQ  string
 	notifyQ  string
 	headQ    string
 	readQ    string
@@ -51,8 +60,9 @@ type Store struct {
 }
 
 var (
-	_ syncserver.Storage = (*Store)(nil)
-	_ syncserver.Watcher = (*Store)(nil)
+	_ syncserver.Storage      = (*Store)(nil)
+	_ syncserver.Watcher      = (*Store)(nil)
+	_ syncserver.StoreCreator = (*Store)(nil)
 )
 
 // validSchema accepts lower-case identifiers of at most 48 bytes, so that the
@@ -71,7 +81,9 @@ func validSchema(name string) bool {
 }
 
 // Open connects to the database at connString (a PostgreSQL URL or DSN) and
-// creates the schema and tables if needed.
+// creates the schema and tables if needed. It fails, with a
+// *syncserver.StorageError of kind StorageReadOnly, when it cannot write to
+// them (a read-only server or transaction, or a user without the rights).
 func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
 	if opts.Schema == "" {
 		opts.Schema = "public"
@@ -91,6 +103,59 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	return s, nil
 }
 
+// OpenReadOnly connects to the database at connString for reading the
+// stores in opts.Schema, for tools. It creates and changes nothing: its
+// connections run with default_transaction_read_only, so writes fail with
+// a *syncserver.StorageError of kind StorageReadOnly. It fails when the
+// schema holds no sync storage.
+func OpenReadOnly(ctx context.Context, connString string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = "public"
+	}
+	if !validSchema(opts.Schema) {
+		return nil, fmt.Errorf("pgstore: schema name %q: use lower-case letters, digits and _ (at most 48)", opts.Schema)
+	}
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	s := newStore(pool, connString, opts.Schema)
+	if err := s.checkTables(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrNotStorage is matched (errors.Is) by the error of [OpenReadOnly] for a
+// schema without the sync server's tables.
+var ErrNotStorage = errors.New("not a livestore sync storage")
+
+func (s *Store) checkTables(ctx context.Context) error {
+	var stores, events, meta bool
+	err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL`,
+		s.stores, s.events, s.meta).Scan(&stores, &events, &meta)
+	if err != nil {
+		return storageErr(fmt.Sprintf("open schema %q read-only", s.schema), err)
+	}
+	if !stores || !events {
+		return fmt.Errorf("pgstore: schema %q is %w (no livestore_stores and livestore_events tables)", s.schema, ErrNotStorage)
+	}
+	if !meta {
+		return nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT value FROM `+s.meta+` WHERE key = $1`, secretKey).Scan(&s.secret)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return storageErr(fmt.Sprintf("open schema %q read-only", s.schema), err)
+	}
+	return nil
+}
+
 func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
 	q := pgx.Identifier{schema}.Sanitize()
 	s := &Store{
@@ -100,6 +165,7 @@ func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
 		channel: "livestore_sync_" + schema,
 		stores:  q + ".livestore_stores",
 		events:  q + ".livestore_events",
+		meta:    q + ".livestore_meta",
 	}
 	// The head moves only where it still equals the batch's parent; the
 	// events are inserted only if it moved. Both happen in one statement.
@@ -108,6 +174,16 @@ func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
 	INSERT INTO ` + s.events + ` (store_id, seq_num, parent_seq_num, name, args, client_id, session_id, created_at)
 	SELECT moved.store_id, e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, $10
 	FROM moved, unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+		AS e(seq_num, parent_seq_num, name, args, client_id, session_id)`
+	// A missing store is created by its first batch, in one statement: the
+	// row is inserted only if no one else created it meanwhile, the events
+	// only if the row was.
+	s.createQ = `WITH created AS (
+		INSERT INTO ` + s.stores + ` (store_id, backend_id, head, created_at) SELECT $1, $11, $3, $10 WHERE $2::bigint = 0
+		ON CONFLICT (store_id) DO NOTHING RETURNING store_id)
+	INSERT INTO ` + s.events + ` (store_id, seq_num, parent_seq_num, name, args, client_id, session_id, created_at)
+	SELECT created.store_id, e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, $10
+	FROM created, unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
 		AS e(seq_num, parent_seq_num, name, args, client_id, session_id)`
 	s.notifyQ = `SELECT pg_notify($1, $2) FROM ` + s.stores + ` WHERE store_id = $3 AND head = $4`
 	s.headQ = `SELECT head FROM ` + s.stores + ` WHERE store_id = $1`
@@ -118,6 +194,9 @@ func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
 	s.insertQ = `INSERT INTO ` + s.stores + ` (store_id, backend_id) VALUES ($1, $2) ON CONFLICT (store_id) DO NOTHING`
 	return s
 }
+
+// secretKey names the backend-id secret in the meta table.
+const secretKey = "backend_id_secret"
 
 func (s *Store) migrate(ctx context.Context) error {
 	// Processes starting together must not race on CREATE ... IF NOT EXISTS.
@@ -143,11 +222,35 @@ func (s *Store) migrate(ctx context.Context) error {
 				session_id     text NOT NULL,
 				created_at     timestamptz NOT NULL,
 				PRIMARY KEY (store_id, seq_num)
+			);
+			CREATE TABLE IF NOT EXISTS `+s.meta+` (
+				key   text PRIMARY KEY,
+				value bytea NOT NULL
 			)`)
-		return err
+		if err != nil {
+			return err
+		}
+		// Statements that write nothing but need every right appends need,
+		// so that a user who may only read fails here, not at the first push.
+		_, err = tx.Exec(ctx, `
+			INSERT INTO `+s.stores+` (store_id, backend_id) SELECT '', '' WHERE false;
+			UPDATE `+s.stores+` SET head = head WHERE false;
+			INSERT INTO `+s.events+` SELECT * FROM `+s.events+` WHERE false`)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+s.meta+` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+			secretKey, syncserver.NewBackendIDSecret()); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value FROM `+s.meta+` WHERE key = $1`, secretKey).Scan(&s.secret)
 	})
 	if err != nil {
-		return fmt.Errorf("pgstore: create tables in schema %q: %w", s.schema, err)
+		op := fmt.Sprintf("open schema %q: create and write the tables", s.schema)
+		if isCode(err, insufficientPrivilege) {
+			return &syncserver.StorageError{Kind: syncserver.StorageReadOnly, Op: "pgstore: " + op, Err: err}
+		}
+		return storageErr(op, err)
 	}
 	return nil
 }
@@ -158,22 +261,24 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// BackendID implements [syncserver.Storage].
+// BackendID implements [syncserver.Storage]; it never writes.
 func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
-	for range 2 {
-		var id string
-		err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&id)
-		if err == nil {
-			return id, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return "", fmt.Errorf("pgstore: backend id of %q: %w", storeID, err)
-		}
-		if _, err := s.pool.Exec(ctx, s.insertQ, storeID, syncserver.NewBackendID()); err != nil {
-			return "", fmt.Errorf("pgstore: create store %q: %w", storeID, err)
-		}
+	var id string
+	err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		id, err = s.deriveBackendID(storeID)
 	}
-	return "", fmt.Errorf("pgstore: store %q vanished while being created", storeID)
+	if err != nil {
+		return "", storageErr(fmt.Sprintf("backend id of store %q", storeID), err)
+	}
+	return id, nil
+}
+
+func (s *Store) deriveBackendID(storeID string) (string, error) {
+	if s.secret == nil {
+		return "", errNoSecret
+	}
+	return syncserver.DeriveBackendID(s.secret, storeID), nil
 }
 
 // CreateStore implements [syncserver.StoreCreator].
@@ -181,12 +286,13 @@ func (s *Store) CreateStore(ctx context.Context, storeID, backendID string) erro
 	if backendID == "" {
 		return fmt.Errorf("pgstore: create store %q: empty backend id", storeID)
 	}
+	op := fmt.Sprintf("create store %q", storeID)
 	if _, err := s.pool.Exec(ctx, s.insertQ, storeID, backendID); err != nil {
-		return fmt.Errorf("pgstore: create store %q: %w", storeID, err)
+		return storageErr(op, err)
 	}
 	var existing string
 	if err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&existing); err != nil {
-		return fmt.Errorf("pgstore: create store %q: %w", storeID, err)
+		return storageErr(op, err)
 	}
 	if existing != backendID {
 		return &syncserver.BackendIDConflictError{StoreID: storeID, Existing: existing, Wanted: backendID}
@@ -202,18 +308,20 @@ func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: head of %q: %w", storeID, err)
+		return 0, storageErr(fmt.Sprintf("head of store %q", storeID), err)
 	}
 	return head, nil
 }
 
-// Append implements [syncserver.Storage]: the conditional head update, the
-// insert and the notification are sent as one pipeline, which PostgreSQL
-// runs as one transaction.
+// Append implements [syncserver.Storage]: the conditional head update (or,
+// for a batch based on e0, the creation of the missing store), the insert
+// and the notification are sent as one pipeline, which PostgreSQL runs as
+// one transaction.
 func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	op := fmt.Sprintf("append to store %q", storeID)
 	n := len(batch)
 	seq, parent := make([]int64, n), make([]int64, n)
 	names, clients, sessions := make([]string, n), make([]string, n), make([]string, n)
@@ -228,11 +336,25 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 	first, last := batch[0].ParentSeqNum, batch[n-1].SeqNum
 	note, err := json.Marshal(notification{StoreID: storeID, Head: last})
 	if err != nil {
-		return err
+		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
+	var backendID string // only a batch based on e0 can create the store
+	if first == 0 {
+		if backendID, err = s.deriveBackendID(storeID); err != nil {
+			return storageErr(op, err)
+		}
+	}
+	// Most batches extend an existing store; one based on e0 most likely
+	// creates one. The other statement is tried once when the first wrote
+	// nothing and the head says it might succeed.
+	create := first == 0
 	for attempt := 0; ; attempt++ {
 		b := &pgx.Batch{}
-		b.Queue(s.appendQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt)
+		if create {
+			b.Queue(s.createQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt, backendID)
+		} else {
+			b.Queue(s.appendQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt)
+		}
 		b.Queue(s.notifyQ, s.channel, string(note), storeID, last)
 		br := s.pool.SendBatch(ctx, b)
 		tag, err := br.Exec()
@@ -243,22 +365,22 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("pgstore: append to %q: %w", storeID, err)
+			return storageErr(op, err)
 		}
 		if tag.RowsAffected() == int64(n) {
 			return nil
 		}
-		// Nothing was written: the head moved, or the store does not exist yet.
+		// Nothing was written: the head moved, the store exists (created
+		// by someone else, or empty by CreateStore), or it does not.
 		var head int64
 		err = s.pool.QueryRow(ctx, s.headQ, storeID).Scan(&head)
-		if errors.Is(err, pgx.ErrNoRows) && attempt == 0 {
-			if _, err := s.BackendID(ctx, storeID); err != nil {
-				return err
-			}
-			continue
+		missing := errors.Is(err, pgx.ErrNoRows)
+		if err != nil && !missing {
+			return storageErr(fmt.Sprintf("head of store %q", storeID), err)
 		}
-		if err != nil {
-			return fmt.Errorf("pgstore: head of %q: %w", storeID, err)
+		if attempt == 0 && head == first && create != missing {
+			create = missing
+			continue
 		}
 		return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: first}
 	}
@@ -266,9 +388,10 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 
 // Read implements [syncserver.Storage].
 func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]syncserver.StoredEvent, error) {
+	op := fmt.Sprintf("read store %q", storeID)
 	rows, err := s.pool.Query(ctx, s.readQ, storeID, after, upTo, limit)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+		return nil, storageErr(op, err)
 	}
 	defer rows.Close()
 	var out []syncserver.StoredEvent
@@ -276,7 +399,7 @@ func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, lim
 		var ev syncserver.StoredEvent
 		var args *string
 		if err := rows.Scan(&ev.SeqNum, &ev.ParentSeqNum, &ev.Name, &args, &ev.ClientID, &ev.SessionID, &ev.CreatedAt); err != nil {
-			return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+			return nil, storageErr(op, err)
 		}
 		if args != nil {
 			ev.Args = json.RawMessage(*args)
@@ -285,7 +408,7 @@ func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, lim
 		out = append(out, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: read %q: %w", storeID, err)
+		return nil, storageErr(op, err)
 	}
 	return out, nil
 }
@@ -294,7 +417,7 @@ func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, lim
 func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (int64, error) {
 	var n int64
 	if err := s.pool.QueryRow(ctx, s.countQ, storeID, after, upTo).Scan(&n); err != nil {
-		return 0, fmt.Errorf("pgstore: count %q: %w", storeID, err)
+		return 0, storageErr(fmt.Sprintf("count events of store %q", storeID), err)
 	}
 	return n, nil
 }
@@ -353,19 +476,19 @@ func (s *Store) DropSchema(ctx context.Context) error {
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	rows, err := s.pool.Query(ctx, "SELECT store_id, backend_id, head, created_at FROM "+s.stores+" ORDER BY store_id")
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: list stores: %w", err)
+		return nil, storageErr("list stores", err)
 	}
 	defer rows.Close()
 	var out []syncserver.StoreInfo
 	for rows.Next() {
 		var si syncserver.StoreInfo
 		if err := rows.Scan(&si.StoreID, &si.BackendID, &si.Head, &si.CreatedAt); err != nil {
-			return nil, fmt.Errorf("pgstore: list stores: %w", err)
+			return nil, storageErr("list stores", err)
 		}
 		out = append(out, si)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: list stores: %w", err)
+		return nil, storageErr("list stores", err)
 	}
 	return out, nil
 }

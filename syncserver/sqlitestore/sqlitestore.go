@@ -7,8 +7,11 @@
 // transaction, each in its own savepoint, so one fsync serves many pushes.
 // Reads use a pool of read-only connections and never wait for the writer.
 //
-// A file is meant to be used by one server process at a time; use pgstore to
-// run several servers on shared data.
+// A file has one owner: [Open] takes an exclusive lock on <path>.lock and
+// fails with a *[LockedError] while another process (or another Open in
+// this process) holds it; use pgstore to run several servers on shared
+// data. Tools that only look at a file, even one a running server owns, use
+// [OpenReadOnly], which neither locks nor writes.
 package sqlitestore
 
 import (
@@ -18,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/flock"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
@@ -29,13 +33,25 @@ type Options struct {
 	ReadConns int
 	// MaxGroup bounds the writes committed in one transaction; default 64.
 	MaxGroup int
+	// MaxBytes bounds the size of the database file (PRAGMA
+	// max_page_count, rounded down to whole pages); 0 means no bound. Past
+	// it, appends fail with a *syncserver.StorageError of kind
+	// StorageFull, which limits what clients can make the server hold. A
+	// bound below the file's current size keeps the current size.
+	MaxBytes int64
 }
 
 // Store is a [syncserver.Storage] backed by one SQLite file. It is safe for
 // concurrent use; Close it when done.
 type Store struct {
+	path     string
+	readOnly bool
+	// secret derives the backend ids of stores that do not exist yet; nil
+	// only for a read-only file written before secrets were kept.
+	secret  []byte
+	lock    *flock.Lock // nil when read-only
 	readers *sqlite.Pool
-	writer  *sqlite.Conn
+	writer  *sqlite.Conn // nil when read-only
 	jobs    chan *job
 	maxJobs int
 
@@ -46,10 +62,10 @@ type Store struct {
 	closed    bool
 }
 
-var _ syncserver.Storage = (*Store)(nil)
-
-// ErrClosed is returned by calls on a closed Store.
-var ErrClosed = errors.New("sqlitestore: store is closed")
+var (
+	_ syncserver.Storage      = (*Store)(nil)
+	_ syncserver.StoreCreator = (*Store)(nil)
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS stores (
@@ -70,10 +86,20 @@ CREATE TABLE IF NOT EXISTS events (
 	created_at_ms  INTEGER NOT NULL,
 	PRIMARY KEY (store, seq_num)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) STRICT;
 `
 
-// Open opens (creating if needed) the database file at path. Its directory
-// must exist.
+// secretKey names the backend-id secret in the meta table.
+const secretKey = "backend_id_secret"
+
+// Open opens (creating if needed) the database file at path for a server:
+// its directory must exist, and the directory and file must be writable,
+// else Open fails at once with a *syncserver.StorageError of kind
+// StorageReadOnly naming what is not writable. It fails with a
+// *[LockedError] while another owner holds the file.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
@@ -81,49 +107,107 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 64
 	}
+	if err := checkWritable(path); err != nil {
+		return nil, err
+	}
+	lock, err := acquire(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openWriter(path, opts)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	s.lock = lock
+	go s.writeLoop()
+	return s, nil
+}
+
+func openWriter(path string, opts Options) (*Store, error) {
+	op := "open " + path
 	// WAL, synchronous=FULL and a busy timeout come with sqlite.Open.
 	w, err := sqlite.Open(path, sqlite.OpenOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		return nil, storageErr(op, err)
 	}
-	if err := w.Exec("PRAGMA foreign_keys = ON"); err != nil {
+	secret, err := setUp(w, opts.MaxBytes)
+	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlitestore: set up %s: %w", path, err)
-	}
-	if err := w.Exec(schema); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlitestore: create tables in %s: %w", path, err)
+		return nil, storageErr(op, err)
 	}
 	readers, err := sqlite.OpenPool(path, opts.ReadConns, sqlite.OpenOptions{ReadOnly: true})
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlitestore: open readers for %s: %w", path, err)
+		return nil, storageErr(op+": open readers", err)
 	}
-	s := &Store{
+	return &Store{
+		path:    path,
+		secret:  secret,
 		readers: readers,
 		writer:  w,
 		jobs:    make(chan *job, opts.MaxGroup),
 		maxJobs: opts.MaxGroup,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-	}
-	go s.writeLoop()
-	return s, nil
+	}, nil
 }
 
-// Close waits for pending writes, stops the writer and closes the file.
+// setUp creates the tables, applies the size bound and returns the
+// backend-id secret, created with the tables.
+func setUp(w *sqlite.Conn, maxBytes int64) ([]byte, error) {
+	if err := w.Exec("PRAGMA foreign_keys = ON"); err != nil {
+		return nil, err
+	}
+	if err := w.Exec(schema); err != nil {
+		return nil, fmt.Errorf("create tables: %w", err)
+	}
+	// The upsert writes even when the secret exists, so a file SQLite can
+	// only read fails here rather than at the first push.
+	var secret []byte
+	err := w.Query(`INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = value RETURNING value`,
+		[]any{secretKey, syncserver.NewBackendIDSecret()}, func(r *sqlite.Row) error {
+			secret = r.Bytes(0)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("write backend id secret: %w", err)
+	}
+	if maxBytes > 0 {
+		pageSize, _, err := w.QueryInt64("PRAGMA page_size")
+		if err != nil {
+			return nil, err
+		}
+		pages := max(maxBytes/pageSize, 1)
+		if err := w.Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+			return nil, fmt.Errorf("set max_page_count: %w", err)
+		}
+	}
+	return secret, nil
+}
+
+// Close waits for pending writes, stops the writer, closes the file and
+// releases the lock.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		close(s.stop)
+		if s.stop != nil {
+			close(s.stop)
+		}
 		s.mu.Unlock()
-		<-s.done
-		err = errors.Join(s.readers.Close(), s.writer.Close())
+		if s.done != nil {
+			<-s.done
+		}
+		err = errors.Join(s.readers.Close(), s.writer.Close(), s.lock.Release())
 	})
 	return err
 }
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
 
 // job is one write, run in its own savepoint of a group transaction. Its
 // result is final only once the group committed.
@@ -136,6 +220,9 @@ type job struct {
 
 // write runs fn in the writer and waits until it is committed.
 func (s *Store) write(ctx context.Context, fn func(conn *sqlite.Conn) error) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	j := &job{ctx: ctx, fn: fn, done: make(chan struct{})}
 	s.mu.RLock()
 	if s.closed {
@@ -192,11 +279,25 @@ func (s *Store) runGroup(group []*job) {
 		if err := conn.Begin(); err != nil {
 			return err
 		}
-		for _, j := range group {
+		for i, j := range group {
 			if j.err = j.ctx.Err(); j.err != nil {
 				continue
 			}
 			j.err = conn.Savepoint(func() error { return j.fn(conn) })
+			if j.err == nil || conn.InTransaction() {
+				continue
+			}
+			// SQLite may roll the whole transaction back on some errors
+			// (SQLITE_FULL, I/O errors): the jobs before this one are
+			// lost with it.
+			for _, k := range group[:i] {
+				if k.err == nil {
+					k.err = fmt.Errorf("rolled back with a failed write of the same transaction: %w", j.err)
+				}
+			}
+			if err := conn.Begin(); err != nil {
+				return err
+			}
 		}
 		if err := conn.Commit(); err != nil {
 			conn.Rollback()
@@ -206,7 +307,7 @@ func (s *Store) runGroup(group []*job) {
 	}()
 	for _, j := range group {
 		if err != nil {
-			j.err = fmt.Errorf("sqlitestore: commit: %w", err)
+			j.err = fmt.Errorf("commit: %w", err)
 		}
 		close(j.done)
 	}
@@ -225,41 +326,41 @@ func (s *Store) read(ctx context.Context, fn func(conn *sqlite.Conn) error) erro
 	return fn(conn)
 }
 
-// storeRow finds the store's key, backend id and head, creating the store if
-// create is set.
-func storeRow(conn *sqlite.Conn, storeID string, create bool) (key int64, backendID string, head int64, found bool, err error) {
+// storeRow finds the store's key, backend id and head.
+func storeRow(conn *sqlite.Conn, storeID string) (key int64, backendID string, head int64, found bool, err error) {
 	err = conn.Query("SELECT id, backend_id, head FROM stores WHERE store_id = ?", []any{storeID}, func(r *sqlite.Row) error {
 		key, backendID, head, found = r.Int64(0), r.Text(1), r.Int64(2), true
 		return nil
 	})
-	if err != nil || found || !create {
-		return key, backendID, head, found, err
-	}
-	backendID = syncserver.NewBackendID()
-	err = conn.Exec("INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)",
-		storeID, backendID, syncserver.FormatCreatedAt(time.Now()))
-	return conn.LastInsertRowID(), backendID, 0, true, err
+	return key, backendID, head, found, err
 }
 
-// BackendID implements [syncserver.Storage].
+func insertStore(conn *sqlite.Conn, storeID, backendID string, createdAt time.Time) (int64, error) {
+	err := conn.Exec("INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)",
+		storeID, backendID, syncserver.FormatCreatedAt(createdAt))
+	return conn.LastInsertRowID(), err
+}
+
+// BackendID implements [syncserver.Storage]; it never writes.
 func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
 	var id string
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
-		_, backendID, _, found, err := storeRow(conn, storeID, false)
-		if found {
+		_, backendID, _, found, err := storeRow(conn, storeID)
+		if err != nil || found {
 			id = backendID
+			return err
 		}
+		id, err = s.deriveBackendID(storeID)
 		return err
 	})
-	if err != nil || id != "" {
-		return id, wrap("backend id", storeID, err)
+	return id, storageErr(fmt.Sprintf("backend id of store %q", storeID), err)
+}
+
+func (s *Store) deriveBackendID(storeID string) (string, error) {
+	if s.secret == nil {
+		return "", errNoSecret
 	}
-	err = s.write(ctx, func(conn *sqlite.Conn) error {
-		_, backendID, _, _, err := storeRow(conn, storeID, true)
-		id = backendID
-		return err
-	})
-	return id, wrap("create store", storeID, err)
+	return syncserver.DeriveBackendID(s.secret, storeID), nil
 }
 
 // CreateStore implements [syncserver.StoreCreator].
@@ -268,7 +369,7 @@ func (s *Store) CreateStore(ctx context.Context, storeID, backendID string) erro
 		return fmt.Errorf("sqlitestore: create store %q: empty backend id", storeID)
 	}
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
-		_, existing, _, found, err := storeRow(conn, storeID, false)
+		_, existing, _, found, err := storeRow(conn, storeID)
 		switch {
 		case err != nil:
 			return err
@@ -277,10 +378,14 @@ func (s *Store) CreateStore(ctx context.Context, storeID, backendID string) erro
 		case found:
 			return nil
 		}
-		return conn.Exec("INSERT INTO stores (store_id, backend_id, head, created_at) VALUES (?, ?, 0, ?)",
-			storeID, backendID, syncserver.FormatCreatedAt(time.Now()))
+		_, err = insertStore(conn, storeID, backendID, time.Now())
+		return err
 	})
-	return wrap("create store", storeID, err)
+	var conflict *syncserver.BackendIDConflictError
+	if errors.As(err, &conflict) {
+		return err
+	}
+	return storageErr(fmt.Sprintf("create store %q", storeID), err)
 }
 
 // Head implements [syncserver.Storage].
@@ -288,26 +393,36 @@ func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
 	var head int64
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
 		var err error
-		_, _, head, _, err = storeRow(conn, storeID, false)
+		_, _, head, _, err = storeRow(conn, storeID)
 		return err
 	})
-	return head, wrap("head", storeID, err)
+	return head, storageErr(fmt.Sprintf("head of store %q", storeID), err)
 }
 
-// Append implements [syncserver.Storage]. The head check and the insert run
-// in one savepoint of the writer's transaction.
+// Append implements [syncserver.Storage]. The head check, the creation of a
+// missing store and the insert run in one savepoint of the writer's
+// transaction.
 func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	ms := createdAt.UnixMilli()
 	err := s.write(ctx, func(conn *sqlite.Conn) error {
-		key, _, head, _, err := storeRow(conn, storeID, true)
+		key, _, head, found, err := storeRow(conn, storeID)
 		if err != nil {
 			return err
 		}
 		if head != batch[0].ParentSeqNum {
 			return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: batch[0].ParentSeqNum}
+		}
+		if !found {
+			backendID, err := s.deriveBackendID(storeID)
+			if err != nil {
+				return err
+			}
+			if key, err = insertStore(conn, storeID, backendID, createdAt); err != nil {
+				return fmt.Errorf("create store: %w", err)
+			}
 		}
 		for _, ev := range batch {
 			var args any
@@ -326,7 +441,7 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 	if errors.As(err, &ahead) {
 		return err
 	}
-	return wrap("append", storeID, err)
+	return storageErr(fmt.Sprintf("append to store %q", storeID), err)
 }
 
 // Read implements [syncserver.Storage].
@@ -354,7 +469,7 @@ func (s *Store) Read(ctx context.Context, storeID string, after, upTo int64, lim
 			return nil
 		})
 	})
-	return out, wrap("read", storeID, err)
+	return out, storageErr(fmt.Sprintf("read store %q", storeID), err)
 }
 
 // Count implements [syncserver.Storage].
@@ -366,14 +481,7 @@ func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (i
 			WHERE s.store_id = ? AND e.seq_num > ? AND e.seq_num <= ?`, storeID, after, upTo)
 		return err
 	})
-	return n, wrap("count", storeID, err)
-}
-
-func wrap(op, storeID string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("sqlitestore: %s %q: %w", op, storeID, err)
+	return n, storageErr(fmt.Sprintf("count events of store %q", storeID), err)
 }
 
 // Stores lists every store, by id.
@@ -387,7 +495,7 @@ func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list stores: %w", err)
+		return nil, storageErr("list stores", err)
 	}
 	return out, nil
 }

@@ -1,6 +1,8 @@
 // Package storagetest is a conformance suite for implementations of
 // syncserver.Storage. An implementation's tests call [Run] with a function
-// that opens a fresh, empty storage.
+// that opens a fresh, empty storage, and [Shared] with two handles on one
+// storage's data where it can have several (processes sharing a database,
+// a read-only view beside a writer).
 package storagetest
 
 import (
@@ -37,6 +39,10 @@ func Chain(after int64, n int, clientID string) []syncproto.Event {
 // (and arrange for it to be closed when the test ends).
 func Run(t *testing.T, open func(t *testing.T) syncserver.Storage) {
 	t.Run("BackendID", func(t *testing.T) { testBackendID(t, open(t)) })
+	t.Run("NewStorageNewIDs", func(t *testing.T) { testNewStorageNewIDs(t, open(t), open(t)) })
+	t.Run("ReadsCreateNothing", func(t *testing.T) { testReadsCreateNothing(t, open(t)) })
+	t.Run("RejectedPushCreatesNothing", func(t *testing.T) { testRejectedPushCreatesNothing(t, open(t)) })
+	t.Run("FirstPushKeepsID", func(t *testing.T) { testFirstPushKeepsID(t, open(t)) })
 	t.Run("AppendRead", func(t *testing.T) { testAppendRead(t, open(t)) })
 	t.Run("ServerAhead", func(t *testing.T) { testServerAhead(t, open(t)) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, open(t)) })
@@ -71,6 +77,142 @@ func testBackendID(t *testing.T, s syncserver.Storage) {
 	head, err := s.Head(c, "unknown-store")
 	if err != nil || head != 0 {
 		t.Fatalf("Head(unknown) = %d, %v", head, err)
+	}
+}
+
+// testNewStorageNewIDs: a storage created afresh (as after wiping one)
+// gives a store id another backend id, so clients notice the reset.
+func testNewStorageNewIDs(t *testing.T, s1, s2 syncserver.Storage) {
+	c := ctx(t)
+	a, err := s1.BackendID(c, "same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s2.BackendID(c, "same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Fatalf("two new storages give store \"same\" one backend id %q", a)
+	}
+}
+
+// assertNoStores fails unless s lists no stores (when it can list them).
+func assertNoStores(t *testing.T, s syncserver.Storage) {
+	t.Helper()
+	l, ok := s.(lister)
+	if !ok {
+		return
+	}
+	got, err := l.Stores(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("stores = %+v, want none", got)
+	}
+}
+
+// testReadsCreateNothing: what a pull of a store that does not exist does
+// (backend id, head, count, read) writes nothing.
+func testReadsCreateNothing(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	for i := range 20 {
+		store := fmt.Sprintf("missing-%d", i)
+		if _, err := s.BackendID(c, store); err != nil {
+			t.Fatal(err)
+		}
+		if head, err := s.Head(c, store); err != nil || head != 0 {
+			t.Fatalf("Head(%s) = %d, %v", store, head, err)
+		}
+		if n, err := s.Count(c, store, 0, 1<<40); err != nil || n != 0 {
+			t.Fatalf("Count(%s) = %d, %v", store, n, err)
+		}
+		if evs, err := s.Read(c, store, 0, 1<<40, 100); err != nil || len(evs) != 0 {
+			t.Fatalf("Read(%s) = %v, %v", store, evs, err)
+		}
+	}
+	assertNoStores(t, s)
+}
+
+// testRejectedPushCreatesNothing: a push to a missing store not based on
+// e0 is refused with head 0 and leaves no store behind.
+func testRejectedPushCreatesNothing(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	before, err := s.BackendID(c, "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, parent := range []int64{1, 5} {
+		err := s.Append(c, "refused", Chain(parent, 2, "c1"), time.Now())
+		var ahead *syncproto.ServerAheadError
+		if !errors.As(err, &ahead) || *ahead != (syncproto.ServerAheadError{MinimumExpectedNum: 0, ProvidedNum: parent}) {
+			t.Fatalf("Append on parent %d to a missing store: %v, want ServerAheadError{0, %d}", parent, err, parent)
+		}
+	}
+	assertNoStores(t, s)
+	if after, err := s.BackendID(c, "refused"); err != nil || after != before {
+		t.Fatalf("backend id after refused pushes = %q, %v; want %q", after, err, before)
+	}
+	if n, err := s.Count(c, "refused", 0, 1<<40); err != nil || n != 0 {
+		t.Fatalf("Count after refused pushes = %d, %v", n, err)
+	}
+}
+
+// testFirstPushKeepsID: the id a missing store reports is the id its first
+// accepted push gives it, so a client that pulled the empty store keeps a
+// valid cursor.
+func testFirstPushKeepsID(t *testing.T, s syncserver.Storage) {
+	c := ctx(t)
+	before, err := s.BackendID(c, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(c, "first", Chain(0, 2, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := s.BackendID(c, "first"); err != nil || after != before {
+		t.Fatalf("backend id after the first push = %q, %v; reported %q before", after, err, before)
+	}
+	if l, ok := s.(lister); ok {
+		got, err := l.Stores(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].StoreID != "first" || got[0].BackendID != before || got[0].Head != 2 {
+			t.Fatalf("stores = %+v", got)
+		}
+	}
+}
+
+// Shared checks two handles on one storage's data (two processes on one
+// database, or a writer and a read-only view): they report the same backend
+// id for a store that does not exist yet, the store gets it when a's first
+// push is accepted, and b sees that push. Only a is written to.
+func Shared(t *testing.T, a, b syncserver.Storage) {
+	c := ctx(t)
+	for _, store := range []string{"shared-1", "shared-2"} {
+		idA, err := a.BackendID(c, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idB, err := b.BackendID(c, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idA != idB {
+			t.Fatalf("store %s: backend id %q from one handle, %q from the other", store, idA, idB)
+		}
+	}
+	before, _ := b.BackendID(c, "shared-1")
+	if err := a.Append(c, "shared-1", Chain(0, 3, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := b.BackendID(c, "shared-1"); err != nil || id != before {
+		t.Fatalf("backend id after the first push = %q, %v; want %q", id, err, before)
+	}
+	if head, err := b.Head(c, "shared-1"); err != nil || head != 3 {
+		t.Fatalf("head seen by the other handle = %d, %v; want 3", head, err)
 	}
 }
 
@@ -246,10 +388,17 @@ func testStores(t *testing.T, s syncserver.Storage) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.BackendID(c, "a-store"); err != nil {
+	if _, err := s.BackendID(c, "c-store"); err != nil { // asked for, never pushed to
 		t.Fatal(err)
 	}
 	if err := s.Append(c, "b-store", Chain(0, 3, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if cr, ok := s.(syncserver.StoreCreator); ok {
+		if err := cr.CreateStore(c, "a-store", "backend-a"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := s.Append(c, "a-store", Chain(0, 1, "c1"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := l.Stores(c)
@@ -257,7 +406,7 @@ func testStores(t *testing.T, s syncserver.Storage) {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].StoreID != "a-store" || got[1].StoreID != "b-store" ||
-		got[1].Head != 3 || got[1].BackendID != idB || got[0].Head != 0 || got[1].CreatedAt.IsZero() {
+		got[1].Head != 3 || got[1].BackendID != idB || got[1].CreatedAt.IsZero() {
 		t.Fatalf("stores = %+v", got)
 	}
 }
@@ -293,13 +442,24 @@ func testCreateStore(t *testing.T, s syncserver.Storage) {
 	if id, err := s.BackendID(c, "moved"); err != nil || id != "backend-1" {
 		t.Fatalf("backend id after conflict %q, %v", id, err)
 	}
-	// A store created by use gets a fresh id, which CreateStore then reports.
+	// A store created by a push has the id it reported before, which
+	// CreateStore then reports.
 	fresh, err := s.BackendID(c, "used")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Append(c, "used", Chain(0, 1, "c1"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := cr.CreateStore(c, "used", "backend-3"); !errors.As(err, &conflict) || conflict.Existing != fresh {
 		t.Fatalf("create over a used store: %v", err)
+	}
+	// A missing store is created with the id asked for, not the derived one.
+	if err := cr.CreateStore(c, "asked", "backend-4"); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.BackendID(c, "asked"); err != nil || id != "backend-4" {
+		t.Fatalf("backend id of a created store = %q, %v", id, err)
 	}
 	if err := cr.CreateStore(c, "empty-id", ""); err == nil {
 		t.Fatal("empty backend id accepted")
