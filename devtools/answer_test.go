@@ -146,4 +146,3 @@ func TestEventLargerThanResponse(t *testing.T) {
 		t.Fatalf("the rest: %s", body)
 	}
 }
-
