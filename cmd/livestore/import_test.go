@@ -121,7 +121,10 @@ func TestImportComparesInWindows(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("skipped %d already present", n)) {
 		t.Fatalf("same import: exit %d\n%s%s", code, stdout, stderr)
 	}
-	other := historyLines(n+1, n, func(l *exportLine) { l.CreatedAt = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339); l.Name = "v1.Late" })
+	other := historyLines(n+1, n, func(l *exportLine) {
+		l.CreatedAt = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)
+		l.Name = "v1.Late"
+	})
 	if err := os.WriteFile(p, []byte(other), 0o644); err != nil {
 		t.Fatal(err)
 	}
