@@ -181,15 +181,21 @@ read:
 		read := 0
 		for _, e := range evs {
 			ev := eventJSON{Event: e.Event, CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano)}
-			j := marshalEvent(ev)
-			read += len(j)
-			if len(j)+1 > free {
+			// Args longer than the room left cannot fit: no need to encode them.
+			var j []byte
+			size := len(e.Args)
+			if size <= free {
+				j = marshalEvent(ev)
+				size = len(j)
+			}
+			read += size
+			if size+1 > free {
 				if n > 0 {
 					more, truncated = true, true
 					break read
 				}
 				ev.Args = nil
-				ev.ArgsOmitted = fmt.Sprintf("the event is %d bytes as JSON, more than a response holds (%d)", len(j), h.maxBytes)
+				ev.ArgsOmitted = fmt.Sprintf("the event is at least %d bytes as JSON, more than a response holds (%d)", size, h.maxBytes)
 				j = marshalEvent(ev)
 			}
 			if n > 0 {

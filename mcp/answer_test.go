@@ -229,11 +229,15 @@ func TestClientStoreEventsAnswerBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Repeat("<", 20_000) // six bytes each as JSON
+	text := strings.Repeat("<", 5_000) // six bytes each as JSON
 	for i := range 20 {
 		if err := store.Commit(ctx, created.New(todoCreated{ID: fmt.Sprint(i), Text: text})); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// One event larger than an answer: it comes without its args.
+	if err := store.Commit(ctx, created.New(todoCreated{ID: "big", Text: strings.Repeat("<", 100_000)})); err != nil {
+		t.Fatal(err)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
@@ -250,16 +254,19 @@ func TestClientStoreEventsAnswerBounded(t *testing.T) {
 		}
 		for _, e := range out.Events {
 			seen = append(seen, e.SeqNum)
+			if (e.ArgsOmitted != "") != (e.SeqNum == "e21") || (e.Args == nil) != (e.SeqNum == "e21") {
+				t.Fatalf("event %s: args %v, argsOmitted %q", e.SeqNum, e.Args != nil, e.ArgsOmitted)
+			}
 		}
 		if !out.More {
 			break
 		}
-		if len(out.Events) == 0 || out.Note == "" {
+		if len(out.Events) == 0 || out.Note == "" && out.Events[0].SeqNum != "e21" {
 			t.Fatalf("page %d: %+v", page, out)
 		}
 		after = out.NextAfter
 	}
-	if len(seen) != 20 || seen[0] != "e1" || seen[19] != "e20" {
+	if len(seen) != 21 || seen[0] != "e1" || seen[20] != "e21" {
 		t.Fatalf("read %v", seen)
 	}
 }

@@ -165,7 +165,11 @@ func (t *clientStoreTools) events(ctx context.Context, _ *sdkmcp.CallToolRequest
 			SessionID:    e.SessionID,
 			SyncMetadata: jsonArgs(e.SyncMetadata),
 		}
-		size := sizeOf(ce) + 1
+		// Args longer than the room left cannot fit: no need to encode them.
+		size := len(e.Args) + len(e.SyncMetadata)
+		if size <= free {
+			size = sizeOf(ce) + 1
+		}
 		if size > free {
 			if len(out.Events) > 0 {
 				out.More = true
@@ -173,7 +177,7 @@ func (t *clientStoreTools) events(ctx context.Context, _ *sdkmcp.CallToolRequest
 				return inspect.ErrStop
 			}
 			ce.Args, ce.SyncMetadata = nil, nil
-			ce.ArgsOmitted = fmt.Sprintf("the event is %d bytes as JSON, more than an answer holds; query its args in parts with client_store_query, e.g. substr(args, 1, 10000)", size)
+			ce.ArgsOmitted = fmt.Sprintf("the event is at least %d bytes as JSON, more than an answer holds; query its args in parts with client_store_query, e.g. substr(args, 1, 10000)", size)
 			if size = sizeOf(ce) + 1; size > free {
 				return fmt.Errorf("event %s is too large for an answer even without its args; read on with after = %q", ce.SeqNum, ce.SeqNum)
 			}

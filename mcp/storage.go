@@ -152,7 +152,11 @@ func (t *storageTools) readEvents(ctx context.Context, _ *sdkmcp.CallToolRequest
 				SessionID:    e.SessionID,
 				CreatedAt:    syncserver.FormatCreatedAt(e.CreatedAt),
 			}
-			size := sizeOf(se) + 1
+			// Args longer than the room left cannot fit: no need to encode them.
+			size := len(e.Args)
+			if size <= free {
+				size = sizeOf(se) + 1
+			}
 			read += size
 			if size > free {
 				if len(out.Events) > 0 {
@@ -161,7 +165,7 @@ func (t *storageTools) readEvents(ctx context.Context, _ *sdkmcp.CallToolRequest
 					return nil, out, nil
 				}
 				se.Args = nil
-				se.ArgsOmitted = fmt.Sprintf("the event is %d bytes as JSON, more than an answer holds", size)
+				se.ArgsOmitted = fmt.Sprintf("the event is at least %d bytes as JSON, more than an answer holds", size)
 				if size = sizeOf(se) + 1; size > free {
 					return nil, readEventsOutput{}, fmt.Errorf("event %d is too large for an answer even without its args; read on with after = %d", se.SeqNum, se.SeqNum)
 				}
@@ -184,7 +188,7 @@ func (t *storageTools) readEvents(ctx context.Context, _ *sdkmcp.CallToolRequest
 // Chunk sizes of read_events: the first read, before event sizes are known,
 // and the largest.
 const (
-	firstChunk = 8
+	firstChunk = 2
 	maxChunk   = 256
 )
 
