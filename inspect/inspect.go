@@ -6,6 +6,11 @@
 // A [Dir] opens the store's database read-only and does not take the
 // directory's lock, so the owning process may keep committing; every call
 // reads one consistent snapshot (SQLite WAL).
+//
+// Queries are bounded ([Limits]): in rows, in the bytes of the answer, and
+// in time, after which SQLite is interrupted. The read-only guard refuses
+// every statement that writes, including VACUUM INTO, which would write a
+// copy of the database elsewhere.
 package inspect
 
 import (

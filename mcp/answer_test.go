@@ -270,3 +270,42 @@ func TestClientStoreEventsAnswerBounded(t *testing.T) {
 		t.Fatalf("read %v", seen)
 	}
 }
+
+func TestListStoresAnswerBounded(t *testing.T) {
+	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "sync.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := range 200 {
+		if _, err := st.BackendID(t.Context(), fmt.Sprintf("store-%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs := connect(t, Options{Storage: st, MaxAnswerBytes: MinAnswerBytes})
+	var seen []string
+	after := ""
+	for page := 0; page < 100; page++ {
+		var out listStoresOutput
+		size := callSized(t, cs, "list_stores", map[string]any{"after": after}, &out)
+		if size > MinAnswerBytes {
+			t.Fatalf("page %d: answer %d bytes, over %d", page, size, MinAnswerBytes)
+		}
+		for _, s := range out.Stores {
+			seen = append(seen, s.StoreID)
+		}
+		if !out.More {
+			break
+		}
+		if len(out.Stores) == 0 || out.NextAfter != seen[len(seen)-1] {
+			t.Fatalf("page %d: %d stores, nextAfter %q", page, len(out.Stores), out.NextAfter)
+		}
+		if page == 0 {
+			t.Logf("first page: %d stores in %d bytes", len(out.Stores), size)
+		}
+		after = out.NextAfter
+	}
+	if len(seen) != 200 || seen[0] != "store-000" || seen[199] != "store-199" {
+		t.Fatalf("listed %d stores", len(seen))
+	}
+}
