@@ -6,15 +6,22 @@
 // A [Dir] opens the store's database read-only and does not take the
 // directory's lock, so the owning process may keep committing; every call
 // reads one consistent snapshot (SQLite WAL).
+//
+// Queries are bounded ([Limits]): in rows, in the bytes of the answer, and
+// in time, after which SQLite is interrupted. The read-only guard refuses
+// every statement that writes, including VACUUM INTO, which would write a
+// copy of the database elsewhere.
 package inspect
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
@@ -142,20 +149,28 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 	return s, nil
 }
 
-// Events returns, in log order, at most limit events after `after` (the zero
-// SeqNum: from the start; limit ≤ 0: all).
-func (d *Dir) Events(ctx context.Context, after eventlog.SeqNum, limit int) ([]eventlog.Event, error) {
-	var out []eventlog.Event
+// ErrStop, returned by the function given to [Dir.ScanEvents], ends the scan
+// without an error.
+var ErrStop = errors.New("stop")
+
+// ScanEvents calls fn for each event after `after` (the zero SeqNum: from
+// the start), in log order, one at a time, until fn returns [ErrStop] or
+// another error, or the events end. The scan stops with an error matching
+// [ErrTimeout] after timeout (0: DefaultTimeout; negative: no limit). fn's
+// event is its own; the scan holds no more than one event in memory.
+func (d *Dir) ScanEvents(ctx context.Context, after eventlog.SeqNum, timeout time.Duration, fn func(eventlog.Event) error) error {
+	ctx, cancel, explain := withTimeout(ctx, timeout)
+	defer cancel()
 	err := d.snapshot(ctx, func() error {
-		return eventlog.Scan(d.c, after, limit, func(e eventlog.Event) error {
-			out = append(out, e)
-			return nil
-		})
+		return eventlog.Scan(d.c, after, 0, fn)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("inspect: events of %s: %w", d.path, err)
+	if errors.Is(err, ErrStop) {
+		err = nil
 	}
-	return out, nil
+	if err = explain(err); err != nil {
+		return fmt.Errorf("inspect: events of %s: %w", d.path, err)
+	}
+	return nil
 }
 
 // Result is the answer to a query.
@@ -163,50 +178,107 @@ type Result struct {
 	Columns []string `json:"columns"`
 	// Rows hold int64, float64, string, []byte or nil values.
 	Rows [][]any `json:"rows"`
-	// Truncated is true when the query had more rows than the limit.
+	// Truncated is true when the query had more rows than the answer holds.
 	Truncated bool `json:"truncated,omitempty"`
+	// TruncatedBy names the limit that ended the answer: LimitRows or
+	// LimitBytes.
+	TruncatedBy string `json:"truncatedBy,omitempty"`
 }
 
 // Query runs one reading SQL statement (SELECT, or a PRAGMA without a value)
-// over the store's database and returns at most limit rows (limit ≤ 0: all).
-// Statements that would write, attach databases or change settings are
-// refused before they run.
-func (d *Dir) Query(ctx context.Context, query string, limit int) (Result, error) {
+// over the store's database and returns its first rows, within lim: at most
+// lim.MaxRows rows whose JSON encoding stays under lim.MaxBytes, read within
+// lim.Timeout. The rows are measured while they are read, and a value is
+// measured before it is copied, so a query over large values holds no more
+// than the answer in memory. Statements that would write, attach databases,
+// vacuum or change settings are refused before they run.
+func (d *Dir) Query(ctx context.Context, query string, lim Limits) (Result, error) {
+	ctx, cancel, explain := withTimeout(ctx, lim.Timeout)
+	defer cancel()
+	old := d.c.SetMaxLength(MaxValueLength)
+	defer d.c.SetMaxLength(old)
 	res := Result{Rows: [][]any{}}
+	// The budget covers {"columns":[...],"rows":[...],"truncated":true,"truncatedBy":"bytes"}.
+	budget := lim.maxBytes() - len(`{"columns":[],"rows":[],"truncated":true,"truncatedBy":"bytes"}`)
 	err := d.snapshot(ctx, func() error {
-		errLimit := errors.New("limit reached")
+		errFull := errors.New("answer full")
 		cols, err := d.c.QueryReadOnly(query, nil, func(r *sqlite.Row) error {
-			if limit > 0 && len(res.Rows) == limit {
-				res.Truncated = true
-				return errLimit
+			if res.Columns == nil {
+				res.Columns = r.ColumnNames()
+				for _, c := range res.Columns {
+					budget -= jsonTextSize(c) + 1
+				}
 			}
-			row := make([]any, r.ColumnCount())
-			for i := range row {
-				row[i] = r.Value(i)
+			if lim.MaxRows > 0 && len(res.Rows) == lim.MaxRows {
+				res.Truncated, res.TruncatedBy = true, LimitRows
+				return errFull
 			}
-			res.Rows = append(res.Rows, row)
+			row, ok := readRow(r, budget-1)
+			if !ok {
+				res.Truncated, res.TruncatedBy = true, LimitBytes
+				return errFull
+			}
+			budget -= row.size + 1
+			res.Rows = append(res.Rows, row.values)
 			return nil
 		})
 		res.Columns = cols
-		if errors.Is(err, errLimit) {
+		if errors.Is(err, errFull) {
 			return nil
 		}
 		return err
 	})
-	if err != nil {
+	if err = explain(err); err != nil {
 		return Result{}, fmt.Errorf("inspect: query %s: %w", d.path, err)
 	}
 	return res, nil
 }
 
+type sizedRow struct {
+	values []any
+	size   int
+}
+
+// readRow copies the current row if its JSON encoding fits in budget bytes.
+// Text and blobs are measured before they are copied.
+func readRow(r *sqlite.Row, budget int) (sizedRow, bool) {
+	n := r.ColumnCount()
+	row := sizedRow{values: make([]any, n), size: 2 + max(n-1, 0)}
+	for i := range n {
+		switch r.Type(i) {
+		case sqlite.TypeText:
+			// Escaping only lengthens text.
+			if row.size+2+r.Len(i) > budget {
+				return sizedRow{}, false
+			}
+			row.values[i] = r.Text(i)
+		case sqlite.TypeBlob:
+			if row.size+2+base64.StdEncoding.EncodedLen(r.Len(i)) > budget {
+				return sizedRow{}, false
+			}
+			row.values[i] = r.Bytes(i)
+		default:
+			row.values[i] = r.Value(i)
+		}
+		row.size += jsonValueSize(row.values[i])
+		if row.size > budget {
+			return sizedRow{}, false
+		}
+	}
+	return row, true
+}
+
 // snapshot runs fn in a read transaction, interrupted when ctx ends.
 func (d *Dir) snapshot(ctx context.Context, fn func() error) error {
 	restore := d.c.SetInterrupt(ctx)
-	defer restore()
 	if err := d.c.BeginRead(); err != nil {
+		restore()
 		return err
 	}
 	err := fn()
+	// An interrupt still pending would fail the rollback and leave the
+	// transaction open for the next call.
+	restore()
 	if rerr := d.c.Rollback(); err == nil {
 		err = rerr
 	}

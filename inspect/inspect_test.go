@@ -148,37 +148,35 @@ func TestSummaryOfSyncedStore(t *testing.T) {
 	}
 }
 
-func TestEventsPaging(t *testing.T) {
+func TestScanEvents(t *testing.T) {
 	a := newApp(t)
 	dir := t.TempDir()
 	openStore(t, a, dir, nil, 4)
 	d := openDir(t, dir)
 	ctx := context.Background()
 	var got []string
-	var after eventlog.SeqNum
-	for {
-		page, err := d.Events(ctx, after, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
-			got = append(got, e.SeqNum.String()+" "+e.Name)
-		}
-		after = page[len(page)-1].SeqNum
+	err := d.ScanEvents(ctx, eventlog.SeqNum{}, 0, func(e eventlog.Event) error {
+		got = append(got, e.SeqNum.String()+" "+e.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := "e1 v1.TodoCreated,e1.1 v1.FilterSet,e2 v1.TodoCreated,e3 v1.TodoCreated,e4 v1.TodoCreated"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("events %s\nwant   %s", strings.Join(got, ","), want)
 	}
-	all, err := d.Events(ctx, eventlog.SeqNum{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != 5 || string(all[0].Args) != `{"id":"t00","text":"todo 0"}` {
-		t.Fatalf("all events: %d, first args %s", len(all), all[0].Args)
+	// After a client-only seqNum, and stopped by the callback.
+	got = got[:0]
+	err = d.ScanEvents(ctx, eventlog.SeqNum{Global: 1, Client: 1}, 0, func(e eventlog.Event) error {
+		got = append(got, e.SeqNum.String())
+		if len(got) == 2 {
+			return inspect.ErrStop
+		}
+		return nil
+	})
+	if err != nil || strings.Join(got, ",") != "e2,e3" {
+		t.Fatalf("after e1.1, stopped after two: %v, %v", got, err)
 	}
 }
 
@@ -189,28 +187,28 @@ func TestQuery(t *testing.T) {
 	d := openDir(t, dir)
 	ctx := context.Background()
 
-	res, err := d.Query(ctx, "SELECT id, text, length(text) AS n FROM todos ORDER BY id", 0)
+	res, err := d.Query(ctx, "SELECT id, text, length(text) AS n FROM todos ORDER BY id", inspect.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(res.Columns) != "[id text n]" || fmt.Sprint(res.Rows) != "[[t00 todo 0 6] [t01 todo 1 6] [t02 todo 2 6]]" || res.Truncated {
 		t.Fatalf("result %+v", res)
 	}
-	res, err = d.Query(ctx, "SELECT id FROM todos ORDER BY id", 2)
+	res, err = d.Query(ctx, "SELECT id FROM todos ORDER BY id", inspect.Limits{MaxRows: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 2 || !res.Truncated {
+	if len(res.Rows) != 2 || !res.Truncated || res.TruncatedBy != inspect.LimitRows {
 		t.Fatalf("limited result %+v", res)
 	}
-	res, err = d.Query(ctx, "SELECT id FROM todos WHERE id = 'none'", 0)
+	res, err = d.Query(ctx, "SELECT id FROM todos WHERE id = 'none'", inspect.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(res.Columns) != "[id]" || len(res.Rows) != 0 {
 		t.Fatalf("empty result %+v", res)
 	}
-	res, err = d.Query(ctx, "PRAGMA table_info(todos)", 0)
+	res, err = d.Query(ctx, "PRAGMA table_info(todos)", inspect.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,12 +228,14 @@ func TestQuery(t *testing.T) {
 		"SELECT 1; DELETE FROM todos",
 		"",
 		"SELEKT 1",
+		"VACUUM",
+		"VACUUM INTO '/nonexistent/copy.db'",
 	} {
-		if _, err := d.Query(ctx, bad, 0); err == nil {
+		if _, err := d.Query(ctx, bad, inspect.Limits{}); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	res, err = d.Query(ctx, "SELECT count(*) FROM todos", 0)
+	res, err = d.Query(ctx, "SELECT count(*) FROM todos", inspect.Limits{})
 	if err != nil || fmt.Sprint(res.Rows) != "[[3]]" {
 		t.Fatalf("after refused statements: %+v, %v", res, err)
 	}

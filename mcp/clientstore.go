@@ -14,10 +14,11 @@ import (
 // clientStoreTools reads client store directories, only those configured.
 type clientStoreTools struct {
 	dirs []string
+	lim  limits
 }
 
-func addClientStoreTools(srv *sdkmcp.Server, dirs []string) error {
-	t := &clientStoreTools{dirs: slices.Clone(dirs)}
+func addClientStoreTools(srv *sdkmcp.Server, dirs []string, lim limits) error {
+	t := &clientStoreTools{dirs: slices.Clone(dirs), lim: lim}
 	allowed := " Allowed dirs: " + quoteList(t.dirs) + "."
 	if err := addTool(srv, &sdkmcp.Tool{
 		Name: "client_store_summary",
@@ -30,7 +31,8 @@ func addClientStoreTools(srv *sdkmcp.Server, dirs []string) error {
 	if err := addTool(srv, &sdkmcp.Tool{
 		Name: "client_store_events",
 		Description: "Read a client store's eventlog, in order, starting after a seqNum (e5 is synced event 5, e5.1 the first client-only event after it). " +
-			"Page by passing the returned nextAfter as after while more is true." + allowed,
+			"Page by passing the returned nextAfter as after while more is true; a page ends early when the answer reaches its size limit, " +
+			"and an event too large for an answer comes without its args (argsOmitted says so)." + allowed,
 		Annotations: readOnly("Read client store events"),
 	}, t.events); err != nil {
 		return err
@@ -38,7 +40,8 @@ func addClientStoreTools(srv *sdkmcp.Server, dirs []string) error {
 	return addTool(srv, &sdkmcp.Tool{
 		Name: "client_store_query",
 		Description: "Run one read-only SQL statement over a client store's database (SQLite) and return the rows: a SELECT over the state tables " +
-			"(client_store_summary lists them) or the eventlog, or a reporting PRAGMA such as table_info(todos). Statements that write are rejected." + allowed,
+			"(client_store_summary lists them) or the eventlog, or a reporting PRAGMA such as table_info(todos). Statements that write are rejected. " +
+			"The answer holds at most limit rows and is bounded in size (truncatedBy says which limit ended it); a query is stopped after its time limit." + allowed,
 		Annotations: readOnly("Query a client store"),
 	}, t.query)
 }
@@ -77,6 +80,8 @@ type tableInfo struct {
 }
 
 func (t *clientStoreTools) summary(ctx context.Context, _ *sdkmcp.CallToolRequest, in summaryInput) (*sdkmcp.CallToolResult, summaryOutput, error) {
+	ctx, cancel := t.lim.call(ctx)
+	defer cancel()
 	d, err := t.open(ctx, in.Dir)
 	if err != nil {
 		return nil, summaryOutput{}, err
@@ -113,6 +118,7 @@ type clientEventsOutput struct {
 	Events    []clientEvent `json:"events"`
 	NextAfter string        `json:"nextAfter" jsonschema:"the after of the next page: the seqNum of the last event returned, or the requested after if none was"`
 	More      bool          `json:"more" jsonschema:"whether events after nextAfter exist"`
+	Note      string        `json:"note,omitempty" jsonschema:"why the page holds fewer events than limit although more exist"`
 }
 
 type clientEvent struct {
@@ -123,6 +129,7 @@ type clientEvent struct {
 	ClientID     string `json:"clientId"`
 	SessionID    string `json:"sessionId"`
 	SyncMetadata any    `json:"syncMetadata,omitempty" jsonschema:"what the sync server attached to the event, if it was synced"`
+	ArgsOmitted  string `json:"argsOmitted,omitempty" jsonschema:"set when args (and syncMetadata) were left out because the event is too large for an answer"`
 }
 
 func (t *clientStoreTools) events(ctx context.Context, _ *sdkmcp.CallToolRequest, in clientEventsInput) (*sdkmcp.CallToolResult, clientEventsOutput, error) {
@@ -142,15 +149,14 @@ func (t *clientStoreTools) events(ctx context.Context, _ *sdkmcp.CallToolRequest
 		return nil, clientEventsOutput{}, err
 	}
 	defer d.Close()
-	evs, err := d.Events(ctx, after, limit+1)
-	if err != nil {
-		return nil, clientEventsOutput{}, err
-	}
-	out := clientEventsOutput{Dir: in.Dir, NextAfter: after.String(), More: len(evs) > limit}
-	evs = evs[:min(len(evs), limit)]
-	out.Events = make([]clientEvent, len(evs))
-	for i, e := range evs {
-		out.Events[i] = clientEvent{
+	out := clientEventsOutput{Dir: in.Dir, NextAfter: after.String(), Events: []clientEvent{}}
+	free := t.lim.budget() - sizeOf(out)
+	err = d.ScanEvents(ctx, after, t.lim.timeout, func(e eventlog.Event) error {
+		if len(out.Events) == limit {
+			out.More = true
+			return inspect.ErrStop
+		}
+		ce := clientEvent{
 			SeqNum:       e.SeqNum.String(),
 			ParentSeqNum: e.ParentSeqNum.String(),
 			Name:         e.Name,
@@ -159,7 +165,30 @@ func (t *clientStoreTools) events(ctx context.Context, _ *sdkmcp.CallToolRequest
 			SessionID:    e.SessionID,
 			SyncMetadata: jsonArgs(e.SyncMetadata),
 		}
-		out.NextAfter = e.SeqNum.String()
+		// Args longer than the room left cannot fit: no need to encode them.
+		size := len(e.Args) + len(e.SyncMetadata)
+		if size <= free {
+			size = sizeOf(ce) + 1
+		}
+		if size > free {
+			if len(out.Events) > 0 {
+				out.More = true
+				out.Note = t.lim.capNote("read on with after = nextAfter")
+				return inspect.ErrStop
+			}
+			ce.Args, ce.SyncMetadata = nil, nil
+			ce.ArgsOmitted = fmt.Sprintf("the event is at least %d bytes as JSON, more than an answer holds; query its args in parts with client_store_query, e.g. substr(args, 1, 10000)", size)
+			if size = sizeOf(ce) + 1; size > free {
+				return fmt.Errorf("event %s is too large for an answer even without its args; read on with after = %q", ce.SeqNum, ce.SeqNum)
+			}
+		}
+		free -= size
+		out.Events = append(out.Events, ce)
+		out.NextAfter = ce.SeqNum
+		return nil
+	})
+	if err != nil {
+		return nil, clientEventsOutput{}, err
 	}
 	return nil, out, nil
 }
@@ -171,12 +200,15 @@ type queryInput struct {
 }
 
 type queryOutput struct {
-	Columns   []string `json:"columns"`
-	Rows      [][]any  `json:"rows" jsonschema:"the rows, each a list of values in the order of columns; blobs are base64"`
-	Truncated bool     `json:"truncated" jsonschema:"whether the query had more rows than limit"`
+	Columns     []string `json:"columns"`
+	Rows        [][]any  `json:"rows" jsonschema:"the rows, each a list of values in the order of columns; blobs are base64"`
+	Truncated   bool     `json:"truncated" jsonschema:"whether the query had more rows than the answer holds"`
+	TruncatedBy string   `json:"truncatedBy,omitempty" jsonschema:"the limit that ended the answer: rows (the limit argument) or bytes (the answer's size limit)"`
+	Note        string   `json:"note,omitempty" jsonschema:"how to read the rows the answer left out"`
 }
 
 func (t *clientStoreTools) query(ctx context.Context, _ *sdkmcp.CallToolRequest, in queryInput) (*sdkmcp.CallToolResult, queryOutput, error) {
+	// inspect bounds the time, and says so when the bound stops it.
 	if in.SQL == "" {
 		return nil, queryOutput{}, fmt.Errorf("sql is required")
 	}
@@ -189,11 +221,18 @@ func (t *clientStoreTools) query(ctx context.Context, _ *sdkmcp.CallToolRequest,
 		return nil, queryOutput{}, err
 	}
 	defer d.Close()
-	res, err := d.Query(ctx, in.SQL, limit)
+	// The note is at most a few hundred bytes, within answerReserve.
+	res, err := d.Query(ctx, in.SQL, inspect.Limits{MaxRows: limit, MaxBytes: t.lim.budget(), Timeout: t.lim.timeout})
 	if err != nil {
 		return nil, queryOutput{}, err
 	}
-	out := queryOutput{Columns: res.Columns, Rows: res.Rows, Truncated: res.Truncated}
+	out := queryOutput{Columns: res.Columns, Rows: res.Rows, Truncated: res.Truncated, TruncatedBy: res.TruncatedBy}
+	switch res.TruncatedBy {
+	case inspect.LimitRows:
+		out.Note = fmt.Sprintf("only the first %d rows; raise limit (at most %d) or page with LIMIT/OFFSET", limit, MaxLimit)
+	case inspect.LimitBytes:
+		out.Note = t.lim.capNote(fmt.Sprintf("only the first %d rows fit; select fewer or shorter columns (length(col), substr(col, 1, 1000)) or page with LIMIT/OFFSET", len(res.Rows)))
+	}
 	if out.Columns == nil {
 		out.Columns = []string{}
 	}

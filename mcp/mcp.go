@@ -12,6 +12,10 @@
 //	client_store_events   events of a client store's eventlog after a seqNum such as "e5" or "e5.1"
 //	client_store_query    a read-only SQL query over a client store's state
 //
+// Every answer is bounded: at most MaxLimit events or rows, at most
+// Options.MaxAnswerBytes bytes (a shortened page says so and where to go on),
+// and each call reads for at most Options.QueryTimeout.
+//
 // Mistakes in a call (an unknown store, a directory that was not configured,
 // SQL that fails or writes) come back as tool errors, which the assistant
 // sees, never as protocol errors.
@@ -24,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -43,6 +48,13 @@ type Options struct {
 	Version string
 	// Logger receives the protocol server's log; nil discards it.
 	Logger *slog.Logger
+	// MaxAnswerBytes bounds the size of one tool answer as sent; a page of
+	// events or rows ends early to stay under it. 0 means
+	// DefaultMaxAnswerBytes; at least MinAnswerBytes.
+	MaxAnswerBytes int
+	// QueryTimeout bounds how long one tool call reads (a SQL query is
+	// interrupted when it passes). 0 means DefaultQueryTimeout.
+	QueryTimeout time.Duration
 }
 
 // Storage is what the tools read from a sync server's storage
@@ -77,6 +89,10 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 			return nil, errors.New("mcp: empty store directory")
 		}
 	}
+	lim, err := newLimits(opts)
+	if err != nil {
+		return nil, err
+	}
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -88,12 +104,12 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 	srv := sdkmcp.NewServer(&sdkmcp.Implementation{Name: "livestore", Title: "LiveStore", Version: version},
 		&sdkmcp.ServerOptions{Instructions: instructions(opts), Logger: log})
 	if opts.Storage != nil {
-		if err := addStorageTools(srv, opts.Storage); err != nil {
+		if err := addStorageTools(srv, opts.Storage, lim); err != nil {
 			return nil, err
 		}
 	}
 	if len(opts.StoreDirs) > 0 {
-		if err := addClientStoreTools(srv, opts.StoreDirs); err != nil {
+		if err := addClientStoreTools(srv, opts.StoreDirs, lim); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -13,14 +15,16 @@ import (
 
 // storageTools reads a sync server's storage.
 type storageTools struct {
-	st Storage
+	st  Storage
+	lim limits
 }
 
-func addStorageTools(srv *sdkmcp.Server, st Storage) error {
-	t := &storageTools{st: st}
+func addStorageTools(srv *sdkmcp.Server, st Storage, lim limits) error {
+	t := &storageTools{st: st, lim: lim}
 	if err := addTool(srv, &sdkmcp.Tool{
-		Name:        "list_stores",
-		Description: "List every store of the sync server's storage with its backend id, head (seqNum of its last event) and creation time.",
+		Name: "list_stores",
+		Description: "List the stores of the sync server's storage, by storeId, with their backend id, head (seqNum of the last event) and creation time. " +
+			"When more stores exist than an answer holds, more is true: list on with after = nextAfter.",
 		Annotations: readOnly("List sync server stores"),
 	}, t.listStores); err != nil {
 		return err
@@ -28,15 +32,20 @@ func addStorageTools(srv *sdkmcp.Server, st Storage) error {
 	return addTool(srv, &sdkmcp.Tool{
 		Name: "read_events",
 		Description: "Read a store's events from the sync server's global log, in order, starting after a seqNum. " +
-			"Page through a long log by passing the returned nextAfter as after while more is true.",
+			"Page through a long log by passing the returned nextAfter as after while more is true; a page ends early when the answer reaches its size limit, " +
+			"and an event too large for an answer comes without its args (argsOmitted says so).",
 		Annotations: readOnly("Read sync server events"),
 	}, t.readEvents)
 }
 
-type listStoresInput struct{}
+type listStoresInput struct {
+	After string `json:"after,omitempty" jsonschema:"list the stores whose storeId sorts after this one; empty (the default) starts at the first"`
+}
 
 type listStoresOutput struct {
-	Stores []storeOut `json:"stores" jsonschema:"the stores, by storeId"`
+	Stores    []storeOut `json:"stores" jsonschema:"the stores, by storeId"`
+	More      bool       `json:"more" jsonschema:"whether stores after nextAfter exist that the answer had no room for"`
+	NextAfter string     `json:"nextAfter,omitempty" jsonschema:"the after of the next page when more is true"`
 }
 
 type storeOut struct {
@@ -46,14 +55,32 @@ type storeOut struct {
 	CreatedAt string `json:"createdAt" jsonschema:"when the server first saw the store (UTC, ISO 8601)"`
 }
 
-func (t *storageTools) listStores(ctx context.Context, _ *sdkmcp.CallToolRequest, _ listStoresInput) (*sdkmcp.CallToolResult, listStoresOutput, error) {
+func (t *storageTools) listStores(ctx context.Context, _ *sdkmcp.CallToolRequest, in listStoresInput) (*sdkmcp.CallToolResult, listStoresOutput, error) {
+	ctx, cancel := t.lim.call(ctx)
+	defer cancel()
 	list, err := t.st.Stores(ctx)
 	if err != nil {
 		return nil, listStoresOutput{}, fmt.Errorf("list stores: %w", err)
 	}
-	out := listStoresOutput{Stores: make([]storeOut, len(list))}
-	for i, s := range list {
-		out.Stores[i] = storeOut{StoreID: s.StoreID, BackendID: s.BackendID, Head: s.Head, CreatedAt: syncserver.FormatCreatedAt(s.CreatedAt)}
+	slices.SortFunc(list, func(a, b syncserver.StoreInfo) int { return strings.Compare(a.StoreID, b.StoreID) })
+	out := listStoresOutput{Stores: []storeOut{}}
+	free := t.lim.budget() - sizeOf(out) - len(`,"nextAfter":""`) - syncserver.MaxStoreIDLength
+	for _, s := range list {
+		if s.StoreID <= in.After {
+			continue
+		}
+		so := storeOut{StoreID: s.StoreID, BackendID: s.BackendID, Head: s.Head, CreatedAt: syncserver.FormatCreatedAt(s.CreatedAt)}
+		size := sizeOf(so) + 1
+		if size > free {
+			if len(out.Stores) == 0 {
+				return nil, listStoresOutput{}, fmt.Errorf("store %q does not fit in an answer", s.StoreID)
+			}
+			out.More = true
+			out.NextAfter = out.Stores[len(out.Stores)-1].StoreID
+			break
+		}
+		free -= size
+		out.Stores = append(out.Stores, so)
 	}
 	return nil, out, nil
 }
@@ -70,6 +97,7 @@ type readEventsOutput struct {
 	Events    []serverEvent `json:"events"`
 	NextAfter int64         `json:"nextAfter" jsonschema:"the after of the next page: the seqNum of the last event returned, or the requested after if none was"`
 	More      bool          `json:"more" jsonschema:"whether events after nextAfter exist"`
+	Note      string        `json:"note,omitempty" jsonschema:"why the page holds fewer events than limit although more exist"`
 }
 
 type serverEvent struct {
@@ -80,6 +108,7 @@ type serverEvent struct {
 	ClientID     string `json:"clientId" jsonschema:"the client that committed the event"`
 	SessionID    string `json:"sessionId" jsonschema:"the client session that committed the event"`
 	CreatedAt    string `json:"createdAt" jsonschema:"when the server stored the event (UTC, ISO 8601)"`
+	ArgsOmitted  string `json:"argsOmitted,omitempty" jsonschema:"set when args were left out because the event is too large for an answer"`
 }
 
 func (t *storageTools) readEvents(ctx context.Context, _ *sdkmcp.CallToolRequest, in readEventsInput) (*sdkmcp.CallToolResult, readEventsOutput, error) {
@@ -93,32 +122,75 @@ func (t *storageTools) readEvents(ctx context.Context, _ *sdkmcp.CallToolRequest
 	if err != nil {
 		return nil, readEventsOutput{}, err
 	}
+	ctx, cancel := t.lim.call(ctx)
+	defer cancel()
 	head, err := t.head(ctx, in.StoreID)
 	if err != nil {
 		return nil, readEventsOutput{}, err
 	}
+	out := readEventsOutput{StoreID: in.StoreID, Head: head, NextAfter: in.After, Events: []serverEvent{}}
+	free := t.lim.budget() - sizeOf(out)
+	// The storage returns whole pages, so read in chunks sized from the
+	// events seen so far: memory holds about one answer, not limit events.
+	chunk := firstChunk
+	for len(out.Events) < limit {
+		evs, err := t.st.Read(ctx, in.StoreID, out.NextAfter, math.MaxInt64, min(chunk, limit-len(out.Events)))
+		if err != nil {
+			return nil, readEventsOutput{}, fmt.Errorf("read events of %q: %w", in.StoreID, err)
+		}
+		if len(evs) == 0 {
+			return nil, out, nil
+		}
+		read := 0
+		for _, e := range evs {
+			se := serverEvent{
+				SeqNum:       e.SeqNum,
+				ParentSeqNum: e.ParentSeqNum,
+				Name:         e.Name,
+				Args:         jsonArgs(e.Args),
+				ClientID:     e.ClientID,
+				SessionID:    e.SessionID,
+				CreatedAt:    syncserver.FormatCreatedAt(e.CreatedAt),
+			}
+			// Args longer than the room left cannot fit: no need to encode them.
+			size := len(e.Args)
+			if size <= free {
+				size = sizeOf(se) + 1
+			}
+			read += size
+			if size > free {
+				if len(out.Events) > 0 {
+					out.More = true
+					out.Note = t.lim.capNote("read on with after = nextAfter")
+					return nil, out, nil
+				}
+				se.Args = nil
+				se.ArgsOmitted = fmt.Sprintf("the event is at least %d bytes as JSON, more than an answer holds", size)
+				if size = sizeOf(se) + 1; size > free {
+					return nil, readEventsOutput{}, fmt.Errorf("event %d is too large for an answer even without its args; read on with after = %d", se.SeqNum, se.SeqNum)
+				}
+			}
+			free -= size
+			out.Events = append(out.Events, se)
+			out.NextAfter = se.SeqNum
+		}
+		chunk = max(1, min(maxChunk, free/(read/len(evs)+1)+1))
+	}
 	// One event more than asked tells whether there is a next page.
-	evs, err := t.st.Read(ctx, in.StoreID, in.After, math.MaxInt64, limit+1)
+	next, err := t.st.Read(ctx, in.StoreID, out.NextAfter, math.MaxInt64, 1)
 	if err != nil {
 		return nil, readEventsOutput{}, fmt.Errorf("read events of %q: %w", in.StoreID, err)
 	}
-	out := readEventsOutput{StoreID: in.StoreID, Head: head, NextAfter: in.After, More: len(evs) > limit}
-	evs = evs[:min(len(evs), limit)]
-	out.Events = make([]serverEvent, len(evs))
-	for i, e := range evs {
-		out.Events[i] = serverEvent{
-			SeqNum:       e.SeqNum,
-			ParentSeqNum: e.ParentSeqNum,
-			Name:         e.Name,
-			Args:         jsonArgs(e.Args),
-			ClientID:     e.ClientID,
-			SessionID:    e.SessionID,
-			CreatedAt:    syncserver.FormatCreatedAt(e.CreatedAt),
-		}
-		out.NextAfter = e.SeqNum
-	}
+	out.More = len(next) > 0
 	return nil, out, nil
 }
+
+// Chunk sizes of read_events: the first read, before event sizes are known,
+// and the largest.
+const (
+	firstChunk = 2
+	maxChunk   = 256
+)
 
 // head returns the head of storeID, or an error naming the known stores if
 // the storage has no such store: reading an unknown store would otherwise

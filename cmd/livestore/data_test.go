@@ -288,7 +288,7 @@ func TestInspectAndQueryClientStore(t *testing.T) {
 		t.Fatalf("query: exit %d\n%q\nwant %q\n%s", code, stdout, want, stderr)
 	}
 	code, stdout, stderr = runCLI(t, "query", "--dir", dir, "--json", "--limit", "1", "SELECT name, seqNumGlobal FROM eventlog ORDER BY seqNumGlobal")
-	if code != 0 || strings.Join(strings.Fields(stdout), "") != `{"columns":["name","seqNumGlobal"],"rows":[["v1.TodoCreated",1]],"truncated":true}` {
+	if code != 0 || strings.Join(strings.Fields(stdout), "") != `{"columns":["name","seqNumGlobal"],"rows":[["v1.TodoCreated",1]],"truncated":true,"truncatedBy":"rows"}` {
 		t.Fatalf("query --json: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if code, _, stderr := runCLI(t, "query", "--dir", dir, "DELETE FROM todos"); code != 1 || !strings.Contains(stderr, "only reading statements") {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
@@ -35,8 +36,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Appends the events of FILE (standard input without FILE or with -), JSON lines as")
 		fmt.Fprintln(stderr, "written by `livestore export`, to a sync server's storage. Each store's events must")
-		fmt.Fprintln(stderr, "continue its log: events it already holds (seqNum at or below its head) are skipped,")
-		fmt.Fprintln(stderr, "so an interrupted import can be run again. Nothing is appended past a bad line.")
+		fmt.Fprintln(stderr, "continue its log: events it already holds (seqNum at or below its head) are skipped")
+		fmt.Fprintln(stderr, "when they are the same events, so an interrupted import can be run again; an event")
+		fmt.Fprintln(stderr, "that differs from the one the store holds at its seqNum is an error, and nothing of")
+		fmt.Fprintln(stderr, "that store is appended. Nothing is appended past a bad line.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -86,9 +89,10 @@ type importer struct {
 
 type storeImport struct {
 	storeID  string
-	stored   int64 // head of the store when the import started
-	head     int64 // last seqNum appended or batched
-	lastSeen int64 // last seqNum read, skipped or not
+	stored   int64                    // head of the store when the import started
+	held     []syncserver.StoredEvent // a window of the stored events, to compare skipped lines with
+	head     int64                    // last seqNum appended or batched
+	lastSeen int64                    // last seqNum read, skipped or not
 	batch    []syncproto.Event
 	batchAt  time.Time
 	imported int64
@@ -177,6 +181,9 @@ func (im *importer) line(ctx context.Context, raw []byte) error {
 	}
 	cur.lastSeen = l.SeqNum
 	if l.SeqNum <= cur.stored {
+		if err := im.sameAsHeld(ctx, l); err != nil {
+			return err
+		}
 		cur.skipped++
 		return nil
 	}
@@ -237,4 +244,75 @@ func (im *importer) flush(ctx context.Context) error {
 	cur.imported += int64(len(cur.batch))
 	cur.batch = cur.batch[:0]
 	return nil
+}
+
+// heldWindow is how many stored events are read at once to compare with
+// the lines that would be skipped.
+const heldWindow = 256
+
+// sameAsHeld checks that the event of l is the one the current store holds
+// at l's seqNum: skipping a different one would splice two histories,
+// appending the rest of the input's onto the store's.
+func (im *importer) sameAsHeld(ctx context.Context, l exportLine) error {
+	cur := im.cur
+	for len(cur.held) > 0 && cur.held[0].SeqNum < l.SeqNum {
+		cur.held = cur.held[1:]
+	}
+	if len(cur.held) == 0 || cur.held[0].SeqNum != l.SeqNum {
+		evs, err := im.st.Read(ctx, cur.storeID, l.SeqNum-1, cur.stored, heldWindow)
+		if err != nil {
+			return fmt.Errorf("read e%d of store %q to compare: %w", l.SeqNum, cur.storeID, err)
+		}
+		cur.held = evs
+	}
+	if len(cur.held) == 0 || cur.held[0].SeqNum != l.SeqNum {
+		return fmt.Errorf("store %q has no e%d although its head is e%d", cur.storeID, l.SeqNum, cur.stored)
+	}
+	if diff := eventDiff(cur.held[0].Event, l); diff != "" {
+		return fmt.Errorf("store %q already holds a different e%d (%s): the input is another history of the store; nothing of it was appended", cur.storeID, l.SeqNum, diff)
+	}
+	return nil
+}
+
+// eventDiff names the first field in which the stored event and the line
+// differ, or returns "" when they are the same event. Args are compared as
+// JSON values, since a storage may keep them in another spelling (PostgreSQL
+// jsonb orders keys and drops blanks).
+func eventDiff(held syncproto.Event, l exportLine) string {
+	switch {
+	case held.Name != l.Name:
+		return fmt.Sprintf("name %q, the input's %q", held.Name, l.Name)
+	case held.ParentSeqNum != l.ParentSeqNum:
+		return fmt.Sprintf("parentSeqNum %d, the input's %d", held.ParentSeqNum, l.ParentSeqNum)
+	case held.ClientID != l.ClientID:
+		return fmt.Sprintf("clientId %q, the input's %q", held.ClientID, l.ClientID)
+	case held.SessionID != l.SessionID:
+		return fmt.Sprintf("sessionId %q, the input's %q", held.SessionID, l.SessionID)
+	case !sameJSON(held.Args, l.Args):
+		return "other args"
+	}
+	return ""
+}
+
+// sameJSON reports whether a and b hold the same JSON value; absent args
+// and null are the same.
+func sameJSON(a, b json.RawMessage) bool {
+	decode := func(raw json.RawMessage) (any, bool) {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return nil, true
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		return v, true
+	}
+	va, okA := decode(a)
+	vb, okB := decode(b)
+	if !okA || !okB {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(va, vb)
 }

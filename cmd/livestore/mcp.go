@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -40,6 +41,8 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		storeDirs stringList
 		noStorage bool
 		logLevel  string
+		maxAnswer int
+		timeout   time.Duration
 	)
 	fs := flag.NewFlagSet("livestore mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,6 +50,8 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&storeDirs, "store-dir", "client store directory the tools may read (repeatable)")
 	fs.BoolVar(&noStorage, "no-storage", false, "serve only the --store-dir directories, no sync server storage")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fs.IntVar(&maxAnswer, "max-answer-bytes", mcp.DefaultMaxAnswerBytes, "most bytes in one tool answer; longer pages end early and say where to go on")
+	fs.DurationVar(&timeout, "query-timeout", mcp.DefaultQueryTimeout, "most time one tool call reads; a SQL query is interrupted after it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore mcp [flags]")
 		fmt.Fprintln(stderr)
@@ -70,7 +75,7 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 
-	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger}
+	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger, MaxAnswerBytes: maxAnswer, QueryTimeout: timeout}
 	if !noStorage {
 		st, closeStorage, err := storage.open(ctx, true)
 		if err != nil {

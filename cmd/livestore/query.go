@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/livestore-go/livestore/inspect"
 )
@@ -16,11 +17,15 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var dir string
 	var asJSON bool
 	var limit int
+	var maxAnswer int
+	var timeout time.Duration
 	fs := flag.NewFlagSet("livestore query", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&dir, "dir", "", "the client store directory (holding store.db); required")
 	fs.BoolVar(&asJSON, "json", false, "print JSON: {columns, rows, truncated}")
 	fs.IntVar(&limit, "limit", 1000, "most rows printed (0: all)")
+	fs.IntVar(&maxAnswer, "max-answer-bytes", inspect.DefaultMaxBytes, "most bytes of rows (as JSON) read; -1: no limit")
+	fs.DurationVar(&timeout, "query-timeout", inspect.DefaultTimeout, "the query is interrupted after this long; -1s: no limit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore query --dir DIR [flags] SQL")
 		fmt.Fprintln(stderr)
@@ -48,7 +53,10 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer d.Close()
-	res, err := d.Query(ctx, fs.Arg(0), limit)
+	if maxAnswer == 0 || timeout == 0 {
+		return fmt.Errorf("%w: --max-answer-bytes and --query-timeout must not be 0 (negative: no limit)", errUsage)
+	}
+	res, err := d.Query(ctx, fs.Arg(0), inspect.Limits{MaxRows: limit, MaxBytes: maxAnswer, Timeout: timeout})
 	if err != nil {
 		return err
 	}
@@ -67,8 +75,11 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if res.Truncated {
+	switch res.TruncatedBy {
+	case inspect.LimitRows:
 		fmt.Fprintf(stderr, "(only the first %d rows; pass --limit 0 for all)\n", limit)
+	case inspect.LimitBytes:
+		fmt.Fprintf(stderr, "(only the first %d rows: the next would pass --max-answer-bytes %d; select fewer or shorter columns, or raise it)\n", len(res.Rows), maxAnswer)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ async function refreshEvents() {
     if (storeId !== state.selected) return;
     state.events.push(...page.events);
     if (page.events.length > 0) state.after = page.events[page.events.length - 1].seqNum;
-    if (page.events.length < 1000) break;
+    if (!page.more) break;
   }
   renderEvents();
 }
@@ -67,7 +67,7 @@ function renderEvents() {
   for (const e of shown.slice(-500).reverse()) {
     const tr = document.createElement("tr");
     tr.dataset.seq = String(e.seqNum);
-    tr.append(cell(`e${e.seqNum}`), cell(e.name), cell(JSON.stringify(e.args), "args"),
+    tr.append(cell(`e${e.seqNum}`), cell(e.name), cell(e.argsOmitted ? `(${e.argsOmitted})` : JSON.stringify(e.args), "args"),
       cell(e.clientId), cell(e.sessionId), cell(e.createdAt));
     body.append(tr);
   }

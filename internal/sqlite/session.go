@@ -170,12 +170,20 @@ func readingPragma(name string) bool {
 
 // QueryReadOnly is QueryTransient for untrusted SQL: the statement may only
 // read (SELECT, reading functions, PRAGMAs that report, such as
-// table_info(t) or user_version); writes, schema changes, ATTACH, transactions and PRAGMA
-// assignments are refused when it is prepared. It returns the names of the
-// result columns (also when there is no row).
+// table_info(t) or user_version); writes, schema changes, ATTACH, VACUUM,
+// transactions and PRAGMA assignments are refused. It returns the names of
+// the result columns (also when there is no row).
+//
+// The authorizer stays installed while the statement runs, not only while it
+// is prepared: VACUUM asks it nothing when prepared and then runs ATTACH and
+// writes of its own, which it then refuses. VACUUM is also refused up front
+// for a clear error.
 func (c *Conn) QueryReadOnly(query string, args []any, fn func(*Row) error) ([]string, error) {
 	if strings.TrimSpace(query) == "" {
 		return nil, fmt.Errorf("sqlite: empty statement")
+	}
+	if strings.EqualFold(leadingKeyword(query), "VACUUM") {
+		return nil, fmt.Errorf("sqlite: %q: VACUUM is not allowed: only reading statements are (VACUUM rewrites the database or, with INTO, writes a copy of it to a file)", query)
 	}
 	var refused string
 	err := c.c.SetAuthorizer(sqlite.AuthorizeFunc(func(a sqlite.Action) sqlite.AuthResult {
@@ -195,8 +203,8 @@ func (c *Conn) QueryReadOnly(query string, args []any, fn func(*Row) error) ([]s
 	if err != nil {
 		return nil, err
 	}
+	defer c.c.SetAuthorizer(nil)
 	stmt, trailing, err := c.c.PrepareTransient(query)
-	c.c.SetAuthorizer(nil)
 	if err != nil {
 		if refused != "" {
 			return nil, fmt.Errorf("sqlite: %q: only reading statements are allowed (refused: %s)", query, refused)
@@ -208,5 +216,40 @@ func (c *Conn) QueryReadOnly(query string, args []any, fn func(*Row) error) ([]s
 		return nil, fmt.Errorf("sqlite: %q: only one statement is allowed", query)
 	}
 	cols := (*Conn)(nil).columnNames(stmt)
-	return cols, c.run(stmt, query, args, fn, false)
+	err = c.run(stmt, query, args, fn, false)
+	if err != nil && refused != "" {
+		return cols, fmt.Errorf("sqlite: %q: only reading statements are allowed (refused while running: %s)", query, refused)
+	}
+	return cols, err
+}
+
+// leadingKeyword returns the first word of query after blanks and comments,
+// which names the kind of statement.
+func leadingKeyword(query string) string {
+	s := query
+	for {
+		s = strings.TrimLeft(s, " \t\r\n\f")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return ""
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "/*"):
+			i := strings.Index(s[2:], "*/")
+			if i < 0 {
+				return ""
+			}
+			s = s[2+i+2:]
+		default:
+			end := strings.IndexFunc(s, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
+			})
+			if end < 0 {
+				end = len(s)
+			}
+			return s[:end]
+		}
+	}
 }

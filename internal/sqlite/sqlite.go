@@ -280,6 +280,17 @@ func (r *Row) Float(i int) float64 { return r.stmt.ColumnFloat(i) }
 // Text is column i as text.
 func (r *Row) Text(i int) string { return r.stmt.ColumnText(i) }
 
+// Len is the size in bytes of column i as text or blob, learnt without
+// copying the value, so that a caller can refuse one too large to hold.
+func (r *Row) Len(i int) int { return r.stmt.ColumnLen(i) }
+
+// SetMaxLength sets the largest string or blob (and row) SQLite builds or
+// reads on this connection, in bytes; larger ones fail with "string or blob
+// too big". It returns the previous limit.
+func (c *Conn) SetMaxLength(n int) (old int) {
+	return int(c.c.Limit(sqlite.LimitLength, int32(min(n, math.MaxInt32))))
+}
+
 // Bytes is a copy of column i as bytes.
 func (r *Row) Bytes(i int) []byte {
 	n := r.stmt.ColumnLen(i)
