@@ -14,6 +14,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
@@ -278,7 +279,7 @@ func TestListStoresAnswerBounded(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	for i := range 200 {
-		if _, err := st.BackendID(t.Context(), fmt.Sprintf("store-%03d", i)); err != nil {
+		if err := st.CreateStore(t.Context(), fmt.Sprintf("store-%03d", i), syncserver.NewBackendID()); err != nil {
 			t.Fatal(err)
 		}
 	}
