@@ -38,6 +38,11 @@ type RecoveryEvent struct {
 // was saved: it may exist nowhere but in the recovery file.
 func (e RecoveryEvent) Pending() bool { return e.BackendID == "" }
 
+// Event returns the event to commit again, e.g. the pending events of a
+// recovery file into a store that was reset. The commit numbers it anew and
+// records this client and session as its author.
+func (e RecoveryEvent) Event() Event { return Event{Name: e.Name, Args: e.Args} }
+
 // RecoveryFilePattern matches the names of recovery files in a store
 // directory (filepath.Match syntax). A name is
 // recovery-<UTC time>-<old backend id>.jsonl.

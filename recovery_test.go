@@ -12,6 +12,7 @@ import (
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/memsync"
+	"github.com/livestore-go/livestore/syncclient"
 )
 
 // waitStatus polls s's sync status until cond holds.
@@ -395,5 +396,108 @@ func TestBackendChangeShutdownReopenReusesRecoveryFile(t *testing.T) {
 	}
 	if len(rec) != 3 || !rec[2].Pending() || rec[0].Pending() {
 		t.Fatalf("%+v", rec)
+	}
+}
+
+// After the reset policy emptied a store, the application reopens it and
+// commits the pending events of the recovery file again: they reach the new
+// server.
+func TestBackendChangeResetThenRecommitPending(t *testing.T) {
+	a := newTodoApp(t)
+	srv := memsync.NewServer()
+	link := srv.NewLink()
+	opts := syncOpts(link)
+	opts.OnBackendIDMismatch = livestore.ResetOnBackendIDMismatch
+	dir := t.TempDir()
+	s := openSynced(t, a.schema, dir, opts)
+	mustCommit(t, s, a.created.New(todoCreated{ID: "c1"}))
+	waitConverged(t, srv, s)
+	link.SetOnline(false)
+	mustCommit(t, s, a.created.New(todoCreated{ID: "p1", Text: "one"}), a.completed.New(todoID{ID: "p1"}))
+	srv.Reset("shared")
+	link.SetOnline(true)
+	st := waitStatus(t, s, "reset", func(st livestore.SyncStatus) bool { return st.Stopped })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := livestore.ReadRecoveryFile(st.RecoveryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openSynced(t, a.schema, dir, opts)
+	var again []livestore.Event
+	for _, e := range rec {
+		if e.Pending() {
+			again = append(again, e.Event())
+		}
+	}
+	mustCommit(t, s, again...)
+	waitConverged(t, srv, s)
+	var got []string
+	for _, e := range srv.Events("shared") {
+		got = append(got, e.Name+string(e.Args))
+	}
+	if want := `v1.TodoCreated{"id":"p1","text":"one"} v1.TodoCompleted{"id":"p1"}`; strings.Join(got, " ") != want {
+		t.Fatalf("server holds %v, want %s", got, want)
+	}
+}
+
+// The same over the real server and WebSockets: the server's database is
+// replaced by an empty one while a client holds pending events, and the
+// repush policy brings them to the new server after another client's event.
+func TestBackendChangeRepushOverWebSocket(t *testing.T) {
+	a := newTodoApp(t)
+	open := func(dir, url string) *livestore.Store {
+		t.Helper()
+		var sync *livestore.SyncOptions
+		if url != "" {
+			sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{}),
+				OnBackendIDMismatch: livestore.RepushOnBackendIDMismatch, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+		}
+		return openSynced(t, a.schema, dir, sync)
+	}
+	oldURL, _ := startSyncServer(t)
+	dir := t.TempDir()
+	s := open(dir, oldURL)
+	mustCommit(t, s, a.created.New(todoCreated{ID: "c1"}))
+	st := waitStatus(t, s, "sync", func(st livestore.SyncStatus) bool { return st.IsSynced && st.UpstreamHead == 1 })
+	oldID := st.BackendID
+	confirmed := localSynced(t, s, 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Offline work.
+	s = open(dir, "")
+	mustCommit(t, s, a.created.New(todoCreated{ID: "p1"}), a.created.New(todoCreated{ID: "p2"}))
+	mustCommit(t, s, a.completed.New(todoID{ID: "p2"}))
+	pending := localSynced(t, s, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	newURL, storage := startSyncServer(t)
+	other := open(t.TempDir(), newURL)
+	mustCommit(t, other, a.created.New(todoCreated{ID: "b1"}))
+	waitStatus(t, other, "sync", func(st livestore.SyncStatus) bool { return st.IsSynced && st.UpstreamHead == 1 })
+
+	s = open(dir, newURL)
+	st = waitStatus(t, s, "repush", func(st livestore.SyncStatus) bool {
+		return st.BackendID != oldID && st.BackendID != "" && st.IsSynced && st.UpstreamHead == 4
+	})
+	var server []identity
+	for _, e := range serverLog(t, storage, "shared") {
+		server = append(server, idOf(e.Name, e.Args, e.ClientID, e.SessionID))
+	}
+	if want := append(server[:1:1], pending...); !reflect.DeepEqual(server, want) {
+		t.Fatalf("server holds %+v, want b1 then %+v", server, pending)
+	}
+	rec, err := livestore.ReadRecoveryFile(st.RecoveryFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecovery(t, rec, oldID, confirmed, pending)
+	waitStatus(t, other, "catch up", func(st livestore.SyncStatus) bool { return st.UpstreamHead == 4 })
+	if mine, theirs := todoIDs(t, s), todoIDs(t, other); mine != "b1 p1 p2" || theirs != mine {
+		t.Fatalf("todos %q and %q", mine, theirs)
 	}
 }
