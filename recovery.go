@@ -333,3 +333,87 @@ func (s *Store) replaceLogTx(ctx context.Context, evs []eventlog.Event, st event
 	}
 	return prev, nil
 }
+
+// backendChanged applies the backend-id mismatch policy, after saving the
+// local synced events; all under one hold of the write lock, so no commit
+// falls between the copy and a change of the log.
+func (y *syncer) backendChanged(ctx context.Context, newID string, cause error) error {
+	s := y.s
+	if err := s.acquireWrite(ctx); err != nil {
+		return err
+	}
+	defer s.releaseWrite()
+	oldID := s.sync.BackendID
+	where, err := y.saveRecoveryLocked(oldID)
+	if err != nil {
+		// Without a copy nothing may be deleted or re-sent.
+		return errStopSync{fmt.Errorf("save local events before leaving backend %s: %w (after %v)", oldID, err, cause)}
+	}
+	s.log.Warn("sync server identity changed; local events saved", "store", s.storeID,
+		"oldBackendId", oldID, "backendId", newID, "saved", where, "policy", y.opts.OnBackendIDMismatch.String())
+	switch y.opts.OnBackendIDMismatch {
+	case IgnoreBackendIDMismatch:
+		st := s.sync
+		st.BackendID = newID
+		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
+			return errStopSync{err}
+		}
+		s.sync = st
+		return cause // reconnect with the new id
+	case RepushOnBackendIDMismatch:
+		if err := s.rebaseOntoNewBackendLocked(ctx, newID); err != nil {
+			return errStopSync{fmt.Errorf("rebase onto backend %s after %v: %w; local events saved to %s", newID, cause, err, where)}
+		}
+		return fmt.Errorf("%w; local events saved to %s; pending events go to backend %s", cause, where, newID)
+	case ResetOnBackendIDMismatch:
+		if err := s.resetLocalLocked(ctx); err != nil {
+			return errStopSync{fmt.Errorf("reset after %v: %w; local events saved to %s", cause, err, where)}
+		}
+		return errStopSync{fmt.Errorf("%w; local events saved to %s (%v)", ErrBackendReset, where, cause)}
+	default:
+		return errStopSync{fmt.Errorf("%w; local events saved to %s", cause, where)}
+	}
+}
+
+// String names the policy as its constant does, without the suffix.
+func (p BackendIDMismatchPolicy) String() string {
+	switch p {
+	case ShutdownOnBackendIDMismatch:
+		return "shutdown"
+	case RepushOnBackendIDMismatch:
+		return "repush"
+	case ResetOnBackendIDMismatch:
+		return "reset"
+	case IgnoreBackendIDMismatch:
+		return "ignore"
+	}
+	return fmt.Sprintf("BackendIDMismatchPolicy(%d)", int(p))
+}
+
+// resetLocalLocked deletes the eventlog and state. The caller holds the
+// write lock.
+func (s *Store) resetLocalLocked(ctx context.Context) error {
+	old := s.sync
+	if err := s.w.Begin(); err != nil {
+		return err
+	}
+	err := s.w.Exec("DELETE FROM eventlog")
+	if err == nil {
+		err = eventlog.WriteSyncStatus(s.w, eventlog.SyncStatus{})
+	}
+	if err == nil {
+		s.sync = eventlog.SyncStatus{}
+		err = s.rebuildState(ctx)
+	}
+	if err == nil {
+		err = s.w.Commit()
+	}
+	if err != nil {
+		s.w.Rollback()
+		s.sync = old
+		return err
+	}
+	s.head = eventlog.Root
+	s.afterWrite(allTables)
+	return nil
+}
