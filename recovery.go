@@ -133,7 +133,7 @@ func (y *syncer) saveRecoveryLocked(oldID string) (string, error) {
 	}
 	if len(evs) == 0 {
 		y.mu.Lock()
-		y.recoveredCount = 0
+		y.recoveryFile, y.recoveredCount = "", 0
 		y.mu.Unlock()
 		return "no file (no synced events)", nil
 	}
