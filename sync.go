@@ -47,18 +47,40 @@ type PullStream interface {
 
 // BackendIDMismatchPolicy says what a store does when the sync server turns
 // out to be another one than it synced with before (its backendId changed,
-// e.g. because the server's data was reset).
+// e.g. because the server's data was deleted). Under every policy the store
+// first saves its synced events — those the old server confirmed and the
+// pending ones, which may exist nowhere else — to a recovery file in the
+// store directory (see RecoveryFiles; SyncStatus.RecoveryFile names it), or
+// in memory for an in-memory store (Store.RecoveredEvents). If that copy
+// cannot be made, syncing stops and nothing is changed.
 type BackendIDMismatchPolicy int
 
-// Backend-id mismatch policies.
+// Backend-id mismatch policies. The zero value, ShutdownOnBackendIDMismatch,
+// changes nothing locally or on the server: a new backend id may mean the
+// server was wiped, or that the store is pointed at another server by
+// mistake, and only the application can tell which. Repushing is one option
+// away when it knows.
 const (
-	// ResetOnBackendIDMismatch deletes the local eventlog and state and stops
-	// syncing; the application reopens the store to start afresh.
-	ResetOnBackendIDMismatch BackendIDMismatchPolicy = iota
-	// ShutdownOnBackendIDMismatch stops syncing and keeps local data.
-	ShutdownOnBackendIDMismatch
+	// ShutdownOnBackendIDMismatch stops syncing and keeps all local data;
+	// the store keeps working locally. Reopen the store with another policy
+	// to go on. This is the default.
+	ShutdownOnBackendIDMismatch BackendIDMismatchPolicy = iota
+	// RepushOnBackendIDMismatch adopts the new backend and pushes the
+	// pending events to it: they are rolled back, the new server's log is
+	// pulled, and they are renumbered on top of it and pushed, each once,
+	// in order. The events the old server had confirmed leave the local log
+	// and state: the new server lacks them, and pushing them again would
+	// duplicate them once several clients come back from the same old
+	// server. They stay in the recovery file, from which `livestore import`
+	// can restore them into a server.
+	RepushOnBackendIDMismatch
+	// ResetOnBackendIDMismatch deletes the local eventlog and state (after
+	// saving the recovery file) and stops syncing; the application reopens
+	// the store to start afresh from the new server.
+	ResetOnBackendIDMismatch
 	// IgnoreBackendIDMismatch adopts the new backend and keeps syncing from
-	// the local head. Events the new server lacks are not re-sent.
+	// the local head. Events the new server lacks are not re-sent, and
+	// pending events may never reach it; they are in the recovery file.
 	IgnoreBackendIDMismatch
 )
 
@@ -71,7 +93,8 @@ type SyncOptions struct {
 	// MaxPushBatch caps the events of one push. Zero means 100, the
 	// protocol's limit.
 	MaxPushBatch int
-	// OnBackendIDMismatch is the policy for a changed server identity.
+	// OnBackendIDMismatch is the policy for a changed server identity. The
+	// zero value stops syncing and keeps local data.
 	OnBackendIDMismatch BackendIDMismatchPolicy
 	// MinBackoff and MaxBackoff bound the delay between reconnection
 	// attempts, which doubles after each failure (with jitter). Zero means
@@ -100,10 +123,19 @@ type SyncStatus struct {
 	// Stopped is true when syncing ended for good (policy, or a materializer
 	// failure); the store keeps working locally.
 	Stopped bool `json:"stopped"`
+	// RecoveryFile is the recovery file this Open of the store wrote when
+	// the server's backend id changed: the local synced events, pending ones
+	// marked (see RecoveryEvent). Empty for an in-memory store, which keeps
+	// them in memory (Store.RecoveredEvents).
+	RecoveryFile string `json:"recoveryFile,omitempty"`
+	// RecoveredCount is the number of events saved at that change, in the
+	// file or in memory.
+	RecoveredCount int `json:"recoveredCount,omitempty"`
 }
 
 // ErrBackendReset is the status error after the reset policy deleted local
-// data because the server's backendId changed.
+// data because the server's backendId changed. The message goes on to say
+// where the events were saved first.
 var ErrBackendReset = errors.New("livestore: sync server was reset; local data deleted")
 
 // syncer is the store's sync processor: one goroutine, started by Open and
@@ -122,6 +154,10 @@ type syncer struct {
 	lastErr    error
 	stopped    bool
 	pushedUpTo int64 // highest global the server acknowledged to our pushes
+	// Where the events were saved at the last backend change.
+	recoveryFile   string
+	recovered      []RecoveryEvent // in-memory stores only
+	recoveredCount int
 }
 
 func (s *Store) startSync(opts SyncOptions) {
@@ -188,6 +224,7 @@ func (s *Store) syncStatusLocked() (SyncStatus, error) {
 			st.Err = y.lastErr.Error()
 		}
 		st.IsSynced = y.connected && y.caughtUp && st.PendingCount == 0
+		st.RecoveryFile, st.RecoveredCount = y.recoveryFile, y.recoveredCount
 		y.mu.Unlock()
 	}
 	return st, nil
@@ -455,62 +492,6 @@ func (y *syncer) classify(ctx context.Context, err error) error {
 		return err
 	}
 	return err
-}
-
-// backendChanged applies the backend-id mismatch policy.
-func (y *syncer) backendChanged(ctx context.Context, newID string, cause error) error {
-	s := y.s
-	switch y.opts.OnBackendIDMismatch {
-	case IgnoreBackendIDMismatch:
-		s.log.Warn("sync server identity changed; adopting it", "store", s.storeID, "backendId", newID)
-		if err := s.acquireWrite(ctx); err != nil {
-			return err
-		}
-		defer s.releaseWrite()
-		st := s.sync
-		st.BackendID = newID
-		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
-			return errStopSync{err}
-		}
-		s.sync = st
-		return cause // reconnect with the new id
-	case ShutdownOnBackendIDMismatch:
-		return errStopSync{cause}
-	default:
-		if err := s.resetLocal(ctx); err != nil {
-			return errStopSync{fmt.Errorf("reset after %v: %w", cause, err)}
-		}
-		return errStopSync{fmt.Errorf("%w (%v)", ErrBackendReset, cause)}
-	}
-}
-
-// resetLocal deletes the eventlog and state.
-func (s *Store) resetLocal(ctx context.Context) error {
-	if err := s.acquireWrite(ctx); err != nil {
-		return err
-	}
-	defer s.releaseWrite()
-	if err := s.w.Begin(); err != nil {
-		return err
-	}
-	err := s.w.Exec("DELETE FROM eventlog")
-	if err == nil {
-		err = eventlog.WriteSyncStatus(s.w, eventlog.SyncStatus{})
-	}
-	if err == nil {
-		s.sync = eventlog.SyncStatus{}
-		err = s.rebuildState(ctx)
-	}
-	if err == nil {
-		err = s.w.Commit()
-	}
-	if err != nil {
-		s.w.Rollback()
-		return err
-	}
-	s.head = eventlog.Root
-	s.afterWrite(allTables)
-	return nil
 }
 
 // pushPending pushes the synced events the server has not acknowledged yet.

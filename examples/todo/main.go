@@ -5,6 +5,17 @@
 //	go run ./examples/todo done <id>
 //	go run ./examples/todo list
 //	go run ./examples/todo log
+//
+// With --sync the list is shared through a sync server. Start one with
+// `make serve`, then in one terminal watch the list change live:
+//
+//	go run ./examples/todo --dir alice --sync ws://127.0.0.1:8787 watch
+//
+// and in another (each process needs its own directory) change it:
+//
+//	go run ./examples/todo --dir bob --sync ws://127.0.0.1:8787 add "Buy milk"
+//
+// A change made without a connection is pushed on the next run with --sync.
 package main
 
 import (
@@ -16,10 +27,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/syncclient"
 )
 
 type todoCreated struct {
@@ -73,7 +87,9 @@ func schema() (*livestore.Schema, error) {
 }
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "todo:", err)
 		os.Exit(1)
 	}
@@ -81,7 +97,10 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("todo", flag.ContinueOnError)
-	dir := fs.String("dir", "todo-data", "store directory")
+	dir := fs.String("dir", "todo-data", "store directory (one process at a time)")
+	syncURL := fs.String("sync", "", "sync server to share the list through, e.g. ws://127.0.0.1:8787")
+	storeID := fs.String("store", "todos", "the store (the list) to use on the sync server")
+	wait := fs.Duration("wait", 5*time.Second, "with --sync, how long a change waits to reach the server and a list to catch up")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,7 +108,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, err := livestore.Open(ctx, sch, livestore.Options{Dir: *dir, StoreID: "todos"})
+	opts := livestore.Options{Dir: *dir, StoreID: *storeID}
+	if *syncURL != "" {
+		opts.Sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(*syncURL, syncclient.Options{})}
+	}
+	store, err := livestore.Open(ctx, sch, opts)
 	if err != nil {
 		return err
 	}
@@ -109,9 +132,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(out, "added", id)
+		return awaitSync(ctx, store, *wait, out)
 	case "done", "delete":
 		if len(cmd) != 2 {
 			return fmt.Errorf("usage: todo %s <id>", cmd[0])
+		}
+		if err := awaitSync(ctx, store, *wait, out); err != nil {
+			return err
 		}
 		if _, found, err := livestore.First(ctx, store, todos.Where(livestore.Eq("id", cmd[1])), todo{}); err != nil || !found {
 			return fmt.Errorf("no todo %q", cmd[1])
@@ -123,18 +150,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := store.Commit(ctx, ev); err != nil {
 			return err
 		}
+		return awaitSync(ctx, store, *wait, out)
 	case "list":
-		rows, err := livestore.Query[todo](ctx, store, todos.Where(livestore.IsNull("deletedAt")).OrderBy("text"))
+		if err := awaitSync(ctx, store, *wait, out); err != nil {
+			return err
+		}
+		rows, err := livestore.Query[todo](ctx, store, visible)
 		if err != nil {
 			return err
 		}
-		for _, t := range rows {
-			mark := " "
-			if t.Completed {
-				mark = "x"
-			}
-			fmt.Fprintf(out, "[%s] %s  %s\n", mark, t.ID, t.Text)
-		}
+		printList(out, rows)
+	case "watch":
+		return watch(ctx, store, out)
 	case "log":
 		for ev, err := range store.Events(ctx, eventlog.Root) {
 			if err != nil {
@@ -143,9 +170,116 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "%-6s %-18s %s\n", ev.SeqNum, ev.Name, ev.Args)
 		}
 	default:
-		return fmt.Errorf("unknown command %q (add, done, delete, list, log)", cmd[0])
+		return fmt.Errorf("unknown command %q (add, done, delete, list, watch, log)", cmd[0])
 	}
 	return nil
+}
+
+// visible is the list as shown: todos not deleted, by text.
+var visible = todos.Where(livestore.IsNull("deletedAt")).OrderBy("text")
+
+func printList(out io.Writer, rows []todo) {
+	for _, t := range rows {
+		mark := " "
+		if t.Completed {
+			mark = "x"
+		}
+		fmt.Fprintf(out, "[%s] %s  %s\n", mark, t.ID, t.Text)
+	}
+}
+
+// awaitSync waits, up to wait, until a synced store has pushed its changes
+// and caught up with the server. Without a connection the changes stay in
+// the store and are pushed by a later run with --sync.
+func awaitSync(ctx context.Context, store *livestore.Store, wait time.Duration, out io.Writer) error {
+	if store.SyncStatusSignal() == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := store.SyncStatus(ctx)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		switch {
+		case err == nil && st.IsSynced:
+			return nil
+		case err == nil && st.Stopped:
+			return fmt.Errorf("sync stopped: %s", st.Err)
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(out, "not synced yet (%d changes pending%s); they reach the server on a later run with --sync\n",
+				st.PendingCount, errSuffix(st.Err))
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func errSuffix(err string) string {
+	if err == "" {
+		return ""
+	}
+	return ": " + err
+}
+
+// watch prints the list whenever it changes, and the connection state
+// whenever that changes, until ctx ends.
+func watch(ctx context.Context, store *livestore.Store, out io.Writer) error {
+	lists := make(chan []todo, 1)
+	unsub, err := livestore.Subscribe(store, livestore.QueryDB[todo](visible), func(rows []todo) {
+		// Only the newest list matters; calls never overlap, so the send
+		// after the drain cannot block.
+		select {
+		case <-lists:
+		default:
+		}
+		lists <- rows
+	})
+	if err != nil {
+		return err
+	}
+	defer unsub()
+	states := make(chan livestore.SyncStatus, 1)
+	if sig := store.SyncStatusSignal(); sig != nil {
+		unsubStatus, err := livestore.Subscribe(store, sig, func(st livestore.SyncStatus) {
+			select {
+			case <-states:
+			default:
+			}
+			states <- st
+		})
+		if err != nil {
+			return err
+		}
+		defer unsubStatus()
+	}
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rows := <-lists:
+			fmt.Fprintf(out, "-- %d todos (%s)\n", len(rows), time.Now().Format("15:04:05.000"))
+			printList(out, rows)
+		case st := <-states:
+			state := "offline"
+			switch {
+			case st.Stopped:
+				state = "sync stopped: " + st.Err
+			case st.Connected:
+				state = "connected"
+			}
+			if state != last {
+				fmt.Fprintf(out, "-- %s\n", state)
+				last = state
+			}
+		}
+	}
 }
 
 func newID() string {
