@@ -209,9 +209,12 @@ const firstRead = 8
 
 // readPage reads and encodes the events of the next page: at most
 // maxEvents events after after (up to upTo), cut greedily at the byte limit
-// as syncproto.Split cuts. It reads about as many events as it guesses fit,
-// so that large events are not read by the hundred only to be dropped.
-// exhausted reports that no events remain in (last, upTo].
+// as syncproto.Split cuts. It reads about as many events as it guesses fit
+// from the size of the events read so far, so that large events are not read
+// by the hundred only to be dropped. The guess can be wrong once: large
+// events after many small ones are read by up to 100 (the Storage reads by
+// count, not by bytes), and dropped at once. exhausted reports that no
+// events remain in (last, upTo].
 func (p *pull) readPage(enc *pageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
 	c := p.conn
 	size := enc.overhead
