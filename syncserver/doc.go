@@ -42,6 +42,9 @@
 //   - tagged errors are written with "_tag" first (the reference writes it
 //     last; JSON key order only);
 //   - limits: store ids (see [CheckStoreID]), message and batch sizes,
-//     connections per store and per-client queues (see [Options]), each
-//     answered with a protocol error or an HTTP status, not a dropped socket.
+//     connections per server and per store, pulls per connection, pull
+//     bytes held and per-client queues (see [Options]), each answered with
+//     a protocol error or an HTTP status, not a dropped socket;
+//   - browsers may connect only from the server's own origin unless
+//     [Options].OriginPatterns lists others (the reference accepts any).
 package syncserver
