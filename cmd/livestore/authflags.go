@@ -102,6 +102,9 @@ func (a *authFlags) build(ctx context.Context, logger *slog.Logger) (syncserver.
 // holds the secret its other users read. A file others may read is
 // reported, since anyone holding the secret can mint tokens.
 func readSecretFile(path string, logger *slog.Logger) ([]byte, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/livestore-go/livestore/jwtauth"
 	"github.com/livestore-go/livestore/syncserver"
 )
 
@@ -82,6 +84,33 @@ func TestTokenCommandAndAuthFlags(t *testing.T) {
 	}
 	if _, err := other(context.Background(), "todos", authPayload(token), nil); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		t.Fatalf("wrong issuer: err = %v, want 401", err)
+	}
+}
+
+// --auth-leeway 0 means no leeway (jwtauth.Config reads 0 as its default).
+func TestAuthFlagsLeeway(t *testing.T) {
+	secretFile := writeSecret(t, "a-secret-for-the-command-line-tests-0123456789")
+	secret, err := readSecretFile(secretFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwtauth.Mint(secret, jwtauth.MintOptions{Stores: []string{"s"}, Now: time.Now().Add(-time.Hour - 5*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose, err := buildAuth(t, "--auth-secret-file", secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loose(context.Background(), "s", authPayload(tok), nil); err != nil {
+		t.Fatalf("default leeway: %v", err)
+	}
+	strict, err := buildAuth(t, "--auth-secret-file", secretFile, "--auth-leeway", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strict(context.Background(), "s", authPayload(tok), nil); err == nil || !strings.Contains(err.Error(), "token expired at") {
+		t.Fatalf("--auth-leeway 0: err = %v, want expired", err)
 	}
 }
 
