@@ -22,32 +22,37 @@ import (
 // connection's pushes keep their order); one writer goroutine sends queued
 // messages; each pull runs in its own goroutine until it has caught up.
 type conn struct {
-	srv *Server
-	ws  *websocket.Conn
-	hub *hub
-	log *slog.Logger
-	out *outbox
+	srv    *Server
+	ws     *websocket.Conn
+	hub    *hub
+	log    *slog.Logger
+	out    *outbox
+	access Access
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // writer and pull goroutines
 	kill   *time.Timer    // set when the client fell too far behind
+	expiry *time.Timer    // set when the connection's access expires
 
 	mu    sync.Mutex
 	pulls map[string]*pull // open pulls by request id
 
-	stateMu  sync.Mutex
-	busy     bool // handling a message
-	draining bool // server shutting down: finish the current message, then close
+	stateMu     sync.Mutex
+	busy        bool // handling a message
+	draining    bool // closing: finish the current message, then close with closeCode
+	closeCode   websocket.StatusCode
+	closeReason string
 }
 
-func newConn(s *Server, ws *websocket.Conn, h *hub, id uint64) *conn {
+func newConn(s *Server, ws *websocket.Conn, h *hub, id uint64, access Access) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{
 		srv:    s,
 		ws:     ws,
 		hub:    h,
 		log:    s.log.With("conn", id, "store", h.storeID),
+		access: access,
 		ctx:    ctx,
 		cancel: cancel,
 		pulls:  make(map[string]*pull),
@@ -68,6 +73,11 @@ func (c *conn) run() {
 		c.wg.Add(1)
 		go c.pingLoop(every)
 	}
+	if exp := c.access.Expires; !exp.IsZero() {
+		c.mu.Lock()
+		c.expiry = time.AfterFunc(time.Until(exp), c.expired)
+		c.mu.Unlock()
+	}
 	err := c.readLoop()
 	c.cancel()
 	c.stopPulls()
@@ -77,15 +87,26 @@ func (c *conn) run() {
 	if c.kill != nil {
 		c.kill.Stop()
 	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.mu.Unlock()
 	_ = c.ws.CloseNow()
 	c.log.Debug("disconnected", "reason", err)
 }
 
+// keepReadBuffer is the largest read buffer a connection keeps between
+// messages. Clients send small messages but for pushes of large batches; an
+// idle connection must not hold the buffer of its largest message.
+const keepReadBuffer = 64 << 10
+
 func (c *conn) readLoop() error {
 	limit := c.srv.opts.MaxMessageBytes
 	buf := new(bytes.Buffer)
 	for {
+		if buf.Cap() > keepReadBuffer {
+			buf = new(bytes.Buffer)
+		}
 		_, r, err := c.ws.Reader(c.ctx)
 		if err != nil {
 			return err
@@ -150,22 +171,41 @@ func (c *conn) begin() bool {
 func (c *conn) end() {
 	c.stateMu.Lock()
 	c.busy = false
-	draining := c.draining
+	draining, code, reason := c.draining, c.closeCode, c.closeReason
 	c.stateMu.Unlock()
 	if draining {
-		c.out.closeAfterFlush(websocket.StatusGoingAway, "server is shutting down")
+		c.out.closeAfterFlush(code, reason)
 	}
 }
 
 // drain closes the connection once the message being handled (if any) is
 // answered. It does not block.
 func (c *conn) drain() {
+	c.closeAfterMessage(websocket.StatusGoingAway, "server is shutting down")
+}
+
+// expired closes the connection when its access ends: the client must
+// connect again with new credentials. A message being handled is answered
+// first; later messages are not handled.
+func (c *conn) expired() {
+	c.log.Info("credentials expired; disconnecting")
+	c.closeAfterMessage(websocket.StatusPolicyViolation, "credentials expired")
+}
+
+// closeAfterMessage makes the connection handle no more messages and close
+// with code and reason once the message being handled (if any) is answered
+// and the queued messages are sent. The first call decides the code.
+func (c *conn) closeAfterMessage(code websocket.StatusCode, reason string) {
 	c.stateMu.Lock()
-	c.draining = true
+	if c.draining {
+		c.stateMu.Unlock()
+		return
+	}
+	c.draining, c.closeCode, c.closeReason = true, code, reason
 	busy := c.busy
 	c.stateMu.Unlock()
 	if !busy {
-		c.out.closeAfterFlush(websocket.StatusGoingAway, "server is shutting down")
+		c.out.closeAfterFlush(code, reason)
 	}
 }
 
@@ -287,6 +327,11 @@ func (c *conn) handleRequest(req *syncproto.Request) {
 	}
 	switch req.Tag {
 	case syncproto.TagPush:
+		if c.access.ReadOnly {
+			c.srv.metrics.pushes.WithLabelValues(pushRejected).Inc()
+			c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: "unauthorized: this connection may only pull"}))
+			return
+		}
 		c.push(req)
 	case syncproto.TagPull:
 		c.startPull(req)
@@ -340,6 +385,12 @@ func (c *conn) sendChunk(id string, page []byte) {
 	c.out.push(outMsg{requestID: id, page: page})
 }
 
+// sendPullChunk is sendChunk for a page that holds bytes of the pull
+// budget: release is called once the page is written or dropped.
+func (c *conn) sendPullChunk(id string, page []byte, release func()) {
+	c.out.push(outMsg{requestID: id, page: page, release: release})
+}
+
 // overflowed is called (once, with the outbox locked) when the client's
 // queue passed MaxPendingBytes. The writer sends a 1008 close after the
 // message it is writing; if that write does not finish soon, the client is
@@ -356,7 +407,7 @@ func (c *conn) writeLoop() {
 	var buf []byte // reused to assemble Chunks
 	for {
 		msgs, closeCode, closeReason, ok := c.out.take(c.ctx)
-		for _, m := range msgs {
+		for i, m := range msgs {
 			data := m.data
 			if m.page != nil {
 				buf = syncproto.AppendChunk(buf[:0], m.requestID, m.page)
@@ -365,13 +416,18 @@ func (c *conn) writeLoop() {
 			ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.WriteTimeout)
 			err := c.ws.Write(ctx, websocket.MessageText, data)
 			cancel()
+			m.done()
 			if err != nil {
+				releaseAll(msgs[i+1:])
 				if c.ctx.Err() == nil {
 					c.log.Info("write failed; disconnecting", "err", err)
 				}
 				c.cancel()
 				return
 			}
+		}
+		if cap(buf) > keepReadBuffer {
+			buf = nil // an idle connection keeps no page-sized buffer
 		}
 		if !ok {
 			if closeCode != 0 {
@@ -407,6 +463,19 @@ type outMsg struct {
 	data      []byte
 	requestID string
 	page      []byte
+	release   func() // if set, called once when the message is written or dropped
+}
+
+func (m outMsg) done() {
+	if m.release != nil {
+		m.release()
+	}
+}
+
+func releaseAll(msgs []outMsg) {
+	for _, m := range msgs {
+		m.done()
+	}
 }
 
 func (m outMsg) size() int {
@@ -421,10 +490,13 @@ func (o *outbox) push(m outMsg) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
+		m.done()
 		return false
 	}
 	n := m.size()
 	if o.bytes+n > o.limit && len(o.queue) > 0 {
+		m.done()
+		releaseAll(o.queue)
 		o.closed = true
 		o.queue, o.bytes = nil, 0
 		o.closeCode, o.closeReason = websocket.StatusPolicyViolation, "client is not reading fast enough"
@@ -458,10 +530,13 @@ func (o *outbox) closeAfterFlush(code websocket.StatusCode, reason string) {
 }
 
 // close stops the writer without a close frame (the connection is gone).
+// Messages still queued are dropped.
 func (o *outbox) close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.closed = true
+	releaseAll(o.queue)
+	o.queue, o.bytes = nil, 0
 	o.signal()
 }
 

@@ -99,6 +99,6 @@ func ExampleOptions_auth() {
 	fmt.Println(err)
 	c.Close()
 	// Output:
-	// syncclient: dial: HTTP 403: unauthorized: invalid auth token
+	// syncclient: dial: HTTP 401: unauthorized: invalid auth token
 	// <nil>
 }

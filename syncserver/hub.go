@@ -34,10 +34,12 @@ func (h *hub) loadLocked(ctx context.Context) error {
 		return nil
 	}
 	id, err := h.srv.storage.BackendID(ctx, h.storeID)
+	h.srv.storageDone(ctx, err, false)
 	if err != nil {
 		return fmt.Errorf("backend id of store %q: %w", h.storeID, err)
 	}
 	head, err := h.srv.storage.Head(ctx, h.storeID)
+	h.srv.storageDone(ctx, err, false)
 	if err != nil {
 		return fmt.Errorf("head of store %q: %w", h.storeID, err)
 	}
@@ -72,7 +74,9 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
-	if err := h.srv.storage.Append(ctx, h.storeID, batch, createdAt); err != nil {
+	err = h.srv.storage.Append(ctx, h.storeID, batch, createdAt)
+	h.srv.storageDone(ctx, err, true)
+	if err != nil {
 		return err
 	}
 	ack()
@@ -106,7 +110,9 @@ func (h *hub) catchUp(ctx context.Context, head int64) error {
 	}
 	if head <= 0 {
 		var err error
-		if head, err = h.srv.storage.Head(ctx, h.storeID); err != nil {
+		head, err = h.srv.storage.Head(ctx, h.storeID)
+		h.srv.storageDone(ctx, err, false)
+		if err != nil {
 			return err
 		}
 	}
@@ -120,6 +126,7 @@ func (h *hub) catchUpLocked(ctx context.Context, upTo int64) error {
 	}
 	for h.head < upTo {
 		events, err := h.srv.storage.Read(ctx, h.storeID, h.head, upTo, syncproto.MaxEventsPerMessage)
+		h.srv.storageDone(ctx, err, false)
 		if err != nil {
 			return err
 		}
@@ -229,67 +236,107 @@ func (h *hub) dropSubsLocked() {
 // after which sent of the n events have been sent. Each event is encoded
 // once; the page is assembled around the encoded items.
 func encodePages(events []StoredEvent, backendID string, info func(sent, n int) syncproto.PageInfo) ([][]byte, error) {
-	items := make([][]byte, len(events))
-	var meta []byte
-	var metaMillis int64 = -1
-	for i, ev := range events {
-		if ms := ev.CreatedAt.UnixMilli(); ms != metaMillis || meta == nil {
-			m, err := syncproto.Marshal(syncproto.SyncMetadata{CreatedAt: FormatCreatedAt(ev.CreatedAt)})
-			if err != nil {
-				return nil, err
-			}
-			meta, metaMillis = m, ms
-		}
-		evJSON, err := syncproto.Marshal(ev.Event)
-		if err != nil {
-			return nil, fmt.Errorf("encode event %d: %w", ev.SeqNum, err)
-		}
-		b := make([]byte, 0, len(evJSON)+len(meta)+60)
-		b = append(b, `{"eventEncoded":`...)
-		b = append(b, evJSON...)
-		b = append(b, `,"metadata":{"_tag":"Some","value":`...)
-		b = append(b, meta...)
-		b = append(b, "}}"...)
-		items[i] = b
-	}
-	backendJSON, err := syncproto.Marshal(backendID)
+	enc, err := newPageEncoder(backendID)
 	if err != nil {
 		return nil, err
 	}
-	// The longest page info is measured, so that any page info fits.
-	longest, _ := syncproto.Marshal(syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 1 << 53})
-	overhead := len(`{"batch":[],"pageInfo":,"backendId":}`) + len(longest) + len(backendJSON)
-	split, err := syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, overhead,
+	items := make([][]byte, len(events))
+	for i, ev := range events {
+		if items[i], err = enc.item(ev); err != nil {
+			return nil, err
+		}
+	}
+	split, err := syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, enc.overhead,
 		func(b []byte) (int, error) { return len(b), nil })
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(split))
 	sent := 0
-	for i, page := range split {
-		sent += len(page)
-		pi, err := syncproto.Marshal(info(sent, len(events)))
+	for i, items := range split {
+		sent += len(items)
+		if out[i], err = enc.page(items, info(sent, len(events))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// pageEncoder encodes the pull pages of one store.
+type pageEncoder struct {
+	backendJSON []byte
+	// overhead is the size of a page without its items, measured with the
+	// longest page info so that any page info fits.
+	overhead int
+
+	meta       []byte // encoded metadata of the last createdAt seen
+	metaMillis int64
+}
+
+func newPageEncoder(backendID string) (*pageEncoder, error) {
+	backendJSON, err := syncproto.Marshal(backendID)
+	if err != nil {
+		return nil, err
+	}
+	longest, err := syncproto.Marshal(syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 1 << 53})
+	if err != nil {
+		return nil, err
+	}
+	return &pageEncoder{
+		backendJSON: backendJSON,
+		overhead:    len(`{"batch":[],"pageInfo":,"backendId":}`) + len(longest) + len(backendJSON),
+		metaMillis:  -1,
+	}, nil
+}
+
+// maxPageBytes is the largest page the encoder produces.
+func (e *pageEncoder) maxPageBytes() int { return syncproto.MaxPayloadBytes }
+
+// item encodes one element of a page's batch. Batches share createdAt, so
+// the metadata of the previous event is reused.
+func (e *pageEncoder) item(ev StoredEvent) ([]byte, error) {
+	if ms := ev.CreatedAt.UnixMilli(); ms != e.metaMillis || e.meta == nil {
+		m, err := syncproto.Marshal(syncproto.SyncMetadata{CreatedAt: FormatCreatedAt(ev.CreatedAt)})
 		if err != nil {
 			return nil, err
 		}
-		size := overhead
-		for _, it := range page {
-			size += len(it) + 1
-		}
-		b := make([]byte, 0, size)
-		b = append(b, `{"batch":[`...)
-		for j, it := range page {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, it...)
-		}
-		b = append(b, `],"pageInfo":`...)
-		b = append(b, pi...)
-		b = append(b, `,"backendId":`...)
-		b = append(b, backendJSON...)
-		b = append(b, '}')
-		out[i] = b
+		e.meta, e.metaMillis = m, ms
 	}
-	return out, nil
+	evJSON, err := syncproto.Marshal(ev.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %d: %w", ev.SeqNum, err)
+	}
+	b := make([]byte, 0, len(evJSON)+len(e.meta)+60)
+	b = append(b, `{"eventEncoded":`...)
+	b = append(b, evJSON...)
+	b = append(b, `,"metadata":{"_tag":"Some","value":`...)
+	b = append(b, e.meta...)
+	b = append(b, "}}"...)
+	return b, nil
+}
+
+// page assembles a PullResponse around encoded items.
+func (e *pageEncoder) page(items [][]byte, info syncproto.PageInfo) ([]byte, error) {
+	pi, err := syncproto.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	size := e.overhead
+	for _, it := range items {
+		size += len(it) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"batch":[`...)
+	for j, it := range items {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, `],"pageInfo":`...)
+	b = append(b, pi...)
+	b = append(b, `,"backendId":`...)
+	b = append(b, e.backendJSON...)
+	b = append(b, '}')
+	return b, nil
 }

@@ -17,6 +17,15 @@ const (
 	pushFailed          = "error"    // storage failure
 )
 
+// Reasons a connection was refused before the upgrade, the "reason" label of
+// livestore_sync_connections_refused_total.
+const (
+	refusedConnLimit  = "connection_limit" // MaxConnections
+	refusedStoreLimit = "store_limit"      // MaxConnectionsPerStore
+	refusedAuth       = "auth"             // AuthFunc
+	refusedOrigin     = "origin"           // OriginPatterns
+)
+
 type metrics struct {
 	reg            *prometheus.Registry
 	clients        prometheus.Gauge
@@ -27,6 +36,10 @@ type metrics struct {
 	pushDuration   prometheus.Histogram
 	protocolErrors prometheus.Counter
 	pingTimeouts   prometheus.Counter
+	refused        *prometheus.CounterVec
+	pullsRefused   prometheus.Counter
+	pullBytes      prometheus.Gauge
+	pullWaits      prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -65,14 +78,33 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "livestore_sync_ping_timeouts_total",
 			Help: "Connections closed because the client did not answer a WebSocket ping in time.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livestore_sync_connections_refused_total",
+			Help: "Connections refused before the WebSocket upgrade, by reason (connection_limit, store_limit, auth, origin).",
+		}, []string{"reason"}),
+		pullsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livestore_sync_pulls_refused_total",
+			Help: "Pull requests refused because their connection had MaxPullsPerConnection pulls open.",
+		}),
+		pullBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "livestore_sync_pull_bytes_held",
+			Help: "Bytes of pull pages read from storage and not yet written to their clients (bounded by MaxPullBytes).",
+		}),
+		pullWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livestore_sync_pull_budget_waits_total",
+			Help: "Pull pages that waited because MaxPullBytes were held.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors, m.pingTimeouts} {
+	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors, m.pingTimeouts, m.refused, m.pullsRefused, m.pullBytes, m.pullWaits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range []string{pushOK, pushServerAhead, pushBackendMismatch, pushRejected, pushFailed} {
 		m.pushes.WithLabelValues(r)
+	}
+	for _, r := range []string{refusedConnLimit, refusedStoreLimit, refusedAuth, refusedOrigin} {
+		m.refused.WithLabelValues(r)
 	}
 	m.pulls.WithLabelValues("true")
 	m.pulls.WithLabelValues("false")

@@ -2,6 +2,7 @@ package syncserver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/livestore-go/livestore/syncproto"
@@ -20,6 +21,10 @@ type pull struct {
 	done   chan struct{} // closed when the goroutine has returned
 
 	sentUpTo int64 // highest seqNum sent; guarded by hub.mu once registered
+
+	// Encoded bytes and count of the events read so far, to guess how
+	// many events the next page holds and read no more than those.
+	readBytes, readEvents int
 }
 
 func (p *pull) ack() {
@@ -37,12 +42,20 @@ func (c *conn) startPull(req *syncproto.Request) {
 	}
 	// As in the reference, the connection's URL names the store; the
 	// payload's storeId is not checked.
-	c.srv.metrics.pulls.WithLabelValues(strconv.FormatBool(r.Live)).Inc()
 	ctx, cancel := context.WithCancel(c.ctx)
 	p := &pull{conn: c, id: req.ID, live: r.Live, ctx: ctx, cancel: cancel, acks: make(chan struct{}, 1), done: make(chan struct{})}
 	c.mu.Lock()
+	if max := c.srv.opts.MaxPullsPerConnection; len(c.pulls) >= max {
+		c.mu.Unlock()
+		cancel()
+		c.srv.metrics.pullsRefused.Inc()
+		c.log.Info("pull refused: too many pulls open on the connection", "limit", max)
+		c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: fmt.Sprintf("too many pulls open on this connection (limit %d); interrupt one first", max)}))
+		return
+	}
 	c.pulls[req.ID] = p
 	c.mu.Unlock()
+	c.srv.metrics.pulls.WithLabelValues(strconv.FormatBool(r.Live)).Inc()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -82,7 +95,7 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 	c := p.conn
 	backendID, err := c.hub.backend(p.ctx)
 	if err != nil {
-		return p.storageError(err)
+		return p.storageError("pull: load store", err)
 	}
 	if cursor != nil && cursor.BackendID != backendID {
 		return &syncproto.BackendIDMismatchError{Expected: backendID, Received: cursor.BackendID}
@@ -92,8 +105,9 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 		after = cursor.EventSequenceNumber
 	}
 	upTo, err := c.srv.storage.Head(p.ctx, c.hub.storeID)
+	c.srv.storageDone(p.ctx, err, false)
 	if err != nil {
-		return p.storageError(err)
+		return p.storageError("pull: read head", err)
 	}
 	unacked := false
 	for first := true; ; first = false {
@@ -120,51 +134,126 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 	}
 }
 
-// pullWindow is how many events sendRange reads at a time. Each window is cut
-// into pages of at most 100 events / 900,000 bytes, so a window's last page
-// may be short: the reference (sync-cf's DO_PAGE_SIZE) reads 256 rows at a
-// time, and clients see the same pages from both servers (260 events come as
-// 100, 100, 56, 4).
+// pullWindow is the reference's unit of reading (sync-cf's DO_PAGE_SIZE: it
+// reads 256 rows at a time and cuts each window into pages of at most 100
+// events / 900,000 bytes), so a window's last page may be short: 260 events
+// come as 100, 100, 56, 4. Clients see the same pages from both servers, but
+// this server reads only the events of the page it is about to send.
 const pullWindow = 256
 
 // sendRange sends the events in (after, upTo] as pages with MoreKnown page
-// info until the last, which has NoMore.
+// info until the last, which has NoMore. Each page is read from storage
+// only after the previous one was acknowledged, and holds bytes of the
+// server's pull budget until it is written to the socket: an unacknowledged
+// pull holds no events.
 func (p *pull) sendRange(backendID string, after, upTo int64, unacked bool) (bool, error) {
 	c := p.conn
 	total, err := c.srv.storage.Count(p.ctx, c.hub.storeID, after, upTo)
+	c.srv.storageDone(p.ctx, err, false)
 	if err != nil {
-		return unacked, p.storageError(err)
+		return unacked, p.storageError("pull: count events", err)
 	}
-	sent := int64(0)
+	enc, err := newPageEncoder(backendID)
+	if err != nil {
+		return unacked, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
+	}
+	var sent int64
+	windowLeft := 0
 	for after < upTo {
-		events, err := c.srv.storage.Read(p.ctx, c.hub.storeID, after, upTo, pullWindow)
-		if err != nil {
-			return unacked, p.storageError(err)
-		}
-		if len(events) == 0 {
-			break
-		}
-		base := sent
-		pages, err := encodePages(events, backendID, func(n, _ int) syncproto.PageInfo {
-			if remaining := total - base - int64(n); remaining > 0 {
-				return syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: remaining}
-			}
-			return syncproto.PageInfo{Kind: syncproto.NoMore}
-		})
-		if err != nil {
-			return unacked, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
-		}
-		for _, page := range pages {
-			if err := p.sendPage(page, unacked); err != nil {
+		if unacked {
+			if err := p.waitAck(); err != nil {
 				return unacked, err
 			}
-			unacked = true
 		}
-		sent += int64(len(events))
-		after = events[len(events)-1].SeqNum
-		c.srv.metrics.eventsSent.Add(float64(len(events)))
+		if windowLeft == 0 {
+			windowLeft = pullWindow
+		}
+		held, err := c.srv.pullBudget.acquire(p.ctx, enc.maxPageBytes())
+		if err != nil {
+			return unacked, err
+		}
+		items, last, exhausted, err := p.readPage(enc, after, upTo, min(windowLeft, syncproto.MaxEventsPerMessage))
+		if err != nil || len(items) == 0 {
+			c.srv.pullBudget.release(held)
+			return unacked, err
+		}
+		sent += int64(len(items))
+		windowLeft -= len(items)
+		info := syncproto.PageInfo{Kind: syncproto.NoMore}
+		if remaining := total - sent; remaining > 0 {
+			info = syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: remaining}
+		}
+		page, err := enc.page(items, info)
+		if err != nil {
+			c.srv.pullBudget.release(held)
+			return unacked, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
+		}
+		if len(page) < held {
+			c.srv.pullBudget.release(held - len(page))
+			held = len(page)
+		}
+		c.sendPullChunk(p.id, page, func() { c.srv.pullBudget.release(held) })
+		unacked = true
+		c.srv.metrics.eventsSent.Add(float64(len(items)))
+		after = last
+		if exhausted {
+			break
+		}
 	}
 	return unacked, nil
+}
+
+// firstRead is how many events a pull reads for its first page, before it
+// knows how large its events are: few, in case they are large.
+const firstRead = 8
+
+// readPage reads and encodes the events of the next page: at most
+// maxEvents events after after (up to upTo), cut greedily at the byte limit
+// as syncproto.Split cuts. It reads about as many events as it guesses fit,
+// so that large events are not read by the hundred only to be dropped.
+// exhausted reports that no events remain in (last, upTo].
+func (p *pull) readPage(enc *pageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
+	c := p.conn
+	size := enc.overhead
+	for len(items) < maxEvents {
+		n := maxEvents - len(items)
+		if p.readEvents == 0 {
+			n = min(n, firstRead)
+		} else if avg := p.readBytes / p.readEvents; avg > 0 {
+			n = min(n, (syncproto.MaxPayloadBytes-size)/avg+1)
+		}
+		events, err := c.srv.storage.Read(p.ctx, c.hub.storeID, after, upTo, n)
+		c.srv.storageDone(p.ctx, err, false)
+		if err != nil {
+			return nil, 0, false, p.storageError("pull: read events", err)
+		}
+		for _, ev := range events {
+			item, err := enc.item(ev)
+			if err != nil {
+				return nil, 0, false, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
+			}
+			p.readBytes += len(item)
+			p.readEvents++
+			add := len(item)
+			if len(items) > 0 {
+				add++ // comma
+			}
+			if size+add > syncproto.MaxPayloadBytes {
+				if len(items) == 0 {
+					return nil, 0, false, &syncproto.UnknownError{Message: fmt.Sprintf("encode pull page: event %d is too large for a pull page (%d bytes, limit %d)", ev.SeqNum, size+add, syncproto.MaxPayloadBytes)}
+				}
+				return items, last, false, nil
+			}
+			items = append(items, item)
+			size += add
+			last = ev.SeqNum
+		}
+		if len(events) < n {
+			return items, last, true, nil
+		}
+		after = last
+	}
+	return items, last, false, nil
 }
 
 // sendPage waits for the Ack of the previous page, if one is outstanding,
@@ -188,12 +277,12 @@ func (p *pull) waitAck() error {
 	}
 }
 
-func (p *pull) storageError(err error) error {
+// storageError is the answer to a failed storage operation (what names it).
+func (p *pull) storageError(what string, err error) error {
 	if p.ctx.Err() != nil {
 		return p.ctx.Err()
 	}
-	p.conn.log.Error("pull: storage", "err", err)
-	return &syncproto.UnknownError{Message: "storage unavailable"}
+	return p.conn.srv.storageFailed(p.ctx, p.conn.log, what, err, false)
 }
 
 func emptyPage(backendID string) []byte {

@@ -65,8 +65,7 @@ func (c *conn) doPush(req *syncproto.Request) (result string) {
 		c.send(syncproto.ExitFail(req.ID, ahead))
 		return pushServerAhead
 	default:
-		c.log.Error("store push", "err", err)
-		c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: "could not store the batch"}))
+		c.send(syncproto.ExitFail(req.ID, c.srv.storageFailed(c.ctx, c.log, "store push", err, true)))
 		return pushFailed
 	}
 }

@@ -34,8 +34,11 @@ const (
 // AuthFunc decides whether a client may connect to a store. payload is the
 // client's sync payload (nil if none) and header the upgrade request's
 // headers. A non-nil error rejects the connection before the WebSocket
-// upgrade: HTTP 401 with the error's text, or the status of an
-// [*AuthError]. The returned [Access] limits what the connection may do.
+// upgrade: HTTP 401, or the status of an [*AuthError], with the body
+// "unauthorized: " and the error's text (an AuthError's Reason); the server
+// logs one line with the store, the remote address and that reason. The
+// returned [Access] limits what the connection may do. An AuthFunc that
+// panics refuses the connection with HTTP 500.
 type AuthFunc func(ctx context.Context, storeID string, payload json.RawMessage, header http.Header) (Access, error)
 
 // Access is what an [AuthFunc] grants one connection. The zero value grants
@@ -75,8 +78,10 @@ type Options struct {
 	// MaxBatchSize bounds the events of one push (UnknownError beyond it).
 	// Default 1000; clients split pushes into at most 100 events.
 	MaxBatchSize int
-	// MaxConnections bounds the WebSocket connections of the whole server;
-	// more are refused with HTTP 503 before the upgrade. Default 10,000.
+	// MaxConnections bounds the WebSocket connections of the whole server,
+	// counted from before the auth check to the end of the connection;
+	// more are refused with HTTP 503 ("server connection limit (N)
+	// reached") before the upgrade. Default 10,000.
 	MaxConnections int
 	// MaxPullsPerConnection bounds the pulls open at once on one
 	// connection; a pull beyond it fails with an UnknownError naming the
@@ -84,7 +89,10 @@ type Options struct {
 	MaxPullsPerConnection int
 	// MaxPullBytes bounds the bytes of pull pages, over all connections,
 	// that have been read from storage and not yet written to their
-	// clients; a pull that would pass it waits. Default 256 MiB.
+	// clients; a pull that would pass it waits (until bytes are written or
+	// the pull ends). A pull holds at most the one page it is sending
+	// (900,000 bytes at most), none while it waits for the client's Ack.
+	// Default 256 MiB.
 	MaxPullBytes int
 	// MaxArgsDepth bounds the nesting depth of a pushed event's args
 	// (UnknownError beyond it). Default [syncproto.DefaultMaxArgsDepth].
@@ -106,10 +114,16 @@ type Options struct {
 	// pulls. Browsers and WebSocket libraries answer pings by themselves.
 	// Default 30 s; negative disables.
 	PingInterval time.Duration
-	// OriginPatterns, if set, restricts the Origin header of WebSocket
-	// upgrades (see websocket.AcceptOptions). By default every origin is
-	// accepted, as by the reference: apps run on other origins and
-	// authenticate with their payload.
+	// OriginPatterns are the origins, besides the server's own, from which
+	// browsers may open connections: host patterns such as
+	// "app.example.com" or "*.example.com", or with a scheme,
+	// "https://app.example.com" (path.Match syntax, as in
+	// websocket.AcceptOptions). Requests without an Origin header
+	// (non-browser clients) are always accepted. Empty accepts only those and
+	// same-origin requests, so that a page on another site cannot use a
+	// visitor's browser to reach the server; []string{"*"} accepts every
+	// origin, as the reference does (apps that authenticate with their
+	// payload, not with cookies). Other origins are refused with HTTP 403.
 	OriginPatterns []string
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
@@ -129,6 +143,10 @@ type Server struct {
 
 	closing atomic.Bool
 	nextID  atomic.Uint64
+	open    atomic.Int64 // connections admitted under MaxConnections
+
+	health     storageHealth
+	pullBudget *byteBudget
 
 	mu    sync.Mutex
 	hubs  map[string]*hub
@@ -197,6 +215,7 @@ func New(opts Options) (*Server, error) {
 		hubs:    make(map[string]*hub),
 		conns:   make(map[*conn]struct{}),
 	}
+	s.pullBudget = newByteBudget(opts.MaxPullBytes, m.pullWaits.Inc, func(d int) { m.pullBytes.Add(float64(d)) })
 	if w, ok := opts.Storage.(Watcher); ok {
 		s.watcherWG.Add(1)
 		go s.watch(w)
@@ -242,6 +261,13 @@ func (s *Server) changed(storeID string, head int64) {
 // transport, any path) become WebSocket connections; GET /health and GET
 // /metrics serve health and metrics; GET / describes the endpoint; anything
 // else is answered 400, like the reference worker.
+//
+// /health answers 200 {"status":"ok"}, or 503 while the server shuts down
+// or the storage fails: {"status":"degraded","storage":{"error":"full",
+// "since":"2026-01-02T03:04:05.000Z"}} (error: full, read-only or
+// unavailable). A failed read is reported until the next successful storage
+// operation, a failed write (a push not stored) until a write succeeds,
+// since reads still work on a full or read-only disk.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Has("storeId") && q.Has("transport") {
@@ -272,6 +298,15 @@ func (s *Server) serveHealth(w http.ResponseWriter) {
 		_, _ = io.WriteString(w, `{"status":"shutting down"}`+"\n")
 		return
 	}
+	if f, failing := s.health.state(); failing {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		b, _ := json.Marshal(map[string]any{
+			"status":  "degraded",
+			"storage": map[string]string{"error": f.kind.String(), "since": FormatCreatedAt(f.since)},
+		})
+		_, _ = w.Write(append(b, '\n'))
+		return
+	}
 	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 }
 
@@ -299,29 +334,37 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if s.opts.Auth != nil {
-		if _, err := s.opts.Auth(r.Context(), storeID, payload, r.Header); err != nil {
-			s.log.Info("connection refused by auth", "store", storeID, "err", err)
-			http.Error(w, "unauthorized: "+err.Error(), http.StatusForbidden)
-			return
-		}
+	if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
+		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	if !s.admit() {
+		s.metrics.refused.WithLabelValues(refusedConnLimit).Inc()
+		s.log.Warn("connection refused: server connection limit reached", "store", storeID, "remote", r.RemoteAddr, "limit", s.opts.MaxConnections)
+		http.Error(w, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.open.Add(-1)
+	access, ok := s.authorize(w, r, storeID, payload)
+	if !ok {
+		return
 	}
 	h, err := s.acquireHub(storeID)
 	if err != nil {
+		s.metrics.refused.WithLabelValues(refusedStoreLimit).Inc()
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
 		return
 	}
 	defer s.releaseHub(h)
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: len(s.opts.OriginPatterns) == 0,
-		OriginPatterns:     s.opts.OriginPatterns,
-	})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.opts.OriginPatterns})
 	if err != nil {
 		s.log.Info("websocket upgrade failed", "store", storeID, "err", err)
 		return
 	}
-	c := newConn(s, ws, h, s.nextID.Add(1))
+	c := newConn(s, ws, h, s.nextID.Add(1), access)
 	if !s.track(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "server is shutting down")
 		return

@@ -149,7 +149,7 @@ func TestAuth(t *testing.T) {
 
 	_, err = syncclient.Dial(ctx, ts.url, syncclient.Options{StoreID: "auth", Payload: json.RawMessage(`{"authToken":"guess"}`), Header: http.Header{"X-App": {"todo"}}})
 	var de *syncclient.DialError
-	if !errors.As(err, &de) || de.StatusCode != http.StatusForbidden || de.Body != "unauthorized: bad token" {
+	if !errors.As(err, &de) || de.StatusCode != http.StatusUnauthorized || de.Body != "unauthorized: bad token" {
 		t.Fatalf("dial with a wrong token: %v", err)
 	}
 }

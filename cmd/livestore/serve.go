@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore/devtools"
+	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
@@ -29,6 +30,12 @@ type serveConfig struct {
 	maxMessageBytes  int
 	maxBatchSize     int
 	maxConnsPerStore int
+	maxConns         int
+	maxPullsPerConn  int
+	maxPullBytes     int
+	maxArgsDepth     int
+	writeTimeout     time.Duration
+	maxPendingBytes  int
 	logLevel         string
 	shutdownTimeout  time.Duration
 	pingInterval     time.Duration
@@ -46,6 +53,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message accepted from a client")
 	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
 	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
+	fs.IntVar(&cfg.maxConns, "max-connections", syncserver.DefaultMaxConnections, "most WebSocket connections to the server; more are refused with HTTP 503")
+	fs.IntVar(&cfg.maxPullsPerConn, "max-pulls-per-connection", syncserver.DefaultMaxPullsPerConn, "most pulls open at once on one connection")
+	fs.IntVar(&cfg.maxPullBytes, "max-pull-bytes", syncserver.DefaultMaxPullBytes, "most bytes of pull pages read from storage and not yet sent, over all clients; pulls wait beyond it")
+	fs.IntVar(&cfg.maxArgsDepth, "max-args-depth", syncproto.DefaultMaxArgsDepth, "deepest nesting accepted in a pushed event's args")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", syncserver.DefaultWriteTimeout, "time allowed to send one message to a client before it is disconnected")
+	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
@@ -85,6 +98,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxMessageBytes:        cfg.maxMessageBytes,
 		MaxBatchSize:           cfg.maxBatchSize,
 		MaxConnectionsPerStore: cfg.maxConnsPerStore,
+		MaxConnections:         cfg.maxConns,
+		MaxPullsPerConnection:  cfg.maxPullsPerConn,
+		MaxPullBytes:           cfg.maxPullBytes,
+		MaxArgsDepth:           cfg.maxArgsDepth,
+		WriteTimeout:           cfg.writeTimeout,
+		MaxPendingBytes:        cfg.maxPendingBytes,
 		PingInterval:           cfg.pingInterval,
 	})
 	if err != nil {

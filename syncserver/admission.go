@@ -1,0 +1,101 @@
+package syncserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// admit counts one more connection under MaxConnections; false if the
+// server is full. The caller undoes it with s.open.Add(-1).
+func (s *Server) admit() bool {
+	if s.open.Add(1) > int64(s.opts.MaxConnections) {
+		s.open.Add(-1)
+		return false
+	}
+	return true
+}
+
+// authorize runs the AuthFunc, if any. When it refuses, authorize answers
+// the request and logs one line; ok is then false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, storeID string, payload json.RawMessage) (access Access, ok bool) {
+	if s.opts.Auth == nil {
+		return Access{}, true
+	}
+	access, err := s.callAuth(r, storeID, payload)
+	var ap *authPanic
+	if errors.As(err, &ap) {
+		s.metrics.refused.WithLabelValues(refusedAuth).Inc()
+		s.log.Error("connection refused: auth function panicked", "store", storeID, "remote", r.RemoteAddr, "panic", err)
+		http.Error(w, "unauthorized: credentials could not be checked", http.StatusInternalServerError)
+		return Access{}, false
+	}
+	if err == nil && !access.Expires.IsZero() && !access.Expires.After(time.Now()) {
+		err = &AuthError{Status: http.StatusUnauthorized, Reason: "credentials expired"}
+	}
+	if err == nil {
+		return access, true
+	}
+	status, reason := http.StatusUnauthorized, err.Error()
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		reason = ae.Reason
+		if ae.Status >= 400 && ae.Status <= 599 {
+			status = ae.Status
+		}
+	}
+	s.metrics.refused.WithLabelValues(refusedAuth).Inc()
+	s.log.Info("connection refused by auth", "store", storeID, "remote", r.RemoteAddr, "status", status, "reason", reason)
+	http.Error(w, "unauthorized: "+reason, status)
+	return Access{}, false
+}
+
+// authPanic is the error of an AuthFunc that panicked.
+type authPanic struct{ value any }
+
+func (e *authPanic) Error() string { return fmt.Sprint(e.value) }
+
+// callAuth calls the AuthFunc. A panic in it is an application bug, but
+// one a request can trigger: it refuses the request instead of reaching
+// net/http, which would log a stack trace and drop the connection.
+func (s *Server) callAuth(r *http.Request, storeID string, payload json.RawMessage) (access Access, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			access, err = Access{}, &authPanic{p}
+		}
+	}()
+	return s.opts.Auth(r.Context(), storeID, payload, r.Header)
+}
+
+// checkOrigin applies the rule of websocket.Accept (which checks again):
+// no Origin header or the request's own host passes, else the origin must
+// match one of patterns. Checking first lets the server log and count the
+// refusal.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("origin %q is not allowed: not a URL", origin)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, err := path.Match(strings.ToLower(p), strings.ToLower(target)); err == nil && ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q is not allowed by this server", origin)
+}
