@@ -41,6 +41,7 @@ func commands() []command {
 		{name: "devtools", summary: "serve the devtools page over a sync storage, without a sync server", run: runDevtools},
 		{name: "query", summary: "run read-only SQL over a client store directory", run: runQuery},
 		{name: "mcp", summary: "serve read-only MCP tools over stdio for AI assistants", run: runMCP},
+		{name: "token", summary: "mint an HS256 token for stores (development and tests)", run: runToken},
 	}
 }
 

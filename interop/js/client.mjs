@@ -35,7 +35,7 @@ const usage = `usage: node client.mjs --url ws://HOST:PORT --store ID [--commit 
   [--wait-rows M] [--timeout-ms T] [--storage memory|fs:DIR] [--client-id ID]
   [--complete K] [--delete K] [--deleted-at ISO] [--annotate] [--note-bytes B]
   [--text-suffix S] [--wait-server-events N] [--wait-server-head] [--session-id ID]
-  [--eventlog-out FILE]`
+  [--eventlog-out FILE] [--sync-payload JSON]`
 
 const { values: opts } = parseArgs({
   options: {
@@ -57,6 +57,7 @@ const { values: opts } = parseArgs({
     'wait-server-head': { type: 'boolean', default: false },
     'wait-server-events': { type: 'string', default: '0' },
     'session-id': { type: 'string' },
+    'sync-payload': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -83,6 +84,17 @@ const noteBytes = intOpt('note-bytes')
 const waitServerEvents = intOpt('wait-server-events')
 const deletedAt = new Date(opts['deleted-at'])
 if (Number.isNaN(deletedAt.getTime())) fail(1, `--deleted-at is not a date: ${opts['deleted-at']}`)
+
+// The app's sync payload (e.g. {"authToken":"…"}), sent to the server with
+// the connection, as createStorePromise's syncPayload.
+let syncPayload
+if (opts['sync-payload'] !== undefined) {
+  try {
+    syncPayload = JSON.parse(opts['sync-payload'])
+  } catch (err) {
+    fail(1, `--sync-payload is not JSON: ${err.message}`)
+  }
+}
 
 const deadline = Date.now() + timeoutMs
 const remainingMs = () => deadline - Date.now()
@@ -126,7 +138,7 @@ const readState = (store) => ({
 
 const main = async () => {
   const adapter = makeAdapter({ storage, clientId, sessionId, sync: { backend: makeWsSync({ url: opts.url }) } })
-  const store = await createStorePromise({ adapter, schema, storeId: opts.store })
+  const store = await createStorePromise({ adapter, schema, storeId: opts.store, syncPayload })
 
   let committed = 0
   const commit = (event) => {
@@ -163,6 +175,7 @@ const main = async () => {
       const serverEvents = await fetchServerEvents({
         url: opts.url,
         storeId: opts.store,
+        payload: syncPayload,
         timeoutMs: Math.max(1000, Math.min(10_000, remainingMs())),
       })
       onServer = serverEvents.filter((e) => e.clientId === clientId && e.sessionId === sessionId).length

@@ -4,12 +4,17 @@
 // the store's own syncStatus() cannot tell (see PROTOCOL.md).
 import WebSocket from 'ws'
 
-/** Resolves with the server's encoded events of `storeId`, oldest first. */
-export const fetchServerEvents = ({ url, storeId, timeoutMs = 10_000 }) =>
+/**
+ * Resolves with the server's encoded events of `storeId`, oldest first.
+ * `payload`, if given, is the sync payload (e.g. an auth token) sent as the
+ * client does.
+ */
+export const fetchServerEvents = ({ url, storeId, payload, timeoutMs = 10_000 }) =>
   new Promise((resolve, reject) => {
     const wsUrl = new URL(url)
     wsUrl.searchParams.set('storeId', storeId)
     wsUrl.searchParams.set('transport', 'ws')
+    if (payload !== undefined) wsUrl.searchParams.set('payload', JSON.stringify(payload))
 
     const ws = new WebSocket(wsUrl)
     const events = []
