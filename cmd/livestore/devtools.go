@@ -16,12 +16,13 @@ import (
 
 func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
-	var addr, logLevel string
+	var addr, logLevel, allowedHosts string
 	fs := flag.NewFlagSet("livestore devtools", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf.register(fs)
 	fs.StringVar(&addr, "addr", "127.0.0.1:8788", "address to listen on (host:port)")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringVar(&allowedHosts, "allowed-hosts", "", "comma-separated host names (patterns) the page answers besides localhost, 127.0.0.1 and [::1]; requests naming another Host get 403")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore devtools [flags]")
 		fmt.Fprintln(stderr)
@@ -41,7 +42,11 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, closeFn, err := sf.open(ctx, true)
+	hosts, err := splitPatterns(allowedHosts, "--allowed-hosts")
+	if err != nil {
+		return err
+	}
+	st, closeFn, err := sf.openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
@@ -52,7 +57,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           devtools.Handler(st, devtools.Options{Logger: logger}),
+		Handler:           newAdminGate(devtools.Handler(st, devtools.Options{Logger: logger}), hosts, ""),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/livestore-go/livestore/syncserver"
@@ -51,7 +52,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if after < 0 {
 		return fmt.Errorf("%w: --after must not be negative", errUsage)
 	}
-	st, closeFn, err := sf.open(ctx, true)
+	st, closeFn, err := sf.openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,35 +77,30 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		selected = append(selected, s)
 	}
 
-	w := stdout
-	var f *os.File
-	if out != "" {
-		if f, err = os.Create(out); err != nil {
-			return err
+	write := func(w io.Writer) (int64, error) {
+		bw := bufio.NewWriterSize(w, 1<<16)
+		enc := json.NewEncoder(bw)
+		var total int64
+		for _, s := range selected {
+			n, err := exportStore(ctx, st, s, after, enc)
+			total += n
+			if err != nil {
+				return total, fmt.Errorf("export %s: %w", s.StoreID, err)
+			}
 		}
-		defer f.Close()
-		w = f
+		return total, bw.Flush()
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	enc := json.NewEncoder(bw)
 	var total int64
-	for _, s := range selected {
-		n, err := exportStore(ctx, st, s, after, enc)
-		if err != nil {
-			return fmt.Errorf("export %s: %w", s.StoreID, err)
-		}
-		total += n
+	if out == "" {
+		total, err = write(stdout)
+	} else {
+		err = writeFileAtomic(out, func(w io.Writer) (err error) {
+			total, err = write(w)
+			return err
+		})
 	}
-	if err := bw.Flush(); err != nil {
+	if err != nil {
 		return err
-	}
-	if f != nil {
-		if err := f.Sync(); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(stderr, "exported %d events of %d stores\n", total, len(selected))
 	return nil
@@ -139,4 +135,51 @@ func exportStore(ctx context.Context, st storageReader, s syncserver.StoreInfo, 
 		after = page[len(page)-1].SeqNum
 	}
 	return n, nil
+}
+
+// writeFileAtomic writes path through fill: into a temporary file beside
+// it, synced and then renamed over path, so that a reader (or a crash, or a
+// failed export) sees the old file or the complete new one, never a part.
+func writeFileAtomic(path string, fill func(io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create a temporary file for %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if old, err := os.Stat(path); err == nil {
+		if err := f.Chmod(old.Mode().Perm()); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	if err := fill(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	// The rename is durable once the directory is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory of %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory of %s: %w", path, err)
+	}
+	return nil
 }

@@ -43,7 +43,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return inspectDir(ctx, dir, asJSON, stdout)
 	}
-	st, closeFn, err := sf.open(ctx, true)
+	st, closeFn, err := sf.openReadOnly(ctx)
 	if err != nil {
 		return err
 	}

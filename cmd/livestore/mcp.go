@@ -77,7 +77,7 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger, MaxAnswerBytes: maxAnswer, QueryTimeout: timeout}
 	if !noStorage {
-		st, closeStorage, err := storage.open(ctx, true)
+		st, closeStorage, err := storage.openReadOnly(ctx)
 		if err != nil {
 			return err
 		}

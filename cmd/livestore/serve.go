@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livestore-go/livestore/devtools"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore"
@@ -40,10 +39,17 @@ type serveConfig struct {
 	shutdownTimeout  time.Duration
 	pingInterval     time.Duration
 	devtools         bool
+
+	readHeaderTimeout time.Duration
+	maxStorageBytes   int64
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg serveConfig
+	var (
+		cfg  serveConfig
+		auth authFlags
+		dep  deployFlags
+	)
 	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
@@ -60,15 +66,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", syncserver.DefaultWriteTimeout, "time allowed to send one message to a client before it is disconnected")
 	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/")
+	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/ on the admin surface")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to a client to send the headers of an HTTP request")
+	fs.Int64Var(&cfg.maxStorageBytes, "max-storage-bytes", 0, "largest size of the SQLite storage file; pushes beyond it fail with \"storage full\" (0: no limit)")
+	auth.register(fs)
+	dep.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
-		fmt.Fprintln(stderr, "GET /health and GET /metrics report health and Prometheus metrics;")
-		fmt.Fprintln(stderr, "/_devtools/ shows the stores and their events.")
+		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
+		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
+		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -85,12 +96,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.maxStorageBytes < 0 {
+		return fmt.Errorf("%w: --max-storage-bytes must not be negative", errUsage)
+	}
+	if err := dep.prepare(); err != nil {
+		return err
+	}
+
+	lns, err := dep.listen(cfg.addr, auth.configured())
+	if err != nil {
+		return err
+	}
+	defer lns.close()
 
 	storage, describe, closeStorage, err := openStorage(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStorage()
+	authFn, closeAuth, err := auth.build(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeAuth()
 
 	srv, err := syncserver.New(syncserver.Options{
 		Storage:                storage,
@@ -105,35 +133,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout:           cfg.writeTimeout,
 		MaxPendingBytes:        cfg.maxPendingBytes,
 		PingInterval:           cfg.pingInterval,
+		Auth:                   authFn,
+		OriginPatterns:         dep.origins(lns.loopback),
 	})
 	if err != nil {
 		return err
 	}
-
-	mux := http.NewServeMux()
-	mux.Handle("/", srv)
-	if err := mountExtras(mux, cfg, storage, logger); err != nil {
+	mainH, adminH, err := dep.handlers(srv, storage, lns, cfg.devtools, logger)
+	if err != nil {
 		_ = srv.Close()
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	servers := map[net.Listener]*http.Server{lns.sync: {Handler: mainH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}}
+	if lns.admin != nil {
+		servers[lns.admin] = &http.Server{Handler: adminH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}
 	}
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
-	fmt.Fprintf(stdout, "livestore sync server listening on ws://%s (storage: %s)\n", ln.Addr(), describe)
-	if cfg.devtools {
-		fmt.Fprintf(stdout, "devtools: http://%s/_devtools/\n", ln.Addr())
+	served := make(chan error, len(servers))
+	for ln, hs := range servers {
+		go func() { served <- hs.Serve(ln) }()
 	}
+	lns.announce(stdout, describe, cfg.devtools)
 
+	var serveErr error
+	pending := len(servers)
 	select {
-	case err := <-served:
-		_ = srv.Close()
-		return fmt.Errorf("serve: %w", err)
+	case serveErr = <-served:
+		pending--
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
@@ -141,10 +168,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	// Stop accepting first; WebSocket connections are hijacked, so the sync
 	// server closes them itself after finishing their pushes.
-	herr := httpSrv.Shutdown(sctx)
-	serr := srv.Shutdown(sctx)
-	<-served
-	if err := errors.Join(herr, serr); err != nil {
+	var errs []error
+	for _, hs := range servers {
+		errs = append(errs, hs.Shutdown(sctx))
+	}
+	errs = append(errs, srv.Shutdown(sctx))
+	for range pending {
+		<-served
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	fmt.Fprintln(stdout, "livestore sync server stopped")
@@ -165,25 +200,9 @@ func openStorage(ctx context.Context, cfg serveConfig) (storage syncserver.Stora
 		return nil, "", nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(cfg.dataDir, "sync.db")
-	st, err := sqlitestore.Open(path, sqlitestore.Options{})
+	st, err := sqlitestore.Open(path, sqlitestore.Options{MaxBytes: cfg.maxStorageBytes})
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, fmt.Errorf("open storage in %s: %w", cfg.dataDir, err)
 	}
 	return st, "sqlite " + strings.TrimPrefix(path, "./"), func() { _ = st.Close() }, nil
-}
-
-// mountExtras joins other handlers to the sync server on the same mux: the
-// devtools page under /_devtools/. Requests with the sync query parameters
-// storeId and transport are meant for the sync endpoint, which serves "/".
-func mountExtras(mux *http.ServeMux, cfg serveConfig, storage syncserver.Storage, logger *slog.Logger) error {
-	if !cfg.devtools {
-		return nil
-	}
-	src, ok := storage.(devtools.Source)
-	if !ok {
-		return fmt.Errorf("devtools: storage %T cannot list its stores", storage)
-	}
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.Handler(src, devtools.Options{Logger: logger})))
-	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -26,6 +27,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // a function that stops it (as SIGINT would) and returns its exit status.
 func startServe(t *testing.T, args ...string) (string, func() int) {
 	t.Helper()
+	s := launchServe(t, args...)
+	return s.addr, s.stop
+}
+
+// serveRun is a "livestore serve" running in this process.
+type serveRun struct {
+	addr  string      // from the first line, e.g. ws://127.0.0.1:40000
+	lines chan string // the lines printed after the first
+	stop  func() int  // stops it as SIGINT would; returns the exit status
+}
+
+// launchServe runs "livestore serve --addr 127.0.0.1:0 args..." (a later
+// --addr in args wins) until the test ends or stop is called.
+func launchServe(t *testing.T, args ...string) *serveRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
@@ -40,11 +56,17 @@ func startServe(t *testing.T, args ...string) (string, func() int) {
 		t.Fatalf("serve printed nothing; exit %d, stderr:\n%s", <-code, stderr.String())
 	}
 	first := lines.Text()
-	var rest sync.WaitGroup
-	rest.Add(1)
+	rest := make(chan string, 16)
+	var readers sync.WaitGroup
+	readers.Add(1)
 	go func() {
-		defer rest.Done()
+		defer readers.Done()
+		defer close(rest)
 		for lines.Scan() {
+			select {
+			case rest <- lines.Text():
+			default: // nobody asked for it
+			}
 		}
 	}()
 	const prefix = "livestore sync server listening on "
@@ -52,20 +74,35 @@ func startServe(t *testing.T, args ...string) (string, func() int) {
 		cancel()
 		t.Fatalf("unexpected first line %q", first)
 	}
-	addr := strings.Fields(strings.TrimPrefix(first, prefix))[0]
 	stopped := false
-	stop := func() int {
+	s := &serveRun{addr: strings.Fields(strings.TrimPrefix(first, prefix))[0], lines: rest}
+	s.stop = func() int {
 		if stopped {
 			return 0
 		}
 		stopped = true
 		cancel()
 		c := <-code
-		rest.Wait()
+		readers.Wait()
 		return c
 	}
-	t.Cleanup(func() { stop() })
-	return addr, stop
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// nextLine returns the next line serve printed after the first.
+func (s *serveRun) nextLine(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-s.lines:
+		if !ok {
+			t.Fatal("serve printed no further line")
+		}
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve printed no further line in 10 s")
+	}
+	return ""
 }
 
 func TestServeSQLite(t *testing.T) {
@@ -157,5 +194,37 @@ func TestCommandLine(t *testing.T) {
 		if code != tt.code || !strings.Contains(stdout.String()+stderr.String(), tt.out) {
 			t.Errorf("%v: exit %d, output %q; want %d containing %q", tt.args, code, stdout.String()+stderr.String(), tt.code, tt.out)
 		}
+	}
+}
+
+// --max-storage-bytes bounds what clients can make the server store: pushes
+// past it fail, and every acknowledged one is kept.
+func TestServeMaxStorageBytes(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := startServe(t, "--data", dir, "--log-level", "error", "--max-storage-bytes", "200000")
+	c, err := syncclient.Dial(t.Context(), addr, syncclient.Options{StoreID: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	args := []byte(`{"x":"` + strings.Repeat("a", 10000) + `"}`)
+	var acked int64
+	var perr error
+	for ; acked < 100; acked++ {
+		e := syncproto.Event{Name: "v1.A", Args: args, SeqNum: acked + 1, ParentSeqNum: acked, ClientID: "c", SessionID: "s"}
+		if perr = c.Push(t.Context(), []syncproto.Event{e}, nil); perr != nil {
+			break
+		}
+	}
+	if perr == nil || acked < 5 {
+		t.Fatalf("%d pushes of 10 KB acknowledged under a 200 KB bound, then %v", acked, perr)
+	}
+	c.Close()
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	code, out, stderr := runCLI(t, "inspect", "--data", dir, "big")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("events     %d\n", acked)) {
+		t.Fatalf("after the bound: exit %d, %s%s; want %d events", code, out, stderr, acked)
 	}
 }
