@@ -15,6 +15,7 @@ import (
 
 	"github.com/livestore-go/livestore/devtools"
 	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
@@ -144,5 +145,55 @@ func TestEventLargerThanResponse(t *testing.T) {
 	}
 	if len(p.Events) != 3 || p.More || p.Truncated || p.NextAfter != 5 {
 		t.Fatalf("the rest: %s", body)
+	}
+}
+
+// TestStoresResponseBounded lists more stores than fit one answer: the list
+// is cut at the limit, stays valid JSON, and the cut is announced.
+func TestStoresResponseBounded(t *testing.T) {
+	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "sync.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	const n = 400
+	for i := range n {
+		if err := st.CreateStore(t.Context(), fmt.Sprintf("store-%03d-%s", i, strings.Repeat("x", 100)), syncserver.NewBackendID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(maxBytes int) ([]syncserver.StoreInfo, int, string) {
+		srv := httptest.NewServer(devtools.Handler(st, devtools.Options{MaxAnswerBytes: maxBytes}))
+		defer srv.Close()
+		resp, err := http.Get(srv.URL + "/api/stores")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []syncserver.StoreInfo
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatalf("answer is not a JSON array: %v", err)
+		}
+		return out, len(body), resp.Header.Get("X-Livestore-Truncated")
+	}
+	all, _, note := list(0)
+	if len(all) != n || note != "" {
+		t.Fatalf("default limit: %d stores, note %q", len(all), note)
+	}
+	some, size, note := list(devtools.MinAnswerBytes)
+	if size > devtools.MinAnswerBytes || len(some) == 0 || len(some) >= n {
+		t.Fatalf("limit %d: %d bytes, %d stores", devtools.MinAnswerBytes, size, len(some))
+	}
+	if want := fmt.Sprintf("%d of %d stores listed", len(some), n); !strings.Contains(note, want) {
+		t.Fatalf("truncation note %q, want it to say %q", note, want)
+	}
+	for i, s := range some {
+		if s != all[i] {
+			t.Fatalf("store %d: %+v, want %+v", i, s, all[i])
+		}
 	}
 }

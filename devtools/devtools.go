@@ -6,6 +6,7 @@
 // JSON API (relative to where the handler is mounted):
 //
 //	GET api/stores                               every store: storeId, backendId, head, createdAt
+//	                                             (cut at Options.MaxAnswerBytes; header X-Livestore-Truncated then says so)
 //	GET api/stores/{storeId}/events?after=N&limit=M  events after seqNum N (default 0), at most M (default 100, max 1000)
 //
 // An events page is {storeId, events, more, nextAfter}: more says that events
@@ -109,10 +110,33 @@ func (h *handler) stores(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	if list == nil {
-		list = []syncserver.StoreInfo{}
+	// The answer is cut at MaxAnswerBytes like every other; a cut list says
+	// so in a header, so that the array stays what clients parse.
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	listed := 0
+	for _, st := range list {
+		b, err := json.Marshal(st)
+		if err != nil {
+			h.fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		if buf.Len()+len(b)+2 > h.maxBytes {
+			break
+		}
+		if listed > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+		listed++
 	}
-	writeJSON(w, list)
+	buf.WriteString("]\n")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if listed < len(list) {
+		w.Header().Set("X-Livestore-Truncated", fmt.Sprintf("%d of %d stores listed (answer limit %d bytes)", listed, len(list), h.maxBytes))
+	}
+	_, _ = w.Write(buf.Bytes())
 }
 
 // eventJSON is an event with the time the server stored it.
