@@ -29,7 +29,7 @@ type EventError struct {
 	Index int    // position of the event in its batch
 	Name  string // the event's name
 	Rule  string // what is wrong, e.g. "has an empty name"
-	Kind  error
+	Kind  error  // ErrBrokenChain, ErrInvalidEvent or ErrEventTooLarge
 }
 
 // Error reads like "event 3 (v1.TodoCreated) has an empty name".
