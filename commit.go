@@ -18,8 +18,10 @@ import (
 //
 // Commit fails with *UnknownEventError for an event the schema does not
 // define, with an error naming the event when its args do not decode into the
-// definition's type, and with *MaterializerError when a materializer or its
-// SQL fails; in every case eventlog and state are left exactly as before.
+// definition's type, with *MaterializerError when a materializer or its
+// SQL fails, and with an error matching eventlog.ErrSeqNumExhausted when the
+// log has used the last sequence number (2^53-1) that clients and servers
+// can hold; in every case eventlog and state are left exactly as before.
 func (s *Store) Commit(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
@@ -69,11 +71,16 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 				SessionID:    s.sessionID,
 				SchemaHash:   p.def.hash(),
 			}
+			next := head.NextSynced
 			if p.def.IsClientOnly() {
-				ev.SeqNum = head.NextClientOnly()
-			} else {
-				ev.SeqNum = head.NextSynced()
+				next = head.NextClientOnly
 			}
+			seq, err := next()
+			if err != nil {
+				s.w.Rollback()
+				return fmt.Errorf("livestore: commit %s: %w", ev.Name, err)
+			}
+			ev.SeqNum = seq
 			evs[i] = ev
 			head = ev.SeqNum
 		}

@@ -37,16 +37,20 @@ func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) err
 	if len(incoming) == 0 && page.BackendID == st.BackendID {
 		return nil
 	}
+	// A server that skips, reorders or misnumbers events (or numbers them
+	// past what clients can hold) would do so again on every reconnection:
+	// syncing stops, with the reason in SyncStatus, rather than store a log
+	// that differs from the server's.
 	if len(incoming) > 0 && incoming[0].Event.ParentSeqNum != st.Head {
-		return fmt.Errorf("pull: gap: first event %d has parent %d, local upstream head is %d",
-			incoming[0].Event.SeqNum, incoming[0].Event.ParentSeqNum, st.Head)
+		return errStopSync{fmt.Errorf("pull: gap: first event %d has parent %d, local upstream head is %d",
+			incoming[0].Event.SeqNum, incoming[0].Event.ParentSeqNum, st.Head)}
 	}
 	evs := make([]syncproto.Event, len(incoming))
 	for i, it := range incoming {
 		evs[i] = it.Event
 	}
 	if err := syncproto.CheckChain(evs); err != nil {
-		return fmt.Errorf("pull: %w", err)
+		return errStopSync{fmt.Errorf("pull: %w", err)}
 	}
 
 	if err := s.w.Begin(); err != nil {
@@ -60,7 +64,7 @@ func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) err
 		// the server's events will fail again on retry.
 		var merr *MaterializerError
 		var uerr *UnknownEventError
-		if errors.As(err, &merr) || errors.As(err, &uerr) {
+		if errors.As(err, &merr) || errors.As(err, &uerr) || errors.Is(err, eventlog.ErrSeqNumExhausted) {
 			return errStopSync{err}
 		}
 		return err
@@ -173,11 +177,15 @@ func (s *Store) applyUpstream(ctx context.Context, incoming []syncproto.PullItem
 		re := make([]eventlog.Event, len(rolled))
 		for i, ev := range rolled {
 			ev.ParentSeqNum = prev
+			next := prev.NextSynced
 			if ev.SeqNum.IsClientOnly() {
-				ev.SeqNum = prev.NextClientOnly()
-			} else {
-				ev.SeqNum = prev.NextSynced()
+				next = prev.NextClientOnly
 			}
+			seq, err := next()
+			if err != nil {
+				return false, fmt.Errorf("rebase %s (%s) onto the server's events: %w", ev.SeqNum, ev.Name, err)
+			}
+			ev.SeqNum = seq
 			ev.SeqNum.RebaseGeneration = gen
 			ev.SyncMetadata = nil
 			re[i] = ev

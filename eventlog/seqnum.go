@@ -109,16 +109,34 @@ func (s SeqNum) Compare(o SeqNum) int {
 // IsClientOnly reports whether s numbers a client-only event.
 func (s SeqNum) IsClientOnly() bool { return s.Client != 0 }
 
+// MaxNumber is the largest global or client sequence number: JavaScript
+// clients hold sequence numbers as numbers, which are exact up to 2^53-1
+// (the sync protocol's syncproto.MaxSeqNum).
+const MaxNumber = 1<<53 - 1
+
+// ErrSeqNumExhausted is matched (errors.Is) by the errors of [SeqNum.NextSynced]
+// and [SeqNum.NextClientOnly] when the next number would pass [MaxNumber].
+var ErrSeqNumExhausted = errors.New("sequence numbers exhausted")
+
 // NextSynced is the sequence number of a synced event committed when the
-// local head is s: the next global number, client part 0.
-func (s SeqNum) NextSynced() SeqNum {
-	return SeqNum{Global: s.Global + 1, RebaseGeneration: s.RebaseGeneration}
+// local head is s: the next global number, client part 0. It fails with
+// [ErrSeqNumExhausted] after global number [MaxNumber] (or a head beyond it),
+// so that numbers never wrap.
+func (s SeqNum) NextSynced() (SeqNum, error) {
+	if s.Global < 0 || s.Global >= MaxNumber {
+		return SeqNum{}, fmt.Errorf("%w: no global sequence number after %s (the largest is %d)", ErrSeqNumExhausted, s, int64(MaxNumber))
+	}
+	return SeqNum{Global: s.Global + 1, RebaseGeneration: s.RebaseGeneration}, nil
 }
 
 // NextClientOnly is the sequence number of a client-only event committed when
-// the local head is s.
-func (s SeqNum) NextClientOnly() SeqNum {
-	return SeqNum{Global: s.Global, Client: s.Client + 1, RebaseGeneration: s.RebaseGeneration}
+// the local head is s. It fails with [ErrSeqNumExhausted] after client
+// number [MaxNumber].
+func (s SeqNum) NextClientOnly() (SeqNum, error) {
+	if s.Client < 0 || s.Client >= MaxNumber {
+		return SeqNum{}, fmt.Errorf("%w: no client sequence number after %s (the largest is %d)", ErrSeqNumExhausted, s, int64(MaxNumber))
+	}
+	return SeqNum{Global: s.Global, Client: s.Client + 1, RebaseGeneration: s.RebaseGeneration}, nil
 }
 
 // UnmarshalJSON accepts the object form and, for convenience, the string form.

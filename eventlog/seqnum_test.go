@@ -3,8 +3,11 @@ package eventlog
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"testing/quick"
+
+	"github.com/livestore-go/livestore/syncproto"
 )
 
 func TestSeqNumString(t *testing.T) {
@@ -65,16 +68,48 @@ func TestSeqNumJSONShape(t *testing.T) {
 
 func TestNextAndCompare(t *testing.T) {
 	h := SeqNum{Global: 5, Client: 2, RebaseGeneration: 1}
-	if got := h.NextSynced(); got != (SeqNum{Global: 6, RebaseGeneration: 1}) {
-		t.Errorf("NextSynced = %v", got)
+	synced, err := h.NextSynced()
+	if err != nil || synced != (SeqNum{Global: 6, RebaseGeneration: 1}) {
+		t.Errorf("NextSynced = %v, %v", synced, err)
 	}
-	if got := h.NextClientOnly(); got != (SeqNum{Global: 5, Client: 3, RebaseGeneration: 1}) {
-		t.Errorf("NextClientOnly = %v", got)
+	clientOnly, err := h.NextClientOnly()
+	if err != nil || clientOnly != (SeqNum{Global: 5, Client: 3, RebaseGeneration: 1}) {
+		t.Errorf("NextClientOnly = %v, %v", clientOnly, err)
 	}
-	if h.Compare(h.NextSynced()) >= 0 || h.NextClientOnly().Compare(h) <= 0 {
+	if h.Compare(synced) >= 0 || clientOnly.Compare(h) <= 0 {
 		t.Error("ordering broken")
 	}
 	if (SeqNum{Global: 3, RebaseGeneration: 1}).Compare(SeqNum{Global: 3}) != 0 {
 		t.Error("rebase generation must not change position")
+	}
+}
+
+// TestNextNeverWraps: the successors stop at MaxNumber (2^53-1, what
+// JavaScript clients and the sync protocol can hold) instead of passing it
+// or wrapping to negative numbers.
+func TestNextNeverWraps(t *testing.T) {
+	if MaxNumber != syncproto.MaxSeqNum {
+		t.Fatalf("MaxNumber %d, protocol's MaxSeqNum %d", MaxNumber, syncproto.MaxSeqNum)
+	}
+	last, err := SeqNum{Global: MaxNumber - 1, Client: 4}.NextSynced()
+	if err != nil || last != (SeqNum{Global: MaxNumber}) {
+		t.Fatalf("NextSynced below the limit = %v, %v", last, err)
+	}
+	for _, h := range []SeqNum{{Global: MaxNumber}, {Global: MaxNumber, Client: 3}, {Global: math.MaxInt64}, {Global: -1}} {
+		got, err := h.NextSynced()
+		if !errors.Is(err, ErrSeqNumExhausted) || got != (SeqNum{}) {
+			t.Errorf("NextSynced of %v = %v, %v", h, got, err)
+		}
+	}
+	want := "sequence numbers exhausted: no global sequence number after e9007199254740991 (the largest is 9007199254740991)"
+	if _, err := (SeqNum{Global: MaxNumber}).NextSynced(); err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	// Client-only events after the last global number are still possible.
+	if got, err := (SeqNum{Global: MaxNumber}).NextClientOnly(); err != nil || got != (SeqNum{Global: MaxNumber, Client: 1}) {
+		t.Errorf("NextClientOnly at the last global = %v, %v", got, err)
+	}
+	if _, err := (SeqNum{Global: 1, Client: MaxNumber}).NextClientOnly(); !errors.Is(err, ErrSeqNumExhausted) {
+		t.Errorf("NextClientOnly at the last client number: %v", err)
 	}
 }

@@ -12,7 +12,9 @@
 //
 // The package is shared by the client (syncclient) and the server
 // (syncserver). It also holds the rules both sides apply to batches: the chain
-// check ([CheckChain]) and the split into messages of at most
+// check ([CheckChain]: consecutive numbers up to [MaxSeqNum]), the checks of
+// a pushed event's fields ([CheckBatch], [CheckEvent], [CheckEventSize]),
+// and the split into messages of at most
 // [MaxEventsPerMessage] events and [MaxPayloadBytes] bytes ([SplitPush],
 // [SplitPull]).
 package syncproto

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ClientMessage is a message from client to server: *[Request], *[Ack],
@@ -357,6 +358,10 @@ func (e *MessageError) Error() string { return "decode message: " + e.Err.Error(
 
 func (e *MessageError) Unwrap() error { return e.Err }
 
+// ErrInvalidUTF8 is matched (errors.Is) by the error for a client message
+// that is not valid UTF-8.
+var ErrInvalidUTF8 = errors.New("message is not valid UTF-8")
+
 // ErrUnknownTag is matched (errors.Is) by the error for a message whose
 // "_tag" is not a known envelope.
 var ErrUnknownTag = errors.New("unknown message tag")
@@ -412,8 +417,9 @@ func idText(raw json.RawMessage) (string, bool) {
 }
 
 // DecodeClientMessage decodes one client message. Errors are *[MessageError];
-// a Request whose id is not a string, or whose procedure tag is missing, is
-// reported with its RequestID set so it can be answered. The Request's ID is
+// a Request whose id is not a string, or whose procedure tag is missing, or
+// that is not valid UTF-8 ([ErrInvalidUTF8]) anywhere, is reported with its
+// RequestID set so it can be answered. The Request's ID is
 // not checked against [ValidRequestID]: that is the server's decision.
 func DecodeClientMessage(data []byte) (ClientMessage, error) {
 	// Acks and Pings are most of what clients send; their usual form is
@@ -429,6 +435,16 @@ func DecodeClientMessage(data []byte) (ClientMessage, error) {
 	env, err := decodeEnvelope(data)
 	if err != nil {
 		return nil, err
+	}
+	// encoding/json turns invalid UTF-8 in strings into U+FFFD and keeps
+	// raw values (args) as they are; either way what the client meant is
+	// lost or cannot be sent back in a text frame, so the raw bytes decide.
+	if at := firstInvalidUTF8(data); at >= 0 {
+		me := &MessageError{Err: fmt.Errorf("%w at byte %d", ErrInvalidUTF8, at)}
+		if id, _ := idText(env.ID); *env.Tag == "Request" && id != "" && utf8.Valid(env.ID) {
+			me.RequestID = id
+		}
+		return nil, me
 	}
 	switch *env.Tag {
 	case "Request":

@@ -31,21 +31,27 @@ const DefaultMaxArgsDepth = 64
 // ErrBrokenChain is matched (errors.Is) by the error of [CheckChain].
 var ErrBrokenChain = errors.New("events do not form a chain")
 
-// CheckChain reports whether batch is a well-formed run of events: every
-// event's ParentSeqNum is the SeqNum of the event before it, and SeqNums
-// increase. The first event's ParentSeqNum is not checked here (that is the
-// server's head check), only that it is not negative and below its SeqNum.
-// An empty batch is well-formed.
+// CheckChain reports whether batch is a well-formed run of events numbered
+// as clients number them: each event's SeqNum is its ParentSeqNum + 1, each
+// ParentSeqNum after the first is the SeqNum of the event before it,
+// ParentSeqNums are not negative and SeqNums are at most [MaxSeqNum]. The
+// first event's ParentSeqNum is not compared with anything here (that is the
+// server's head check). An empty batch is well-formed. Errors name the first
+// offending event by index and name, and the rule it breaks (an
+// *[EventError] of kind [ErrBrokenChain]).
 func CheckChain(batch []Event) error {
-	for i, ev := range batch {
-		if ev.ParentSeqNum < 0 {
-			return fmt.Errorf("%w: event %d (%s) has negative parentSeqNum %d", ErrBrokenChain, i, ev.Name, ev.ParentSeqNum)
-		}
-		if ev.SeqNum <= ev.ParentSeqNum {
-			return fmt.Errorf("%w: event %d (%s) has seqNum %d not above its parentSeqNum %d", ErrBrokenChain, i, ev.Name, ev.SeqNum, ev.ParentSeqNum)
-		}
-		if i > 0 && ev.ParentSeqNum != batch[i-1].SeqNum {
-			return fmt.Errorf("%w: event %d (%s) has parentSeqNum %d, want %d (the seqNum of event %d)", ErrBrokenChain, i, ev.Name, ev.ParentSeqNum, batch[i-1].SeqNum, i-1)
+	for i := range batch {
+		ev := &batch[i]
+		switch {
+		case i > 0 && ev.ParentSeqNum != batch[i-1].SeqNum:
+			return eventError(ErrBrokenChain, i, ev.Name, "has parentSeqNum %d; it must be %d, the seqNum of event %d", ev.ParentSeqNum, batch[i-1].SeqNum, i-1)
+		case ev.ParentSeqNum < 0:
+			return eventError(ErrBrokenChain, i, ev.Name, "has parentSeqNum %d; it must not be negative", ev.ParentSeqNum)
+		case ev.SeqNum > MaxSeqNum:
+			return eventError(ErrBrokenChain, i, ev.Name, "has seqNum %d; the largest sequence number is %d", ev.SeqNum, int64(MaxSeqNum))
+		case ev.SeqNum <= ev.ParentSeqNum || ev.SeqNum-ev.ParentSeqNum != 1:
+			// SeqNum > ParentSeqNum >= 0 here, so the subtraction cannot overflow.
+			return eventError(ErrBrokenChain, i, ev.Name, "has seqNum %d and parentSeqNum %d; seqNum must be parentSeqNum+1", ev.SeqNum, ev.ParentSeqNum)
 		}
 	}
 	return nil

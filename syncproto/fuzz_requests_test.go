@@ -40,8 +40,12 @@ func FuzzDecodePushRequest(f *testing.F) {
 				t.Fatalf("event changed: %#v -> %#v", a, b)
 			}
 		}
-		// CheckChain must not panic on whatever decoded.
+		// The checks must not panic on whatever decoded.
 		_ = syncproto.CheckChain(p.Batch)
+		_ = syncproto.CheckBatch(p.Batch, syncproto.DefaultMaxArgsDepth)
+		for i := range p.Batch {
+			_ = syncproto.CheckEventSize(i, &p.Batch[i], 200)
+		}
 	})
 }
 

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
 
 // FuzzDecodeClientMessage checks that any input either decodes or fails with
-// a *MessageError, never panics, and that a decoded message survives an
-// encode/decode round trip. Seeds live in testdata/fuzz/FuzzDecodeClientMessage.
+// a *MessageError, never panics, that only valid UTF-8 decodes, and that a
+// decoded message survives an encode/decode round trip. Seeds live in testdata/fuzz/FuzzDecodeClientMessage.
 func FuzzDecodeClientMessage(f *testing.F) {
 	f.Add([]byte(`{"_tag":"Ping"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -22,6 +23,9 @@ func FuzzDecodeClientMessage(f *testing.F) {
 				t.Fatalf("error %v is not a *MessageError", err)
 			}
 			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("invalid UTF-8 %q decoded as %#v", data, msg)
 		}
 		enc, err := syncproto.Marshal(msg)
 		if err != nil {

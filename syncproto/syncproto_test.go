@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -290,23 +291,42 @@ func TestCheckChain(t *testing.T) {
 	if err := syncproto.CheckChain(chain(4, 10)); err != nil {
 		t.Fatal(err)
 	}
-	gap := chain(0, 3)
-	gap[2].ParentSeqNum = 5
-	gap[2].SeqNum = 6
-	notIncreasing := chain(0, 2)
-	notIncreasing[1].SeqNum = 1
-	negative := chain(0, 1)
-	negative[0].ParentSeqNum = -2
-	negative[0].SeqNum = -1
-	for name, b := range map[string][]syncproto.Event{"gap": gap, "not increasing": notIncreasing, "negative": negative} {
-		if err := syncproto.CheckChain(b); !errors.Is(err, syncproto.ErrBrokenChain) {
-			t.Errorf("%s: err = %v", name, err)
-		}
+	top := []syncproto.Event{{Name: "e", SeqNum: syncproto.MaxSeqNum, ParentSeqNum: syncproto.MaxSeqNum - 1}}
+	if err := syncproto.CheckChain(top); err != nil {
+		t.Fatalf("an event at MaxSeqNum: %v", err)
 	}
-	// Jumps are allowed as long as each event names the one before it.
-	jump := []syncproto.Event{{SeqNum: 3, ParentSeqNum: 1}, {SeqNum: 9, ParentSeqNum: 3}}
-	if err := syncproto.CheckChain(jump); err != nil {
-		t.Fatal(err)
+	with := func(n int, f func(b []syncproto.Event)) []syncproto.Event {
+		b := chain(0, n)
+		f(b)
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		batch []syncproto.Event
+		want  string
+	}{
+		{"gap", with(3, func(b []syncproto.Event) { b[2].ParentSeqNum, b[2].SeqNum = 5, 6 }),
+			"event 2 (e) has parentSeqNum 5; it must be 2, the seqNum of event 1"},
+		{"not increasing", with(2, func(b []syncproto.Event) { b[1].SeqNum = 1 }),
+			"event 1 (e) has seqNum 1 and parentSeqNum 1; seqNum must be parentSeqNum+1"},
+		{"negative", with(1, func(b []syncproto.Event) { b[0].ParentSeqNum, b[0].SeqNum = -2, -1 }),
+			"event 0 (e) has parentSeqNum -2; it must not be negative"},
+		{"jump", []syncproto.Event{{Name: "e", SeqNum: 3, ParentSeqNum: 1}},
+			"event 0 (e) has seqNum 3 and parentSeqNum 1; seqNum must be parentSeqNum+1"},
+		{"int64 max from root", []syncproto.Event{{Name: "v1.X", SeqNum: math.MaxInt64, ParentSeqNum: 0}},
+			"event 0 (v1.X) has seqNum 9223372036854775807; the largest sequence number is 9007199254740991"},
+		{"past MaxSeqNum", []syncproto.Event{{Name: "e", SeqNum: syncproto.MaxSeqNum + 1, ParentSeqNum: syncproto.MaxSeqNum}},
+			"event 0 (e) has seqNum 9007199254740992; the largest sequence number is 9007199254740991"},
+		{"int64 min", []syncproto.Event{{Name: "e", SeqNum: math.MinInt64, ParentSeqNum: math.MaxInt64}},
+			"event 0 (e) has seqNum -9223372036854775808 and parentSeqNum 9223372036854775807; seqNum must be parentSeqNum+1"},
+		{"parent at int64 max", []syncproto.Event{{Name: "e", SeqNum: 5, ParentSeqNum: math.MaxInt64}},
+			"event 0 (e) has seqNum 5 and parentSeqNum 9223372036854775807; seqNum must be parentSeqNum+1"},
+	} {
+		err := syncproto.CheckChain(tc.batch)
+		var ee *syncproto.EventError
+		if !errors.Is(err, syncproto.ErrBrokenChain) || !errors.As(err, &ee) || err.Error() != tc.want {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }
 

@@ -17,7 +17,7 @@
 //
 // Per store: pushes are serialised; a push must be based on the current head
 // (else *syncproto.ServerAheadError with the head and the push's base); its
-// events must chain; it is stored durably with one createdAt, acknowledged,
+// events must chain and be well-formed (see below); it is stored durably with one createdAt, acknowledged,
 // then sent to every live pull of the store, the pusher's own included. An
 // empty push is acknowledged. Pulls page the log in messages of at most 100
 // events and 900,000 bytes (MoreKnown{remaining} on every page but the last),
@@ -30,8 +30,20 @@
 //
 // Deliberate, for malformed input and robustness; a well-behaved client works
 // the same with either server:
-//   - a batch whose events do not chain fails with UnknownError and nothing
-//     is stored (the reference stores it);
+//   - a pushed batch is checked before the head, and fails with an
+//     UnknownError naming the first offending event, its name and the rule,
+//     storing nothing (the reference stores it), when: its events do not
+//     chain or are not numbered as clients number them (seqNum =
+//     parentSeqNum+1, parentSeqNum >= 0, seqNum <= 2^53-1); a name is empty,
+//     over 256 bytes or holds a control character (U+0000–U+001F, U+007F);
+//     a clientId or sessionId is over 256 bytes or holds a control
+//     character; args nest deeper than [Options].MaxArgsDepth (default 64);
+//     an event encodes larger than a pull page can carry (see
+//     [syncproto.MaxPulledEventBytes]). Such events could not be stored in
+//     every storage, sent to every client or decoded by them;
+//   - a client message that is not valid UTF-8 anywhere fails the request it
+//     names with a defect (the reference stores such bytes and then sends
+//     them in text frames that Node's WebSocket refuses);
 //   - a request whose id is not a decimal integer string is answered with an
 //     Exit carrying a defect (the reference's connection handler dies);
 //   - a push's acknowledgement is sent before its live update (the reference

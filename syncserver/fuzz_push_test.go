@@ -137,10 +137,12 @@ func substitute(in []byte, storeID, backendID string) []byte {
 
 // FuzzPush sends a SyncWsRpc.Push with a fuzzed payload to a store that
 // already holds `prefix % 4` events, and checks the server against an oracle
-// of the push rules: a payload that does not decode is answered with a
-// defect; an empty batch is acknowledged; then a foreign backend id
-// (BackendIdMismatchError), an oversized or unchained batch (UnknownError),
-// a batch not based on the head (ServerAheadError with the head and the
+// of the push rules: a message with invalid UTF-8 or a payload that does not
+// decode is answered with a defect; an empty batch is acknowledged; then a
+// foreign backend id (BackendIdMismatchError), an oversized batch or one
+// with an event breaking a rule of numbering, names, ids, args depth or size
+// (UnknownError naming the event, see brokenRule), a batch not based on the
+// head (ServerAheadError with the head and the
 // batch's base) — each storing nothing; otherwise the batch is stored
 // exactly. In every case the server answers that request, the log keeps its
 // shape, and the connection stays usable. Placeholders: see substitute.
@@ -175,6 +177,13 @@ func FuzzPush(f *testing.F) {
 		msg, derr := syncproto.DecodeClientMessage(envelope)
 		req, isReq := msg.(*syncproto.Request)
 		switch {
+		case errors.Is(derr, syncproto.ErrInvalidUTF8):
+			// Invalid UTF-8 anywhere fails the request it names.
+			exit, ok := answer.(*syncproto.Exit)
+			var defect *syncproto.DefectError
+			if !ok || exit.RequestID != "7" || !errors.As(exit.Err(), &defect) {
+				t.Fatalf("push with invalid UTF-8 %q: answer %#v", envelope, answer)
+			}
 		case derr != nil || !isReq || req.ID != "7" || req.Tag != syncproto.TagPush:
 			// The fuzzed payload broke the envelope: a defect or a failed
 			// Exit, as for any malformed message.
@@ -221,19 +230,88 @@ func checkPushAnswer(t *testing.T, raw json.RawMessage, exit *syncproto.Exit, he
 		expect(got == nil, "success (empty batch)")
 	case p.BackendID != nil && *p.BackendID != backendID:
 		expect(errors.As(got, &mismatch) && mismatch.Expected == backendID && mismatch.Received == *p.BackendID, "BackendIdMismatchError")
-	case len(p.Batch) > syncserver.DefaultMaxBatchSize || syncproto.CheckChain(p.Batch) != nil:
-		expect(errors.As(got, &unknown), "UnknownError (oversized or unchained batch)")
+	case len(p.Batch) > syncserver.DefaultMaxBatchSize:
+		expect(errors.As(got, &unknown), "UnknownError (oversized batch)")
+	case brokenRule(t, p.Batch, backendID) != "":
+		rule := brokenRule(t, p.Batch, backendID)
+		expect(errors.As(got, &unknown) && strings.Contains(unknown.Message, rule), "UnknownError naming "+rule)
 	case p.Batch[0].ParentSeqNum != head:
 		expect(errors.As(got, &ahead) && ahead.MinimumExpectedNum == head && ahead.ProvidedNum == p.Batch[0].ParentSeqNum,
 			fmt.Sprintf("ServerAheadError{%d, %d}", head, p.Batch[0].ParentSeqNum))
 	default:
-		if errors.As(got, &unknown) && strings.Contains(unknown.Message, "cannot be sent") {
-			return before // an event too large for any pull page
-		}
 		expect(got == nil, "success")
 		return append(append([]syncproto.Event(nil), before...), p.Batch...)
 	}
 	return before
+}
+
+// brokenRule returns the start of the server's message for the first event
+// of batch that breaks a push rule ("event 2 "), or "" if all keep them. It
+// restates the rules independently of the server's code: consecutive
+// numbering within 1..2^53-1, names of 1-256 bytes and ids of at most 256
+// bytes without control characters, args at most 64 levels deep, and each
+// event fitting a pull page alone.
+func brokenRule(t *testing.T, batch []syncproto.Event, backendID string) string {
+	t.Helper()
+	text := func(s string, empty bool) bool {
+		if len(s) > 256 || (s == "" && !empty) {
+			return false
+		}
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for i, ev := range batch {
+		bad := ev.ParentSeqNum < 0 || ev.SeqNum > 1<<53-1 || ev.SeqNum != ev.ParentSeqNum+1 ||
+			(i > 0 && ev.ParentSeqNum != batch[i-1].SeqNum) ||
+			!text(ev.Name, false) || !text(ev.ClientID, true) || !text(ev.SessionID, true) ||
+			argsDepth(ev.Args) > syncproto.DefaultMaxArgsDepth
+		if !bad {
+			_, err := syncproto.SplitPull([]syncproto.PullItem{{Event: ev, Metadata: &syncproto.SyncMetadata{CreatedAt: "2026-01-01T00:00:00.000Z"}}}, backendID)
+			var over *syncproto.OversizeError
+			if err != nil && !errors.As(err, &over) {
+				t.Fatal(err)
+			}
+			bad = err != nil
+		}
+		if bad {
+			return fmt.Sprintf("event %d ", i)
+		}
+	}
+	return ""
+}
+
+// argsDepth is the nesting depth of a JSON value, found by decoding it;
+// values too deep for encoding/json count as deeper than any limit.
+func argsDepth(raw json.RawMessage) int {
+	if len(raw) == 0 {
+		return 0
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 1 << 30
+	}
+	var depth func(v any) int
+	depth = func(v any) int {
+		d := 0
+		switch x := v.(type) {
+		case map[string]any:
+			for _, e := range x {
+				d = max(d, depth(e))
+			}
+			return d + 1
+		case []any:
+			for _, e := range x {
+				d = max(d, depth(e))
+			}
+			return d + 1
+		}
+		return 0
+	}
+	return depth(v)
 }
 
 func mustMarshal(t *testing.T, v any) json.RawMessage {

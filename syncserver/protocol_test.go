@@ -90,7 +90,7 @@ func TestPushErrors(t *testing.T) {
 			`{"_tag":"Exit","requestId":"4","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"BackendIdMismatchError","expected":"` + id + `","received":"not-the-backend"}}}}`},
 		{"empty batch is acknowledged, whatever the backend", pushMsg(t, "5", "errs", nil, &wrong), fmt.Sprintf(pushOK, "5")},
 		{"non-chaining batch", pushMsg(t, "6", "errs", append(chain(4, 1, "b"), chain(6, 1, "b")...), &id),
-			`{"_tag":"Exit","requestId":"6","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"malformed batch: events do not form a chain: event 1 (v1.TodoCreated) has parentSeqNum 6, want 5 (the seqNum of event 0)"}}}}}`},
+			`{"_tag":"Exit","requestId":"6","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"malformed batch: event 1 (v1.TodoCreated) has parentSeqNum 6; it must be 5, the seqNum of event 0"}}}}}`},
 		{"batch over MaxBatchSize", pushMsg(t, "7", "errs", chain(4, 6, "b"), &id),
 			`{"_tag":"Exit","requestId":"7","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"batch of 6 events exceeds the server's limit of 5 events per push"}}}}}`},
 		// As in the reference, the URL names the store, not the payload.

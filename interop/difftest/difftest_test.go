@@ -163,10 +163,11 @@ func transcriptTail(tr *Transcript, n int) string {
 // the server. interop/README.md explains each difference.
 var goDifferences = map[string][]string{
 	"push-unchained-batch": {
-		"a batch whose events do not chain fails with UnknownError and stores nothing: [9←4, 6←9] (the seqNum goes down), " +
-			"which the reference stores as given, and [7←6, 7←6], which the reference also fails (on its UNIQUE constraint)",
-		"so the head stays 4: the later push 9←6 fails with ServerAheadError{4, 6} (the reference: UnknownError, seqNum 9 exists), " +
-			"and the final pull returns events 1, 3, 4 (the reference: 1, 3, 4, 9, 6)",
+		"a batch whose events are not numbered as clients number them (each seqNum = its parentSeqNum+1, each parentSeqNum = " +
+			"the previous seqNum) fails with UnknownError and stores nothing: [1←0, 3←1] (a gap) and [9←4, 6←9] (the seqNum goes down), " +
+			"which the reference stores as given, and [7←6, 7←6] and [9←6], which the reference also fails (on its UNIQUE constraint)",
+		"so the head stays 0: the push 4←3 fails with ServerAheadError{0, 3} (the reference stores it), " +
+			"and the final pull returns no events (the reference: 1, 3, 4, 9, 6)",
 	},
 	"push-backend-id": {
 		"live updates go only to open live pulls: the non-live pull 0 of connection a has ended, " +
