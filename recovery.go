@@ -310,11 +310,14 @@ func (s *Store) replaceLogTx(ctx context.Context, evs []eventlog.Event, st event
 	prev := eventlog.Root
 	for _, ev := range evs {
 		ev.ParentSeqNum = prev
+		next, err := prev.NextSynced()
 		if ev.SeqNum.IsClientOnly() {
-			ev.SeqNum = prev.NextClientOnly()
-		} else {
-			ev.SeqNum = prev.NextSynced()
+			next, err = prev.NextClientOnly()
 		}
+		if err != nil {
+			return eventlog.SeqNum{}, fmt.Errorf("renumber %s: %w", ev.Name, err)
+		}
+		ev.SeqNum = next
 		ev.SeqNum.RebaseGeneration = gen
 		ev.SyncMetadata = nil
 		if err := eventlog.Append(s.w, &ev); err != nil {
