@@ -452,24 +452,6 @@ func TestIdleConnectionsAfterLargeMessage(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // metricValue scrapes /metrics and returns the sample named by series
 // (name, or name{labels} as exposed).
 func metricValue(t *testing.T, ts *testServer, series string) float64 {

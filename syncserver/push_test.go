@@ -1,13 +1,11 @@
 package syncserver_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -15,24 +13,6 @@ import (
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore/pgtest"
 )
-
-// lockedBuffer collects a server's log lines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // storages returns a constructor per storage the refusals must hold on.
 func storages() map[string]func(t *testing.T) syncserver.Storage {
