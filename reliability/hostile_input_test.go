@@ -292,10 +292,11 @@ func dialRaw(t testing.TB, addr, storeID string) *rawConn {
 }
 
 // call sends msg (one text frame, bytes as given) and returns the server's
-// first message about request id: an Exit, or a Chunk of a pull.
+// first message about request id: an Exit, or a Chunk of a pull; or a
+// Defect, the answer to a message too broken to tell its request.
 func (c *rawConn) call(t testing.TB, id string, msg []byte) string {
 	t.Helper()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(15 * time.Second))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write(clientFrame(opText, msg)); err != nil {
 		t.Fatalf("send request %s: %v", id, err)
@@ -305,7 +306,7 @@ func (c *rawConn) call(t testing.TB, id string, msg []byte) string {
 		if err != nil {
 			t.Fatalf("no answer to request %s: %v", id, err)
 		}
-		if strings.Contains(text, `"requestId":"`+id+`"`) {
+		if strings.Contains(text, `"requestId":"`+id+`"`) || strings.HasPrefix(text, `{"_tag":"Defect"`) {
 			return text
 		}
 	}
@@ -330,11 +331,15 @@ func (c *rawConn) ping(t testing.TB) {
 	}
 }
 
-// refusal decodes answer as a failed Exit and returns its error.
+// refusal decodes answer as a failed Exit, or a Defect, and returns its
+// error (nil for a successful Exit).
 func refusal(answer string) error {
 	msg, err := syncproto.DecodeServerMessage([]byte(answer))
 	if err != nil {
 		return fmt.Errorf("undecodable answer %.300q: %w", answer, err)
+	}
+	if d, ok := msg.(*syncproto.Defect); ok {
+		return &syncproto.DefectError{Message: syncproto.DefectMessage(d.Defect)}
 	}
 	ex, ok := msg.(*syncproto.Exit)
 	if !ok {
@@ -349,8 +354,20 @@ func refusal(answer string) error {
 	return fmt.Errorf("failed Exit without an error: %.300q", answer)
 }
 
+// containsAny reports whether s holds one of the "|"-separated words of
+// alternatives, case-insensitively.
+func containsAny(s, alternatives string) bool {
+	for _, w := range strings.Split(alternatives, "|") {
+		if strings.Contains(strings.ToLower(s), strings.ToLower(w)) {
+			return true
+		}
+	}
+	return false
+}
+
 // wantUnknownError checks that answer is a failure with UnknownError whose
-// message holds every word (case-insensitively); it reports whether it is.
+// message holds every word (case-insensitively; "a|b" accepts either); it
+// reports whether it is.
 func wantUnknownError(t testing.TB, what, answer string, words ...string) bool {
 	t.Helper()
 	err := refusal(answer)
@@ -360,12 +377,31 @@ func wantUnknownError(t testing.TB, what, answer string, words ...string) bool {
 		return false
 	}
 	for _, w := range words {
-		if !strings.Contains(strings.ToLower(ue.Message+" "+ue.Note), strings.ToLower(w)) {
+		if !containsAny(ue.Message+" "+ue.Note, w) {
 			t.Errorf("%s: refused with %q, want it to name %q", what, ue.Message, w)
 			return false
 		}
 	}
 	t.Logf("%s: refused: %s", what, ue.Message)
+	return true
+}
+
+// wantRefused checks that answer is a failure of any kind (a tagged error or
+// a defect) whose text holds every word (as for wantUnknownError).
+func wantRefused(t testing.TB, what, answer string, words ...string) bool {
+	t.Helper()
+	err := refusal(answer)
+	if err == nil {
+		t.Errorf("%s: accepted: %.300q", what, answer)
+		return false
+	}
+	for _, w := range words {
+		if !containsAny(err.Error(), w) {
+			t.Errorf("%s: refused with %q, want it to name %q", what, err, w)
+			return false
+		}
+	}
+	t.Logf("%s: refused: %v", what, err)
 	return true
 }
 
@@ -618,7 +654,7 @@ func TestHostileInvalidUTF8(t *testing.T) {
 	for i, args := range []string{"{\"id\":\"evil\",\"text\":\"\xff\xfe\"}", "{\"id\":\"evil\",\"text\":\"ok\",\"\xc3\x28\":1}", "{\"id\":\"evil\",\"text\":\"\xed\xa0\x80\"}"} {
 		id := strconv.Itoa(i + 1)
 		msg := request(id, "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, args, head+1, head)+"]"))
-		wantUnknownError(t, fmt.Sprintf("push with args %q", args), c.call(t, id, []byte(msg)), "UTF-8")
+		wantRefused(t, fmt.Sprintf("push with args %q", args), c.call(t, id, []byte(msg)), "UTF-8")
 	}
 	c.ping(t)
 	after := todoIDs("b", 2)
@@ -637,12 +673,18 @@ func TestHostileDeepArgs(t *testing.T) {
 	before := todoIDs("a", 2)
 	head := pushTodos(t, srv.url(), store, 0, before, 20)
 	c := dialRaw(t, srv.addr, store)
-	deep := `{"id":"evil","text":"x","note":` + strings.Repeat("[", 10_000) + strings.Repeat("]", 10_000) + `}`
-	answer := c.call(t, "1", []byte(request("1", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, deep, head+1, head)+"]"))))
-	wantUnknownError(t, "push of args nested 10,000 deep", answer, "depth")
-	deepObj := `{"id":"evil","text":"x","note":` + strings.Repeat(`{"a":`, 10_000) + "1" + strings.Repeat("}", 10_000) + `}`
-	answer = c.call(t, "2", []byte(request("2", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, deepObj, head+1, head)+"]"))))
-	wantUnknownError(t, "push of objects nested 10,000 deep", answer, "depth")
+	nested := func(depth int) string {
+		return `{"id":"evil","text":"x","note":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+	}
+	// The message as a whole passes the JSON decoder's own bound (10,000):
+	// answered as a defect or a failure of the request, either naming depth.
+	answer := c.call(t, "1", []byte(request("1", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, nested(10_000), head+1, head)+"]"))))
+	wantRefused(t, "push of args nested 10,000 deep", answer, "depth|deep")
+	answer = c.call(t, "2", []byte(request("2", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, nested(9_000), head+1, head)+"]"))))
+	wantUnknownError(t, "push of args nested 9,000 deep", answer, "depth|deep")
+	deepObj := `{"id":"evil","text":"x","note":` + strings.Repeat(`{"a":`, 1_000) + "1" + strings.Repeat("}", 1_000) + `}`
+	answer = c.call(t, "3", []byte(request("3", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, deepObj, head+1, head)+"]"))))
+	wantUnknownError(t, "push of objects nested 1,000 deep", answer, "depth|deep")
 	c.ping(t)
 	after := todoIDs("b", 2)
 	pushTodos(t, srv.url(), store, head, after, 20)
@@ -696,7 +738,7 @@ func TestHostileSmallThings(t *testing.T) {
 	c := dialRaw(t, srv.addr, store)
 	big := `{"id":"big","text":"` + strings.Repeat("b", 1_000_000) + `"}`
 	answer = c.call(t, "1", []byte(request("1", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.TodoCreated"`, big, head+1, head)+"]"))))
-	wantUnknownError(t, "push of a 1 MB event", answer, strconv.Itoa(syncproto.MaxPayloadBytes))
+	wantUnknownError(t, "push of a 1 MB event", answer, "bytes", "at most|limit")
 	answer = c.call(t, "2", []byte(request("2", "SyncWsRpc.Push", pushPayload(store, "["+rawEvent(`"v1.Todo\u0000Created"`, `{"id":"nul","text":"x"}`, head+1, head)+"]"))))
 	wantUnknownError(t, "push of an event name with NUL", answer, "name")
 	c.ping(t)
