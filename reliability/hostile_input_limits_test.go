@@ -291,6 +291,22 @@ func TestHostileIdleBigMessages(t *testing.T) {
 		resetClose(c)
 	}
 	fillers = nil
+	// The server counts a connection until it has seen it close.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, body, c, err := upgradeStatus(srv.addr, store)
+		if c != nil {
+			resetClose(c)
+			break
+		}
+		if err == nil && status != http.StatusServiceUnavailable {
+			t.Fatalf("connection after closing the fillers: HTTP %d %q", status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections still refused 20 s after %d were closed: %v %d %q", open-idle, err, status, body)
+		}
+		time.Sleep(50 * time.Millisecond) // the server notices closed sockets on its own time
+	}
 
 	after := todoIDs("b", 2)
 	pushTodos(t, srv.url(), store, head, after, 20)
