@@ -37,7 +37,8 @@ func todoEvent(id, text string, seq int64) syncproto.Event {
 }
 
 // pushTodos pushes one v1.TodoCreated per id after head, in batches that fit
-// a message, and returns the new head. Each returned batch was acknowledged.
+// a message, and returns the new head; a push that is not acknowledged fails
+// the test.
 func pushTodos(t testing.TB, url, storeID string, head int64, ids []string, textBytes int) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -293,8 +294,7 @@ var sharedJS jsClients
 type jsProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
-	ready  chan struct{}
+	stderr *tailBuffer
 	done   chan struct{} // closed when stdout ended and the process exited
 	err    error         // why it ended, valid after done
 
@@ -340,7 +340,7 @@ func startJSProc(dir string) (*jsProc, error) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &jsProc{cmd: cmd, stderr: &lockedBuffer{}, ready: make(chan struct{}), done: make(chan struct{}), waiters: map[string]chan jsAnswer{}}
+	p := &jsProc{cmd: cmd, stderr: &tailBuffer{}, done: make(chan struct{}), waiters: map[string]chan jsAnswer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -366,8 +366,7 @@ func (p *jsProc) read(stdout io.Reader) {
 			continue // not an answer
 		}
 		if a.Ready {
-			close(p.ready)
-			continue
+			continue // the greeting: requests written before it wait in the pipe
 		}
 		p.mu.Lock()
 		ch := p.waiters[a.ID]
@@ -423,6 +422,29 @@ func (s *jsClients) sync(ctx context.Context, req jsRequest) (jsAnswer, error) {
 	case <-ctx.Done():
 		return jsAnswer{}, fmt.Errorf("node multi-client: no answer for %s: %w", req.Store, ctx.Err())
 	}
+}
+
+// tailBuffer keeps the last 256 KiB written to it: Node logs much, and
+// what explains a failure comes last.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b = append(b.b, p...)
+	if over := len(b.b) - 256<<10; over > 0 {
+		b.b = append(b.b[:0], b.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.b)
 }
 
 func tailString(s string, n int) string {
