@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -104,12 +105,42 @@ func logIDs(t testing.TB, log []syncproto.Event) []string {
 // want, in order.
 func checkLog(t testing.TB, url, storeID string, want []string) {
 	t.Helper()
-	log, err := pullLog(url, storeID)
+	log, err := pullWithin(url, storeID, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("pull the log of %s: %v", storeID, err)
 	}
 	if got := logIDs(t, log); !slices.Equal(got, want) {
 		t.Fatalf("server log of %s: %d events %s, want the %d acknowledged ones %s", storeID, len(got), abbrev(got), len(want), abbrev(want))
+	}
+}
+
+// pullWithin reads a store's whole log with a non-live pull, allowing
+// timeout for it (stores of large events take a while under -race).
+func pullWithin(url, storeID string, timeout time.Duration) ([]syncproto.Event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := syncclient.Dial(ctx, url, syncclient.Options{StoreID: storeID, PingInterval: -1})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	st, err := c.Pull(ctx, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var out []syncproto.Event
+	for {
+		page, err := st.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range page.Batch {
+			out = append(out, it.Event)
+		}
 	}
 }
 
@@ -142,7 +173,7 @@ func checkUsable(t *testing.T, js *jsClients, url, storeID string, want []string
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	res, err := js.sync(ctx, jsRequest{URL: url, Store: storeID, Commit: commit, WaitRows: len(want) + len(commit), TimeoutMs: 90_000})
+	res, err := js.sync(ctx, jsRequest{URL: url, Store: storeID, Commit: commit, WaitRows: len(want) + len(commit), TimeoutMs: 150_000})
 	if err != nil {
 		t.Fatalf("JS client on %s: %v", storeID, err)
 	}
@@ -160,7 +191,7 @@ func checkUsable(t *testing.T, js *jsClients, url, storeID string, want []string
 		syncGoStore(t, t.TempDir(), url, storeID, goID, len(all)+1)
 		all = append(all, goID)
 	}
-	log, err := pullLog(url, storeID)
+	log, err := pullWithin(url, storeID, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +274,7 @@ func syncGoStore(t *testing.T, dir, url, storeID, id string, rows int) {
 		if err != nil {
 			t.Fatalf("Go store on %s: query: %v", storeID, err)
 		}
-		log, perr := pullLog(url, storeID)
+		log, perr := pullWithin(url, storeID, 30*time.Second)
 		onServer := false
 		for _, e := range log {
 			onServer = onServer || strings.Contains(string(e.Args), `"`+id+`"`)

@@ -54,6 +54,7 @@ type rssWatch struct {
 // watchRSS starts watching pid until the test ends.
 func watchRSS(t testing.TB, pid int, limit int64) *rssWatch {
 	w := &rssWatch{pid: pid, limit: limit, stop: make(chan struct{}), done: make(chan struct{})}
+	w.peak.Store(max(0, rssBytes(pid))) // a process that answers at once is still measured
 	go w.run()
 	t.Cleanup(w.close)
 	return w
