@@ -262,9 +262,9 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("todo add printed %q, want \"added <id>\"", added)
 	}
 	goItem := fmt.Sprintf("[ ] %s  %s", m[1], qs.itemText)
-	watcher.waitLine(t, syncDeadline, func(l string) bool { return l == goItem })
-	t.Logf("Go → Go watcher: %v after todo add exited", time.Since(addedAt).Round(time.Millisecond))
-	waitInPage(t, browser, "Go → page", `(text) => [...document.querySelectorAll("#todos li span")].some((s) => s.textContent === text)`, qs.itemText, addedAt)
+	seen := watcher.waitLine(t, syncDeadline, func(l string) bool { return l == goItem })
+	t.Logf("Go add → Go watcher: %v after todo add started", seen.at.Sub(addStart).Round(time.Millisecond))
+	waitInPage(t, browser, "Go add → page (after todo add exited)", `(text) => [...document.querySelectorAll("#todos li span")].some((s) => s.textContent === text)`, qs.itemText, addedAt)
 
 	// A todo from the browser, seen by the Go watcher.
 	const webItem = "Walk the dog"
@@ -275,11 +275,11 @@ func TestQuickStart(t *testing.T) {
 	if err := chromedp.Do(browser, chromedp.Click(`#add button`)); err != nil {
 		t.Fatal(err)
 	}
-	line := watcher.waitLine(t, syncDeadline, func(l string) bool {
+	seen = watcher.waitLine(t, syncDeadline, func(l string) bool {
 		return strings.HasPrefix(l, "[ ] ") && strings.HasSuffix(l, "  "+webItem)
 	})
-	webID := strings.Fields(line)[2]
-	t.Logf("browser → Go watcher: %v", time.Since(clickedAt).Round(time.Millisecond))
+	webID := strings.Fields(seen.text)[2]
+	t.Logf("browser add → Go watcher: %v", seen.at.Sub(clickedAt).Round(time.Millisecond))
 
 	// The other events both ways: the page completes the Go todo, Go
 	// deletes the page's (its deletedAt a Go time.Time, decoded as a Date).
@@ -287,8 +287,8 @@ func TestQuickStart(t *testing.T) {
 	if err := chromedp.Do(browser, chromedp.Click(fmt.Sprintf(`#todos li[data-id=%q] input`, m[1]))); err != nil {
 		t.Fatal(err)
 	}
-	watcher.waitLine(t, syncDeadline, func(l string) bool { return l == "[x] "+m[1]+"  "+qs.itemText })
-	t.Logf("browser done → Go watcher: %v", time.Since(clickedAt).Round(time.Millisecond))
+	seen = watcher.waitLine(t, syncDeadline, func(l string) bool { return l == "[x] "+m[1]+"  "+qs.itemText })
+	t.Logf("browser done → Go watcher: %v", seen.at.Sub(clickedAt).Round(time.Millisecond))
 
 	shot, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -304,7 +304,7 @@ func TestQuickStart(t *testing.T) {
 
 	deleteArgs := append(onServer(qs.add[:len(qs.add)-2]), "delete", webID)
 	run(t, work, todoBin, deleteArgs...)
-	waitInPage(t, browser, "Go delete → page", `(id) => document.querySelector(`+"`"+`#todos li[data-id="${id}"]`+"`"+`) === null`, webID, time.Now())
+	waitInPage(t, browser, "Go delete → page (after todo delete exited)", `(id) => !document.querySelector(`+"`"+`#todos li[data-id="${id}"]`+"`"+`)`, webID, time.Now())
 }
 
 // waitInPage waits until the page function, given arg, is true, at most
@@ -357,12 +357,18 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// line is a line of output and when it was read.
+type line struct {
+	text string
+	at   time.Time
+}
+
 // process is a started command whose stdout lines arrive on a channel and
 // whose whole output is kept for failure messages.
 type process struct {
 	name   string
 	cmd    *exec.Cmd
-	lines  chan string
+	lines  chan line
 	exited chan struct{}
 	mu     sync.Mutex
 	output strings.Builder
@@ -380,7 +386,7 @@ func start(t *testing.T, dir string, env []string, name string, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{name: filepath.Base(name) + " " + strings.Join(args, " "), cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{})}
+	p := &process{name: filepath.Base(name) + " " + strings.Join(args, " "), cmd: cmd, lines: make(chan line, 1024), exited: make(chan struct{})}
 	cmd.Stderr = writerFunc(p.record)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
@@ -392,7 +398,7 @@ func start(t *testing.T, dir string, env []string, name string, args ...string) 
 		for sc.Scan() {
 			p.record(append(sc.Bytes(), '\n'))
 			select {
-			case p.lines <- sc.Text():
+			case p.lines <- line{sc.Text(), time.Now()}:
 			default: // nobody waits for lines this old
 			}
 		}
@@ -427,7 +433,7 @@ func (p *process) out() string {
 
 // waitLine reads stdout lines until one matches and returns it, failing
 // after timeout.
-func (p *process) waitLine(t *testing.T, timeout time.Duration, match func(string) bool) string {
+func (p *process) waitLine(t *testing.T, timeout time.Duration, match func(string) bool) line {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -437,7 +443,7 @@ func (p *process) waitLine(t *testing.T, timeout time.Duration, match func(strin
 			if !ok {
 				t.Fatalf("%s exited before printing the expected line:\n%s", p.name, p.out())
 			}
-			if match(l) {
+			if match(l.text) {
 				return l
 			}
 		case <-deadline.C:
