@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -455,8 +454,6 @@ func (p *process) waitLine(t *testing.T, timeout time.Duration, match func(strin
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
-
-var _ io.Writer = writerFunc(nil)
 
 // run runs a command to its end and returns its stdout.
 func run(t *testing.T, dir, name string, args ...string) string {
