@@ -214,7 +214,7 @@ func TestQuickStart(t *testing.T) {
 	phase("todo watch connected")
 
 	// Terminal 4: make web, a Vite dev server.
-	web := start(t, "..", append(webEnv, "CI=true"), "make", qs.web[1:]...)
+	web := start(t, "..", webEnv, "make", qs.web[1:]...)
 	webURL := "http://127.0.0.1:" + webPort + "/"
 	waitHTTP(t, webURL, 30*time.Second, web)
 	phase("make web answers")
@@ -263,7 +263,7 @@ func TestQuickStart(t *testing.T) {
 	goItem := fmt.Sprintf("[ ] %s  %s", m[1], qs.itemText)
 	seen := watcher.waitLine(t, syncDeadline, func(l string) bool { return l == goItem })
 	t.Logf("Go add → Go watcher: %v after todo add started", seen.at.Sub(addStart).Round(time.Millisecond))
-	waitInPage(t, browser, "Go add → page (after todo add exited)", `(text) => [...document.querySelectorAll("#todos li span")].some((s) => s.textContent === text)`, qs.itemText, addedAt)
+	waitInPage(t, browser, "Go add → page (after todo add exited)", listed, qs.itemText, addedAt)
 
 	// A todo from the browser, seen by the Go watcher.
 	const webItem = "Walk the dog"
@@ -303,8 +303,11 @@ func TestQuickStart(t *testing.T) {
 
 	deleteArgs := append(onServer(qs.add[:len(qs.add)-2]), "delete", webID)
 	run(t, work, todoBin, deleteArgs...)
-	waitInPage(t, browser, "Go delete → page (after todo delete exited)", `(id) => !document.querySelector(`+"`"+`#todos li[data-id="${id}"]`+"`"+`)`, webID, time.Now())
+	waitInPage(t, browser, "Go delete → page (after todo delete exited)", "(text) => !("+listed+")(text)", webItem, time.Now())
 }
+
+// listed is a page function: whether the page lists a todo with this text.
+const listed = `(text) => [...document.querySelectorAll("#todos li span")].some((s) => s.textContent === text)`
 
 // waitInPage waits until the page function, given arg, is true, at most
 // syncDeadline after since.
@@ -332,11 +335,15 @@ func openBrowser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(800, 600),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// A bound for the whole page session, so that a hung browser fails the
+	// test instead of stalling it.
+	bounded, cancelBound := context.WithTimeout(context.Background(), 3*time.Minute)
+	actx, cancelAlloc := chromedp.NewExecAllocator(bounded, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		cancelBound()
 	})
 	return ctx
 }
