@@ -28,7 +28,7 @@ deps:
 WEB_PORT ?= 5173
 web:
 	@$(call npm_ci,examples/web)
-	cd examples/web && npx vite --host 127.0.0.1 --port $(WEB_PORT) --strictPort
+	cd examples/web && node_modules/.bin/vite --host 127.0.0.1 --port $(WEB_PORT) --strictPort
 
 test: deps
 	go vet ./...
