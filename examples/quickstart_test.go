@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,7 @@ type quickStart struct {
 	add      []string // go run ./examples/todo ... add "Buy milk"
 	web      []string // the make target of the web example
 	itemText string   // what add adds
+	watchOut []string // the watcher's output as the README shows it
 }
 
 // readQuickStart extracts the shell block of the README's "Quick start"
@@ -61,6 +63,13 @@ func readQuickStart(t *testing.T) quickStart {
 		t.Fatal("the Quick start section has no sh block running ./examples/todo")
 	}
 	var qs quickStart
+	// The text block after the commands shows what the watcher prints.
+	if _, after, ok := strings.Cut(section, block); ok {
+		if _, shown, ok := strings.Cut(after, "```text\n"); ok {
+			shown, _, _ = strings.Cut(shown, "```")
+			qs.watchOut = strings.Split(strings.TrimSpace(shown), "\n")
+		}
+	}
 	for _, line := range strings.Split(block, "\n") {
 		args, err := shellSplit(line)
 		if err != nil {
@@ -87,8 +96,8 @@ func readQuickStart(t *testing.T) quickStart {
 			t.Fatalf("README quick start: unexpected command %q", line)
 		}
 	}
-	if qs.serve == nil || qs.watch == nil || qs.add == nil || qs.web == nil {
-		t.Fatalf("README quick start must show make serve, a todo watch, a todo add and make web; got %+v", qs)
+	if qs.serve == nil || qs.watch == nil || qs.add == nil || qs.web == nil || qs.watchOut == nil {
+		t.Fatalf("README quick start must show make serve, a todo watch, a todo add, make web and the watcher's output; got %+v", qs)
 	}
 	return qs
 }
@@ -263,6 +272,7 @@ func TestQuickStart(t *testing.T) {
 	goItem := fmt.Sprintf("[ ] %s  %s", m[1], qs.itemText)
 	seen := watcher.waitLine(t, syncDeadline, func(l string) bool { return l == goItem })
 	t.Logf("Go add → Go watcher: %v after todo add started", seen.at.Sub(addStart).Round(time.Millisecond))
+	checkShownOutput(t, qs.watchOut, watcher.out())
 	waitInPage(t, browser, "Go add → page (after todo add exited)", listed, qs.itemText, addedAt)
 
 	// A todo from the browser, seen by the Go watcher.
@@ -304,6 +314,26 @@ func TestQuickStart(t *testing.T) {
 	deleteArgs := append(onServer(qs.add[:len(qs.add)-2]), "delete", webID)
 	run(t, work, todoBin, deleteArgs...)
 	waitInPage(t, browser, "Go delete → page (after todo delete exited)", "(text) => !("+listed+")(text)", webItem, time.Now())
+}
+
+// checkShownOutput checks that every line the README shows the watcher
+// printing has a counterpart in what it printed, its clock times and ids
+// being this run's. (The order of the first lines may vary: the list and the
+// connection state are reported independently.)
+func checkShownOutput(t *testing.T, shown []string, printed string) {
+	t.Helper()
+	clock := regexp.MustCompile(`\d\d:\d\d:\d\d\\\.\d\d\d`)
+	id := regexp.MustCompile(`\b[0-9a-f]{8}\b`)
+	lines := strings.Split(printed, "\n")
+	for _, want := range shown {
+		pattern := regexp.QuoteMeta(want)
+		pattern = clock.ReplaceAllString(pattern, `\d\d:\d\d:\d\d\.\d\d\d`)
+		pattern = id.ReplaceAllString(pattern, `[0-9a-f]{8}`)
+		re := regexp.MustCompile("^" + pattern + "$")
+		if !slices.ContainsFunc(lines, re.MatchString) {
+			t.Errorf("the README shows the watcher printing %q; it printed:\n%s", want, printed)
+		}
+	}
 }
 
 // listed is a page function: whether the page lists a todo with this text.
