@@ -93,6 +93,12 @@ type Summary struct {
 	BackendID string `json:"backendId,omitempty"`
 	// Tables are the state tables of the store's schema.
 	Tables []TableInfo `json:"tables"`
+	// StaleState is set when events were restored into the eventlog
+	// ([RestorePending]) that the state does not show yet: the next Open
+	// with the schema rebuilds it.
+	StaleState bool `json:"staleState,omitempty"`
+	// RecoveryFiles are the recovery files in the directory, oldest first.
+	RecoveryFiles []RecoveryFile `json:"recoveryFiles"`
 }
 
 // TableInfo is one state table.
@@ -127,7 +133,11 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 		}
 		var names []string
 		err = d.c.Query(`SELECT tableName FROM __livestore_schema ORDER BY tableName`, nil, func(r *sqlite.Row) error {
-			names = append(names, r.Text(0))
+			if name := r.Text(0); name == staleMarker {
+				s.StaleState = true
+			} else {
+				names = append(names, name)
+			}
 			return nil
 		})
 		if err != nil {
@@ -144,6 +154,9 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 		return nil
 	})
 	if err != nil {
+		return Summary{}, fmt.Errorf("inspect: summary of %s: %w", d.path, err)
+	}
+	if s.RecoveryFiles, err = RecoveryFiles(d.path); err != nil {
 		return Summary{}, fmt.Errorf("inspect: summary of %s: %w", d.path, err)
 	}
 	return s, nil

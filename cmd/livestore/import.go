@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/inspect"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -25,14 +27,17 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var rename string
 	var keepBackend bool
 	var batchSize int
+	var dir string
 	fs := flag.NewFlagSet("livestore import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf.register(fs)
 	fs.StringVar(&rename, "store", "", "import into this store: for lines without a storeId, or to rename the one store of the input")
 	fs.BoolVar(&keepBackend, "keep-backend-id", true, "create new stores with the backend id of the export, so that their clients keep syncing")
 	fs.IntVar(&batchSize, "batch", 1000, "most events appended in one transaction")
+	fs.StringVar(&dir, "dir", "", "restore the pending events of the recovery FILE into this client store directory instead")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore import [flags] [FILE]")
+		fmt.Fprintln(stderr, "       livestore import --dir DIR FILE")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Appends the events of FILE (standard input without FILE or with -), JSON lines as")
 		fmt.Fprintln(stderr, "written by `livestore export`, to a sync server's storage. Each store's events must")
@@ -41,6 +46,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "that differs from the one the store holds at its seqNum is an error, and nothing of")
 		fmt.Fprintln(stderr, "that store is appended. Nothing is appended past a bad line.")
 		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "With --dir, FILE is a recovery file a store wrote when its sync server changed")
+		fmt.Fprintln(stderr, "identity (`livestore inspect --dir DIR` lists them): its pending events, the ones no")
+		fmt.Fprintln(stderr, "server had confirmed, are appended to the store's eventlog as new pending events,")
+		fmt.Fprintln(stderr, "and the application pushes them when it next runs; events the eventlog already")
+		fmt.Fprintln(stderr, "holds are skipped. The application must not be running. Its next start rebuilds")
+		fmt.Fprintln(stderr, "the store's state from the eventlog.")
+		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -48,6 +60,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 1 {
 		return fmt.Errorf("%w: at most one FILE", errUsage)
+	}
+	if dir != "" {
+		if fs.NArg() != 1 || fs.Arg(0) == "-" {
+			return fmt.Errorf("%w: --dir needs the recovery FILE", errUsage)
+		}
+		return restoreDir(ctx, dir, fs.Arg(0), stdout)
 	}
 	if batchSize < 1 || batchSize > syncserver.DefaultMaxBatchSize {
 		return fmt.Errorf("%w: --batch must be between 1 and %d", errUsage, syncserver.DefaultMaxBatchSize)
@@ -68,6 +86,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer closeFn()
 	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
 	err = im.run(ctx, in)
+	if err == nil && len(im.reports) == 0 {
+		fmt.Fprintln(stdout, "imported 0 events: the input holds none")
+	}
 	for _, r := range im.reports {
 		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
 	}
@@ -315,4 +336,30 @@ func sameJSON(a, b json.RawMessage) bool {
 		return bytes.Equal(a, b)
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// restoreDir re-commits the pending events of a recovery file into the
+// client store directory dir.
+func restoreDir(ctx context.Context, dir, file string, stdout io.Writer) error {
+	evs, err := livestore.ReadRecoveryFile(file)
+	if err != nil {
+		return err
+	}
+	res, err := inspect.RestorePending(ctx, dir, evs)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Added == 0:
+		fmt.Fprintf(stdout, "restored 0 events into %s", dir)
+	case res.Added == 1:
+		fmt.Fprintf(stdout, "restored 1 pending event into %s as %s", dir, res.First)
+	default:
+		fmt.Fprintf(stdout, "restored %d pending events into %s as %s..%s", res.Added, dir, res.First, res.Last)
+	}
+	fmt.Fprintf(stdout, " (%d already in its eventlog, %d confirmed by the old server left out)\n", res.Skipped, res.Confirmed)
+	if res.Added > 0 {
+		fmt.Fprintln(stdout, "The application rebuilds the store's state from its eventlog when it next opens it, and pushes the events to its sync server.")
+	}
+	return nil
 }
