@@ -15,6 +15,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/inspect"
+	"github.com/livestore-go/livestore/progress"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -70,7 +71,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if batchSize < 1 || batchSize > syncserver.DefaultMaxBatchSize {
 		return fmt.Errorf("%w: --batch must be between 1 and %d", errUsage, syncserver.DefaultMaxBatchSize)
 	}
-	var in io.Reader = os.Stdin
+	in := os.Stdin
 	if name := fs.Arg(0); name != "" && name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -84,15 +85,44 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeFn()
-	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
-	err = im.run(ctx, in)
-	if err == nil && len(im.reports) == 0 {
-		fmt.Fprintln(stdout, "imported 0 events: the input holds none")
+	// The input's size, when it is a file, gives the bar its end; the
+	// events are counted in the summary.
+	size := int64(-1)
+	if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
 	}
+	bar := progress.NewBytes(stderr, size, "importing")
+	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
+	err = im.run(ctx, &countingReader{r: in, bar: bar})
+	var imported, skipped int64
+	for _, r := range im.reports {
+		imported += r.imported
+		skipped += r.skipped
+	}
+	summary := fmt.Sprintf("imported %d events into %d stores in %s", imported, len(im.reports), progress.Seconds(bar.Elapsed()))
+	if skipped > 0 {
+		summary += fmt.Sprintf(" (skipped %d already present)", skipped)
+	}
+	if err != nil {
+		summary = "stopped: " + summary
+	}
+	bar.Done(summary)
 	for _, r := range im.reports {
 		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
 	}
 	return err
+}
+
+// countingReader moves a progress bar by the bytes read through it.
+type countingReader struct {
+	r   io.Reader
+	bar *progress.Bar
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.bar.Add(int64(n))
+	return n, err
 }
 
 // importer appends the lines of an export, one store at a time.
