@@ -95,7 +95,7 @@ func RestorePending(ctx context.Context, dir string, evs []livestore.RecoveryEve
 	file := filepath.Join(dir, livestore.DBFileName)
 	if _, err := os.Stat(file); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("restore into %s: not a store directory (no %s)", dir, livestore.DBFileName)
+			return res, fmt.Errorf("%s is not a store directory (no %s)", dir, livestore.DBFileName)
 		}
 		return res, fmt.Errorf("restore into %s: %w", dir, err)
 	}
@@ -103,8 +103,8 @@ func RestorePending(ctx context.Context, dir string, evs []livestore.RecoveryEve
 	if err != nil {
 		var held *flock.HeldError
 		if errors.As(err, &held) {
-			return res, fmt.Errorf("restore into %s: %w (stop the program that owns the store first)",
-				dir, &livestore.LockedError{Dir: dir, Holder: held.Holder})
+			return res, fmt.Errorf("%w: stop the program that owns the store first",
+				&livestore.LockedError{Dir: dir, Holder: held.Holder})
 		}
 		return res, fmt.Errorf("restore into %s: lock: %w", dir, err)
 	}

@@ -91,7 +91,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			n, err := exportStore(ctx, st, s, after, enc, bar)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("export %s: %w", s.StoreID, err)
+				return total, fmt.Errorf("store %s: %w", s.StoreID, err)
 			}
 		}
 		return total, bw.Flush()

@@ -28,7 +28,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Without STOREID, lists the stores of a sync server's storage; with it, summarises")
 		fmt.Fprintln(stderr, "that store (head, events by name). With --dir, summarises a client store directory")
-		fmt.Fprintln(stderr, "(its eventlog, sync state and tables); the owning program may keep running.")
+		fmt.Fprintln(stderr, "(its eventlog, sync state and tables) and lists its recovery files, with their")
+		fmt.Fprintln(stderr, "events and pending events (restore them with `livestore import --dir`); the")
+		fmt.Fprintln(stderr, "owning program may keep running.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
