@@ -106,10 +106,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		summary = "stopped: " + summary
 	}
-	bar.Done(summary)
+	// The bar goes before the per-store lines, which may share its
+	// terminal; the summary comes last.
+	bar.Done("")
 	for _, r := range im.reports {
 		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
 	}
+	fmt.Fprintln(stderr, summary)
 	return err
 }
 
