@@ -43,13 +43,13 @@ func Open(ctx context.Context, dir string) (*Dir, error) {
 	file := filepath.Join(dir, livestore.DBFileName)
 	if _, err := os.Stat(file); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("inspect: %s is not a store directory (no %s)", dir, livestore.DBFileName)
+			return nil, fmt.Errorf("%s is not a store directory (no %s)", dir, livestore.DBFileName)
 		}
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("open store directory %s: %w", dir, err)
 	}
 	c, err := sqlite.Open(file, sqlite.OpenOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
+		return nil, fmt.Errorf("open store directory %s: %w", dir, err)
 	}
 	d := &Dir{path: dir, c: c}
 	if err := d.check(); err != nil {
@@ -64,10 +64,13 @@ func (d *Dir) check() error {
 	n, _, err := d.c.QueryInt64(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`,
 		eventlog.Table, eventlog.SyncStatusTable)
 	if err != nil {
-		return fmt.Errorf("inspect: %s: %w", d.path, err)
+		if sqlite.IsNotADatabase(err) {
+			return fmt.Errorf("%s is not a store directory: its %s is not a SQLite database", d.path, livestore.DBFileName)
+		}
+		return fmt.Errorf("read store directory %s: %w", d.path, err)
 	}
 	if n != 2 {
-		return fmt.Errorf("inspect: %s holds no LiveStore eventlog", d.path)
+		return fmt.Errorf("%s is not a store directory: its %s holds no LiveStore eventlog", d.path, livestore.DBFileName)
 	}
 	return nil
 }
@@ -93,6 +96,12 @@ type Summary struct {
 	BackendID string `json:"backendId,omitempty"`
 	// Tables are the state tables of the store's schema.
 	Tables []TableInfo `json:"tables"`
+	// StaleState is set when events were restored into the eventlog
+	// ([RestorePending]) that the state does not show yet: the next Open
+	// with the schema rebuilds it.
+	StaleState bool `json:"staleState,omitempty"`
+	// RecoveryFiles are the recovery files in the directory, oldest first.
+	RecoveryFiles []RecoveryFile `json:"recoveryFiles"`
 }
 
 // TableInfo is one state table.
@@ -127,7 +136,11 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 		}
 		var names []string
 		err = d.c.Query(`SELECT tableName FROM __livestore_schema ORDER BY tableName`, nil, func(r *sqlite.Row) error {
-			names = append(names, r.Text(0))
+			if name := r.Text(0); name == staleMarker {
+				s.StaleState = true
+			} else {
+				names = append(names, name)
+			}
 			return nil
 		})
 		if err != nil {
@@ -144,7 +157,10 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 		return nil
 	})
 	if err != nil {
-		return Summary{}, fmt.Errorf("inspect: summary of %s: %w", d.path, err)
+		return Summary{}, fmt.Errorf("summary of %s: %w", d.path, err)
+	}
+	if s.RecoveryFiles, err = RecoveryFiles(d.path); err != nil {
+		return Summary{}, fmt.Errorf("summary of %s: %w", d.path, err)
 	}
 	return s, nil
 }
@@ -168,7 +184,7 @@ func (d *Dir) ScanEvents(ctx context.Context, after eventlog.SeqNum, timeout tim
 		err = nil
 	}
 	if err = explain(err); err != nil {
-		return fmt.Errorf("inspect: events of %s: %w", d.path, err)
+		return fmt.Errorf("events of %s: %w", d.path, err)
 	}
 	return nil
 }
@@ -229,7 +245,7 @@ func (d *Dir) Query(ctx context.Context, query string, lim Limits) (Result, erro
 		return err
 	})
 	if err = explain(err); err != nil {
-		return Result{}, fmt.Errorf("inspect: query %s: %w", d.path, err)
+		return Result{}, fmt.Errorf("query %s: %w", d.path, err)
 	}
 	return res, nil
 }

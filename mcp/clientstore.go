@@ -17,10 +17,10 @@ type clientStoreTools struct {
 	lim  limits
 }
 
-func addClientStoreTools(srv *sdkmcp.Server, dirs []string, lim limits) error {
+func addClientStoreTools(srv *sdkmcp.Server, checks argChecks, dirs []string, lim limits) error {
 	t := &clientStoreTools{dirs: slices.Clone(dirs), lim: lim}
 	allowed := " Allowed dirs: " + quoteList(t.dirs) + "."
-	if err := addTool(srv, &sdkmcp.Tool{
+	if err := addTool(srv, checks, &sdkmcp.Tool{
 		Name: "client_store_summary",
 		Description: "Summarise a client store directory: its eventlog head, number of events and of pending (not yet synced) events, " +
 			"the sync head and backend id it last saw, and its state tables with their row counts." + allowed,
@@ -28,7 +28,7 @@ func addClientStoreTools(srv *sdkmcp.Server, dirs []string, lim limits) error {
 	}, t.summary); err != nil {
 		return err
 	}
-	if err := addTool(srv, &sdkmcp.Tool{
+	if err := addTool(srv, checks, &sdkmcp.Tool{
 		Name: "client_store_events",
 		Description: "Read a client store's eventlog, in order, starting after a seqNum (e5 is synced event 5, e5.1 the first client-only event after it). " +
 			"Page by passing the returned nextAfter as after while more is true; a page ends early when the answer reaches its size limit, " +
@@ -37,7 +37,7 @@ func addClientStoreTools(srv *sdkmcp.Server, dirs []string, lim limits) error {
 	}, t.events); err != nil {
 		return err
 	}
-	return addTool(srv, &sdkmcp.Tool{
+	return addTool(srv, checks, &sdkmcp.Tool{
 		Name: "client_store_query",
 		Description: "Run one read-only SQL statement over a client store's database (SQLite) and return the rows: a SELECT over the state tables " +
 			"(client_store_summary lists them) or the eventlog, or a reporting PRAGMA such as table_info(todos). Statements that write are rejected. " +

@@ -103,16 +103,18 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 	}
 	srv := sdkmcp.NewServer(&sdkmcp.Implementation{Name: "livestore", Title: "LiveStore", Version: version},
 		&sdkmcp.ServerOptions{Instructions: instructions(opts), Logger: log})
+	checks := argChecks{}
 	if opts.Storage != nil {
-		if err := addStorageTools(srv, opts.Storage, lim); err != nil {
+		if err := addStorageTools(srv, checks, opts.Storage, lim); err != nil {
 			return nil, err
 		}
 	}
 	if len(opts.StoreDirs) > 0 {
-		if err := addClientStoreTools(srv, opts.StoreDirs, lim); err != nil {
+		if err := addClientStoreTools(srv, checks, opts.StoreDirs, lim); err != nil {
 			return nil, err
 		}
 	}
+	srv.AddReceivingMiddleware(checks.middleware)
 	return srv, nil
 }
 
@@ -163,13 +165,15 @@ func inputSchema[In any]() (*jsonschema.Schema, error) {
 	return s, nil
 }
 
-// addTool registers a typed tool with the input schema of [inputSchema].
-func addTool[In, Out any](srv *sdkmcp.Server, t *sdkmcp.Tool, h sdkmcp.ToolHandlerFor[In, Out]) error {
+// addTool registers a typed tool with the input schema of [inputSchema],
+// which checks then holds for the tool's arguments.
+func addTool[In, Out any](srv *sdkmcp.Server, checks argChecks, t *sdkmcp.Tool, h sdkmcp.ToolHandlerFor[In, Out]) error {
 	s, err := inputSchema[In]()
 	if err != nil {
 		return fmt.Errorf("mcp: tool %s: input schema: %w", t.Name, err)
 	}
 	t.InputSchema = s
+	checks[t.Name] = s
 	sdkmcp.AddTool(srv, t, h)
 	return nil
 }

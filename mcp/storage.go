@@ -19,9 +19,9 @@ type storageTools struct {
 	lim limits
 }
 
-func addStorageTools(srv *sdkmcp.Server, st Storage, lim limits) error {
+func addStorageTools(srv *sdkmcp.Server, checks argChecks, st Storage, lim limits) error {
 	t := &storageTools{st: st, lim: lim}
-	if err := addTool(srv, &sdkmcp.Tool{
+	if err := addTool(srv, checks, &sdkmcp.Tool{
 		Name: "list_stores",
 		Description: "List the stores of the sync server's storage, by storeId, with their backend id, head (seqNum of the last event) and creation time. " +
 			"When more stores exist than an answer holds, more is true: list on with after = nextAfter.",
@@ -29,7 +29,7 @@ func addStorageTools(srv *sdkmcp.Server, st Storage, lim limits) error {
 	}, t.listStores); err != nil {
 		return err
 	}
-	return addTool(srv, &sdkmcp.Tool{
+	return addTool(srv, checks, &sdkmcp.Tool{
 		Name: "read_events",
 		Description: "Read a store's events from the sync server's global log, in order, starting after a seqNum. " +
 			"Page through a long log by passing the returned nextAfter as after while more is true; a page ends early when the answer reaches its size limit, " +

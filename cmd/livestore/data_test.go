@@ -321,6 +321,22 @@ func TestDevtoolsCommand(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	base := strings.TrimSpace(strings.TrimPrefix(first, "livestore devtools on "))
+	// The same path as under `livestore serve`; the root leads there.
+	if !strings.HasSuffix(base, "/_devtools/") {
+		t.Fatalf("devtools announced %q, want the page under /_devtools/", base)
+	}
+	root := strings.TrimSuffix(base, "_devtools/")
+	for _, p := range []string{"", "_devtools"} {
+		resp, err := http.Get(root + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "<html") || resp.Request.URL.Path != "/_devtools/" {
+			t.Fatalf("GET /%s: %s at %s", p, resp.Status, resp.Request.URL)
+		}
+	}
 	get := func(path string) string {
 		t.Helper()
 		resp, err := http.Get(base + path)

@@ -28,7 +28,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Serves the devtools page (stores, heads, events, refreshed live) over a sync")
 		fmt.Fprintln(stderr, "storage without running a sync server, e.g. to watch a PostgreSQL storage that")
-		fmt.Fprintln(stderr, "other servers write. `livestore serve` includes the same page under /_devtools/.")
+		fmt.Fprintln(stderr, "other servers write. The page is at /_devtools/, where `livestore serve` has it too.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -56,14 +56,20 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// The page lives under /_devtools/ as under `livestore serve`, so that
+	// links and bookmarks work against either.
+	mux := http.NewServeMux()
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.Handler(st, devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
+	mux.Handle("GET /{$}", http.RedirectHandler("/_devtools/", http.StatusFound))
 	srv := &http.Server{
-		Handler:           newAdminGate(devtools.Handler(st, devtools.Options{Logger: logger}), hosts, ""),
+		Handler:           newAdminGate(mux, hosts, ""),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "livestore devtools on http://%s/\n", ln.Addr())
+	fmt.Fprintf(stdout, "livestore devtools on http://%s/_devtools/\n", ln.Addr())
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livestore-go/livestore/progress"
 	"github.com/livestore-go/livestore/syncserver"
 )
 
@@ -77,15 +78,20 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		selected = append(selected, s)
 	}
 
+	var want int64
+	for _, s := range selected {
+		want += max(s.Head-after, 0)
+	}
+	bar := progress.New(stderr, want, "exporting", "events")
 	write := func(w io.Writer) (int64, error) {
 		bw := bufio.NewWriterSize(w, 1<<16)
 		enc := json.NewEncoder(bw)
 		var total int64
 		for _, s := range selected {
-			n, err := exportStore(ctx, st, s, after, enc)
+			n, err := exportStore(ctx, st, s, after, enc, bar)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("export %s: %w", s.StoreID, err)
+				return total, fmt.Errorf("store %s: %w", s.StoreID, err)
 			}
 		}
 		return total, bw.Flush()
@@ -100,15 +106,16 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		})
 	}
 	if err != nil {
+		bar.Done("")
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d events of %d stores\n", total, len(selected))
+	bar.Done(fmt.Sprintf("exported %d events of %d stores in %s", total, len(selected), progress.Seconds(bar.Elapsed())))
 	return nil
 }
 
 // exportStore writes the events of s after `after`, up to the head it had
 // when listed.
-func exportStore(ctx context.Context, st storageReader, s syncserver.StoreInfo, after int64, enc *json.Encoder) (int64, error) {
+func exportStore(ctx context.Context, st storageReader, s syncserver.StoreInfo, after int64, enc *json.Encoder, bar *progress.Bar) (int64, error) {
 	var n int64
 	for after < s.Head {
 		page, err := st.Read(ctx, s.StoreID, after, s.Head, 1000)
@@ -132,6 +139,7 @@ func exportStore(ctx context.Context, st storageReader, s syncserver.StoreInfo, 
 			}
 			n++
 		}
+		bar.Add(int64(len(page)))
 		after = page[len(page)-1].SeqNum
 	}
 	return n, nil

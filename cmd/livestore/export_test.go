@@ -57,7 +57,7 @@ func TestExportAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCLI(t, "export", "--data", broken, "--out", out)
-	if code != 1 || !strings.Contains(stderr, "export alpha") {
+	if code != 1 || !strings.Contains(stderr, "livestore export: store alpha: ") {
 		t.Fatalf("export of a broken storage: exit %d %s", code, stderr)
 	}
 	if b, _ := os.ReadFile(out); string(b) != old {

@@ -13,6 +13,9 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/inspect"
+	"github.com/livestore-go/livestore/progress"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -25,14 +28,17 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var rename string
 	var keepBackend bool
 	var batchSize int
+	var dir string
 	fs := flag.NewFlagSet("livestore import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf.register(fs)
 	fs.StringVar(&rename, "store", "", "import into this store: for lines without a storeId, or to rename the one store of the input")
 	fs.BoolVar(&keepBackend, "keep-backend-id", true, "create new stores with the backend id of the export, so that their clients keep syncing")
 	fs.IntVar(&batchSize, "batch", 1000, "most events appended in one transaction")
+	fs.StringVar(&dir, "dir", "", "restore the pending events of the recovery FILE into this client store directory instead")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore import [flags] [FILE]")
+		fmt.Fprintln(stderr, "       livestore import --dir DIR FILE")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Appends the events of FILE (standard input without FILE or with -), JSON lines as")
 		fmt.Fprintln(stderr, "written by `livestore export`, to a sync server's storage. Each store's events must")
@@ -40,6 +46,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "when they are the same events, so an interrupted import can be run again; an event")
 		fmt.Fprintln(stderr, "that differs from the one the store holds at its seqNum is an error, and nothing of")
 		fmt.Fprintln(stderr, "that store is appended. Nothing is appended past a bad line.")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "With --dir, FILE is a recovery file a store wrote when its sync server changed")
+		fmt.Fprintln(stderr, "identity (`livestore inspect --dir DIR` lists them): its pending events, the ones no")
+		fmt.Fprintln(stderr, "server had confirmed, are appended to the store's eventlog as new pending events,")
+		fmt.Fprintln(stderr, "and the application pushes them when it next runs; events the eventlog already")
+		fmt.Fprintln(stderr, "holds are skipped. The application must not be running. Its next start rebuilds")
+		fmt.Fprintln(stderr, "the store's state from the eventlog.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -49,10 +62,16 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 1 {
 		return fmt.Errorf("%w: at most one FILE", errUsage)
 	}
+	if dir != "" {
+		if fs.NArg() != 1 || fs.Arg(0) == "-" {
+			return fmt.Errorf("%w: --dir needs the recovery FILE", errUsage)
+		}
+		return restoreDir(ctx, dir, fs.Arg(0), stdout)
+	}
 	if batchSize < 1 || batchSize > syncserver.DefaultMaxBatchSize {
 		return fmt.Errorf("%w: --batch must be between 1 and %d", errUsage, syncserver.DefaultMaxBatchSize)
 	}
-	var in io.Reader = os.Stdin
+	in := os.Stdin
 	if name := fs.Arg(0); name != "" && name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -66,12 +85,47 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeFn()
+	// The input's size, when it is a file, gives the bar its end; the
+	// events are counted in the summary.
+	size := int64(-1)
+	if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	bar := progress.NewBytes(stderr, size, "importing")
 	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
-	err = im.run(ctx, in)
+	err = im.run(ctx, &countingReader{r: in, bar: bar})
+	var imported, skipped int64
+	for _, r := range im.reports {
+		imported += r.imported
+		skipped += r.skipped
+	}
+	summary := fmt.Sprintf("imported %d events into %d stores in %s", imported, len(im.reports), progress.Seconds(bar.Elapsed()))
+	if skipped > 0 {
+		summary += fmt.Sprintf(" (skipped %d already present)", skipped)
+	}
+	if err != nil {
+		summary = "stopped: " + summary
+	}
+	// The bar goes before the per-store lines, which may share its
+	// terminal; the summary comes last.
+	bar.Done("")
 	for _, r := range im.reports {
 		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
 	}
+	fmt.Fprintln(stderr, summary)
 	return err
+}
+
+// countingReader moves a progress bar by the bytes read through it.
+type countingReader struct {
+	r   io.Reader
+	bar *progress.Bar
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.bar.Add(int64(n))
+	return n, err
 }
 
 // importer appends the lines of an export, one store at a time.
@@ -315,4 +369,30 @@ func sameJSON(a, b json.RawMessage) bool {
 		return bytes.Equal(a, b)
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// restoreDir re-commits the pending events of a recovery file into the
+// client store directory dir.
+func restoreDir(ctx context.Context, dir, file string, stdout io.Writer) error {
+	evs, err := livestore.ReadRecoveryFile(file)
+	if err != nil {
+		return err
+	}
+	res, err := inspect.RestorePending(ctx, dir, evs)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Added == 0:
+		fmt.Fprintf(stdout, "restored 0 events into %s", dir)
+	case res.Added == 1:
+		fmt.Fprintf(stdout, "restored 1 pending event into %s as %s", dir, res.First)
+	default:
+		fmt.Fprintf(stdout, "restored %d pending events into %s as %s..%s", res.Added, dir, res.First, res.Last)
+	}
+	fmt.Fprintf(stdout, " (%d already in its eventlog, %d confirmed by the old server left out)\n", res.Skipped, res.Confirmed)
+	if res.Added > 0 {
+		fmt.Fprintln(stdout, "The application rebuilds the store's state from its eventlog when it next opens it, and pushes the events to its sync server.")
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Without STOREID, lists the stores of a sync server's storage; with it, summarises")
 		fmt.Fprintln(stderr, "that store (head, events by name). With --dir, summarises a client store directory")
-		fmt.Fprintln(stderr, "(its eventlog, sync state and tables); the owning program may keep running.")
+		fmt.Fprintln(stderr, "(its eventlog, sync state and tables) and lists its recovery files, with their")
+		fmt.Fprintln(stderr, "events and pending events (restore them with `livestore import --dir`); the")
+		fmt.Fprintln(stderr, "owning program may keep running.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -175,10 +178,26 @@ func inspectDir(ctx context.Context, dir string, asJSON bool, stdout io.Writer) 
 	}
 	fmt.Fprintf(stdout, "store dir   %s\nhead        %s\nevents      %d (%d client-only)\npending     %d\nsynced to   e%d\nbackend id  %s\n",
 		sum.Dir, sum.Head, sum.Events, sum.ClientOnly, sum.Pending, sum.SyncHead, backend)
+	if sum.StaleState {
+		fmt.Fprintln(stdout, "state       stale: restored events are rebuilt into it when the application next opens the store")
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTABLE\tROWS")
 	for _, t := range sum.Tables {
 		fmt.Fprintf(tw, "%s\t%d\n", t.Name, t.Rows)
+	}
+	if len(sum.RecoveryFiles) > 0 {
+		fmt.Fprintln(tw, "\nRECOVERY FILE\tEVENTS\tPENDING")
+		for _, f := range sum.RecoveryFiles {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", filepath.Base(f.Path), f.Events, f.Pending)
+			if f.Error != "" {
+				fmt.Fprintf(tw, "  unreadable: %s\t\t\n", f.Error)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nRestore the pending events of a file with: livestore import --dir %s FILE\n", dir)
 	}
 	return tw.Flush()
 }

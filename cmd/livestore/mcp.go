@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/livestore-go/livestore/mcp"
 )
 
@@ -90,7 +88,9 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// One client per process: the connection ends when stdin closes, or is
 	// closed when ctx ends (SIGINT/SIGTERM), which is a normal end too.
-	ss, err := srv.Connect(ctx, stdioTransport(stdin, stdout), nil)
+	filter := newStdioFilter(stdin, stdout, logger)
+	defer filter.stop()
+	ss, err := srv.Connect(ctx, filter.transport(), nil)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -117,20 +117,6 @@ func moduleVersion() string {
 		return ""
 	}
 	return info.Main.Version
-}
-
-// stdioTransport is the SDK's stdio transport when stdin and stdout are the
-// process's, else the same protocol over the given streams. stdout is never
-// closed; stdin is closed when the connection ends if it can be.
-func stdioTransport(stdin io.Reader, stdout io.Writer) sdkmcp.Transport {
-	if stdin == os.Stdin && stdout == os.Stdout {
-		return &sdkmcp.StdioTransport{}
-	}
-	rc, ok := stdin.(io.ReadCloser)
-	if !ok {
-		rc = io.NopCloser(stdin)
-	}
-	return &sdkmcp.IOTransport{Reader: rc, Writer: nopWriteCloser{stdout}}
 }
 
 type nopWriteCloser struct{ io.Writer }

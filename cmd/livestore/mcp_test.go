@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,5 +200,84 @@ func TestMCPCommandLine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(empty, "sync.db")); !os.IsNotExist(err) {
 		t.Errorf("a missing storage was created: %v", err)
+	}
+}
+
+// A line that is not JSON, or JSON that is no JSON-RPC message, gets its
+// JSON-RPC error answer, and the server in a child process over real pipes
+// goes on serving the lines after it.
+func TestMCPBadLineKeepsServing(t *testing.T) {
+	data := mcpDataDir(t)
+	argv, _ := json.Marshal([]string{"mcp", "--data", data})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMCPProcess$")
+	cmd.Env = append(os.Environ(), "LIVESTORE_TEST_MCP_ARGS="+string(argv))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A server that stops answering fails the test instead of hanging it.
+	kill := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(nil, 1<<20)
+	type answer struct {
+		ID     json.RawMessage `json:"id"`
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	roundTrip := func(line string) answer {
+		t.Helper()
+		if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+			t.Fatalf("write %q: %v; stderr:\n%s", line, err, stderr.String())
+		}
+		if !lines.Scan() {
+			t.Fatalf("no answer to %q: %v; stderr:\n%s", line, lines.Err(), stderr.String())
+		}
+		var a answer
+		if err := json.Unmarshal(lines.Bytes(), &a); err != nil {
+			t.Fatalf("answer %q: %v", lines.Text(), err)
+		}
+		return a
+	}
+	init := roundTrip(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`)
+	if string(init.ID) != "1" || init.Error != nil {
+		t.Fatalf("initialize: %+v", init)
+	}
+	if _, err := io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		line, id string
+		code     int
+	}{
+		{`this is not json {`, "null", -32700},
+		{`{"jsonrpc":"2.0","id":1`, "null", -32700},
+		{`42`, "null", -32600},
+		{`{"jsonrpc":"1.0","id":7,"method":"tools/list"}`, "7", -32600},
+	} {
+		a := roundTrip(tt.line)
+		if a.Error == nil || a.Error.Code != tt.code || string(a.ID) != tt.id {
+			t.Errorf("%q: answer %+v, want error %d for id %s", tt.line, a, tt.code, tt.id)
+		}
+		list := roundTrip(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+		if string(list.ID) != "2" || list.Error != nil || !strings.Contains(string(list.Result), "read_events") {
+			t.Fatalf("tools/list after %q: %+v", tt.line, list)
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -400,12 +401,19 @@ type sqlError struct {
 	err   error
 }
 
+// Error names the statement once and says "sqlite" once: the driver's own
+// messages already start with "sqlite: " and, for a failed prepare, quote
+// the statement.
 func (e *sqlError) Error() string {
 	q := e.query
 	if len(q) > 200 {
 		q = q[:200] + "…"
 	}
-	return fmt.Sprintf("sqlite: %s (in %q)", e.err, q)
+	msg := strings.TrimPrefix(e.err.Error(), "sqlite: ")
+	if full := strconv.Quote(e.query); strings.Contains(msg, full) {
+		return "sqlite: " + strings.Replace(msg, full, strconv.Quote(q), 1)
+	}
+	return fmt.Sprintf("sqlite: %s (in %q)", msg, q)
 }
 
 func (e *sqlError) Unwrap() error { return e.err }
