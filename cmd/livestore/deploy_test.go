@@ -194,7 +194,7 @@ func TestServeAdminDefaultAddrInUse(t *testing.T) {
 	if code := s.stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	code, _, stderr := runCLI(t, "serve", "--data", t.TempDir(), "--admin-addr", defaultAdminAddr)
+	code, _, stderr := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--admin-addr", defaultAdminAddr)
 	if code != 1 || !strings.Contains(stderr, "listen on admin address") {
 		t.Errorf("--admin-addr in use: exit %d, %s", code, stderr)
 	}
