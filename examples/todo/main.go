@@ -33,6 +33,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/progress"
 	"github.com/livestore-go/livestore/syncclient"
 )
 
@@ -108,7 +109,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := livestore.Options{Dir: *dir, StoreID: *storeID}
+	// A changed schema rebuilds state from the eventlog: show it.
+	opts := livestore.Options{Dir: *dir, StoreID: *storeID, OnRematerialize: progress.Rematerialize(os.Stderr)}
 	if *syncURL != "" {
 		opts.Sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(*syncURL, syncclient.Options{})}
 	}
