@@ -113,6 +113,10 @@ func (a *storeAPI) live(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-keepAlive.C:
+			// A closed store sends nothing more: the stream ends with it.
+			if _, err := a.head(ctx); err != nil {
+				return
+			}
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}

@@ -52,6 +52,22 @@ const readOnlyNoEdit = "no edit event declared (devtools.Options.Edit)"
 // The page can change the store (edits, import): serve it only to its
 // developer, e.g. on loopback with ListenAndServe. Requests that change
 // something are refused when they come from a page of another origin.
+//
+// JSON API (relative to the mount; answers bounded by Options.MaxAnswerBytes
+// and reads by Options.QueryTimeout; bad input answers 4xx {"error"}):
+//
+//	GET  api/info                      mode "store", ids, views
+//	GET  api/tables                    schema tables, columns, row counts, editable or why not
+//	GET  api/tables/{name}/rows        ?offset&limit(≤1000)&sort=COL&dir=asc|desc; a cut page has nextOffset
+//	POST api/tables/{name}/edit        {"key","column","value"} → {"event":{"name","seq"}}
+//	GET  api/queries                   reactive nodes (NodeInfo); a cut list says so in X-Livestore-Truncated
+//	GET  api/graph                     nodes, edges (from the node read to its reader), lastCommit
+//	GET  api/events                    ?after=SEQ&limit(≤1000)&name&status=all|synced|pending&from&to → events, more, next
+//	GET  api/sync                      SyncStatus, localHeadSeq, enabled, nextRetryAt (null: not known)
+//	GET  api/export                    the eventlog's synced events as `livestore export` JSON lines
+//	POST api/import                    such lines, into an empty store (409 otherwise) → {"imported"}
+//	POST api/sql                       {"sql"}: one reading statement → columns, rows (≤1000), truncated(By)
+//	GET  api/live                      Server-Sent Events: ready, commit, queries, sync
 func Handler(store *livestore.Store, opts Options) http.Handler {
 	a := &storeAPI{s: store, edit: opts.Edit, log: opts.Logger, maxBytes: opts.MaxAnswerBytes, timeout: opts.QueryTimeout}
 	if a.log == nil {

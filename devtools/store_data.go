@@ -148,6 +148,14 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		if len(b)+1 > budget && len(ans.Rows) == 0 {
+			// A row larger than an answer comes alone, its large values
+			// replaced, so that paging goes on past it.
+			omitLarge(row, budget/len(row))
+			if b, err = json.Marshal(row); err != nil {
+				return err
+			}
+		}
 		if len(b)+1 > budget {
 			ans.Truncated, ans.NextOffset = true, offset+int64(len(ans.Rows))
 			return errFull
@@ -161,6 +169,16 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sendJSON(w, ans)
+}
+
+// omitLarge replaces the values of row larger than size bytes as JSON with
+// a note saying how large they are.
+func omitLarge(row []any, size int) {
+	for i, v := range row {
+		if b, err := json.Marshal(v); err == nil && len(b) > size {
+			row[i] = fmt.Sprintf("(%d bytes as JSON: too large for an answer; read it with api/sql and substr)", len(b))
+		}
+	}
 }
 
 // columnValue turns a stored value into the JSON the page shows: booleans

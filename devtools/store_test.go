@@ -108,6 +108,8 @@ func TestStoreRows(t *testing.T) {
 	for i := range 40 {
 		evs = append(evs, big.created.New(todoCreated{ID: fmt.Sprintf("b%02d", i), Text: long}))
 	}
+	// A row larger than a whole answer comes with its large value replaced.
+	evs = append(evs, big.created.New(todoCreated{ID: "a-huge", Text: strings.Repeat("y", 100_000)}))
 	if err := s2.Commit(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +119,13 @@ func TestStoreRows(t *testing.T) {
 		NextOffset int64   `json:"nextOffset"`
 	}
 	call(t, "GET", servePage(t, s2, devtools.Options{MaxAnswerBytes: devtools.MinAnswerBytes})+"api/tables/todos/rows", nil, 200, &cut)
-	if !cut.Truncated || len(cut.Rows) == 0 || len(cut.Rows) >= 40 || cut.NextOffset != int64(len(cut.Rows)) {
+	if !cut.Truncated || len(cut.Rows) < 2 || len(cut.Rows) >= 40 || cut.NextOffset != int64(len(cut.Rows)) || cut.Rows[0][0] != "a-huge" ||
+		!strings.HasPrefix(cut.Rows[0][1].(string), "(100002 bytes as JSON: too large") {
 		t.Fatalf("cut page: %d rows, truncated %v, next %d", len(cut.Rows), cut.Truncated, cut.NextOffset)
+	}
+	call(t, "GET", servePage(t, s2, devtools.Options{MaxAnswerBytes: devtools.MinAnswerBytes})+"api/tables/todos/rows?offset=1", nil, 200, &cut)
+	if !cut.Truncated || len(cut.Rows) < 2 || len(cut.Rows) >= 40 || cut.NextOffset != 1+int64(len(cut.Rows)) || cut.Rows[0][0] != "b00" {
+		t.Fatalf("cut page after the large row: %d rows, truncated %v, next %d", len(cut.Rows), cut.Truncated, cut.NextOffset)
 	}
 }
 
