@@ -19,9 +19,11 @@ import (
 )
 
 // EditFunc turns an edit made in the data browser into the event that makes
-// it: the new value of column in the row of table whose primary key is key
-// (column name → value as decoded from JSON). Returning an error refuses the
-// edit with that error's text.
+// it: the new value (JSON) of column in the row of table whose primary key
+// is key (column name → string, int64, float64 or bool). The row exists when
+// it is called. Returning an error refuses the edit with that error's text;
+// the event is then committed, and refused if its args do not fit its
+// definition or its materializer fails.
 type EditFunc func(table string, key map[string]any, column string, value json.RawMessage) (livestore.Event, error)
 
 // The views of a live store's page, as api/info lists them.
