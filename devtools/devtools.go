@@ -56,6 +56,10 @@ type Options struct {
 	// QueryTimeout bounds how long one API request reads the storage; 0
 	// means DefaultQueryTimeout.
 	QueryTimeout time.Duration
+	// Edit turns an edit in the data browser of a live store's page
+	// (Handler) into the event that makes it; nil leaves the tables other
+	// than client documents read-only.
+	Edit EditFunc
 }
 
 // Defaults and bounds of [Options].
@@ -71,10 +75,10 @@ const (
 	MaxLimit     = 1000
 )
 
-// Handler returns the devtools page and its API. Mount it under a prefix
+// ServerHandler returns the sync server's devtools page and its API. Mount it under a prefix
 // with http.StripPrefix, e.g. mux.Handle("/_devtools/",
-// http.StripPrefix("/_devtools", devtools.Handler(storage, devtools.Options{}))).
-func Handler(src Source, opts Options) http.Handler {
+// http.StripPrefix("/_devtools", devtools.ServerHandler(storage, devtools.Options{}))).
+func ServerHandler(src Source, opts Options) http.Handler {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -59,7 +59,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// The page lives under /_devtools/ as under `livestore serve`, so that
 	// links and bookmarks work against either.
 	mux := http.NewServeMux()
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.Handler(st, devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(st, devtools.Options{Logger: logger})))
 	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
 	mux.Handle("GET /{$}", http.RedirectHandler("/_devtools/", http.StatusFound))
 	srv := &http.Server{
