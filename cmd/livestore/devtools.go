@@ -53,7 +53,9 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var page http.Handler
 	if storeDir != "" {
 		storage := false
-		fs.Visit(func(f *flag.Flag) { storage = storage || f.Name == "data" || f.Name == "postgres" || f.Name == "pg-schema" })
+		fs.Visit(func(f *flag.Flag) {
+			storage = storage || f.Name == "data" || f.Name == "postgres" || f.Name == "pg-schema"
+		})
 		if storage {
 			return fmt.Errorf("%w: --dir reads a client store, --data and --postgres a sync storage: give one", errUsage)
 		}
