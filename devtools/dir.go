@@ -123,18 +123,18 @@ func (h *dirHandler) info(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// columnJSON and tableJSON are a table as the page lists it.
-type columnJSON struct {
+// dirColumnJSON and dirTableJSON are a table as the page lists it.
+type dirColumnJSON struct {
 	Name       string `json:"name"`
 	Type       string `json:"type"`
 	PrimaryKey bool   `json:"primaryKey"`
 	Nullable   bool   `json:"nullable"`
 }
 
-type tableJSON struct {
+type dirTableJSON struct {
 	Name           string       `json:"name"`
 	Kind           string       `json:"kind"`
-	Columns        []columnJSON `json:"columns"`
+	Columns        []dirColumnJSON `json:"columns"`
 	RowCount       int64        `json:"rowCount"`
 	Editable       bool         `json:"editable"`
 	ReadOnlyReason string       `json:"readOnlyReason"`
@@ -142,17 +142,17 @@ type tableJSON struct {
 
 // listTables reads the state tables from SQLite's catalogue: every table but
 // SQLite's own, LiveStore's system tables and the eventlog.
-func (h *dirHandler) listTables(ctx context.Context, d *inspect.Dir, withCounts bool) ([]tableJSON, error) {
+func (h *dirHandler) listTables(ctx context.Context, d *inspect.Dir, withCounts bool) ([]dirTableJSON, error) {
 	res, err := h.query(ctx, d, `SELECT name FROM sqlite_schema WHERE type = 'table'
  AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_\_livestore\_%' ESCAPE '\' AND name <> 'eventlog' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
-	out := make([]tableJSON, 0, len(res.Rows))
+	out := make([]dirTableJSON, 0, len(res.Rows))
 	for _, row := range res.Rows {
 		name, _ := row[0].(string)
-		t := tableJSON{Name: name, Kind: "table", Columns: []columnJSON{}, ReadOnlyReason: readOnlyDir}
-		cols, err := h.query(ctx, d, `SELECT name, type, pk, "notnull" FROM pragma_table_info(`+quoteString(name)+`) ORDER BY cid`)
+		t := dirTableJSON{Name: name, Kind: "table", Columns: []dirColumnJSON{}, ReadOnlyReason: readOnlyDir}
+		cols, err := h.query(ctx, d, `SELECT name, type, pk, "notnull" FROM pragma_table_info(`+dirQuoteString(name)+`) ORDER BY cid`)
 		if err != nil {
 			return nil, fmt.Errorf("columns of %s: %w", name, err)
 		}
@@ -161,7 +161,7 @@ func (h *dirHandler) listTables(ctx context.Context, d *inspect.Dir, withCounts 
 			typ, _ := c[1].(string)
 			pk, _ := c[2].(int64)
 			notNull, _ := c[3].(int64)
-			t.Columns = append(t.Columns, columnJSON{Name: n, Type: typ, PrimaryKey: pk > 0, Nullable: notNull == 0 && pk == 0})
+			t.Columns = append(t.Columns, dirColumnJSON{Name: n, Type: typ, PrimaryKey: pk > 0, Nullable: notNull == 0 && pk == 0})
 		}
 		// A client document table is id → JSON value; without the schema
 		// its shape is all there is to tell it by.
@@ -169,7 +169,7 @@ func (h *dirHandler) listTables(ctx context.Context, d *inspect.Dir, withCounts 
 			t.Kind = "clientDocument"
 		}
 		if withCounts {
-			n, err := h.query(ctx, d, `SELECT count(*) FROM `+quoteIdent(name))
+			n, err := h.query(ctx, d, `SELECT count(*) FROM `+dirQuoteIdent(name))
 			if err != nil {
 				return nil, fmt.Errorf("count rows of %s: %w", name, err)
 			}
@@ -226,7 +226,7 @@ func (h *dirHandler) rows(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	i := slices.IndexFunc(tables, func(t tableJSON) bool { return t.Name == name })
+	i := slices.IndexFunc(tables, func(t dirTableJSON) bool { return t.Name == name })
 	if i < 0 {
 		h.fail(w, http.StatusNotFound, fmt.Errorf("no table %q in the store", name))
 		return
@@ -234,19 +234,19 @@ func (h *dirHandler) rows(w http.ResponseWriter, r *http.Request) {
 	t := tables[i]
 	var order []string
 	if sort := q.Get("sort"); sort != "" {
-		if !slices.ContainsFunc(t.Columns, func(c columnJSON) bool { return c.Name == sort }) {
+		if !slices.ContainsFunc(t.Columns, func(c dirColumnJSON) bool { return c.Name == sort }) {
 			h.fail(w, http.StatusBadRequest, fmt.Errorf("sort: table %s has no column %q", name, sort))
 			return
 		}
-		order = append(order, quoteIdent(sort)+" "+strings.ToUpper(cmp(dir, "asc")))
+		order = append(order, dirQuoteIdent(sort)+" "+strings.ToUpper(orDefault(dir, "asc")))
 	}
 	// The primary key after the sort column keeps pages stable.
 	for _, c := range t.Columns {
 		if c.PrimaryKey {
-			order = append(order, quoteIdent(c.Name)+" "+strings.ToUpper(cmp(dir, "asc")))
+			order = append(order, dirQuoteIdent(c.Name)+" "+strings.ToUpper(orDefault(dir, "asc")))
 		}
 	}
-	stmt := "SELECT * FROM " + quoteIdent(name)
+	stmt := "SELECT * FROM " + dirQuoteIdent(name)
 	if len(order) > 0 {
 		stmt += " ORDER BY " + strings.Join(order, ", ")
 	}
@@ -257,7 +257,7 @@ func (h *dirHandler) rows(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	total, err := h.query(ctx, d, "SELECT count(*) FROM "+quoteIdent(name))
+	total, err := h.query(ctx, d, "SELECT count(*) FROM "+dirQuoteIdent(name))
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
@@ -273,7 +273,7 @@ func (h *dirHandler) rows(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, answer)
 }
 
-func cmp(s, def string) string {
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
@@ -332,7 +332,7 @@ func predecessor(s eventlog.SeqNum) eventlog.SeqNum {
 	return eventlog.SeqNum{Global: s.Global - 1, Client: math.MaxInt64}
 }
 
-func seqParam(r *http.Request, name string) (*eventlog.SeqNum, error) {
+func dirSeqParam(r *http.Request, name string) (*eventlog.SeqNum, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return nil, nil
@@ -348,7 +348,7 @@ var errPageFull = errors.New("page full")
 
 func (h *dirHandler) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := eventFilter{name: q.Get("name"), status: cmp(q.Get("status"), "all")}
+	f := eventFilter{name: q.Get("name"), status: orDefault(q.Get("status"), "all")}
 	if f.status != "all" && f.status != "synced" && f.status != "pending" {
 		h.fail(w, http.StatusBadRequest, errors.New(`status: want "all", "synced" or "pending"`))
 		return
@@ -361,7 +361,7 @@ func (h *dirHandler) events(w http.ResponseWriter, r *http.Request) {
 	limit = min(limit, MaxLimit)
 	var after *eventlog.SeqNum
 	for name, dst := range map[string]**eventlog.SeqNum{"after": &after, "from": &f.from, "to": &f.to} {
-		if *dst, err = seqParam(r, name); err != nil {
+		if *dst, err = dirSeqParam(r, name); err != nil {
 			h.fail(w, http.StatusBadRequest, err)
 			return
 		}
@@ -528,7 +528,7 @@ type exportLine struct {
 }
 
 func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
-	storeID := cmp(r.URL.Query().Get("storeId"), filepath.Base(filepath.Clean(h.dir)))
+	storeID := orDefault(r.URL.Query().Get("storeId"), filepath.Base(filepath.Clean(h.dir)))
 	ctx := r.Context()
 	d, ok := h.open(w, ctx)
 	if !ok {
@@ -558,7 +558,7 @@ func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		line := exportLine{StoreID: storeID, BackendID: backendID, SeqNum: e.SeqNum.Global, ParentSeqNum: e.ParentSeqNum.Global,
-			Name: e.Name, Args: e.Args, ClientID: e.ClientID, SessionID: e.SessionID, CreatedAt: createdAt(e.SyncMetadata)}
+			Name: e.Name, Args: e.Args, ClientID: e.ClientID, SessionID: e.SessionID, CreatedAt: dirCreatedAt(e.SyncMetadata)}
 		if !json.Valid(line.Args) {
 			raw, _ := json.Marshal(string(line.Args))
 			line.Args = raw
@@ -574,8 +574,8 @@ func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// createdAt reads the server's createdAt from an event's sync metadata.
-func createdAt(meta json.RawMessage) string {
+// dirCreatedAt reads the server's createdAt from an event's sync metadata.
+func dirCreatedAt(meta json.RawMessage) string {
 	if len(meta) == 0 {
 		return ""
 	}
@@ -588,7 +588,7 @@ func createdAt(meta json.RawMessage) string {
 	if json.Unmarshal(meta, &m) != nil {
 		return ""
 	}
-	return cmp(m.CreatedAt, m.Value.CreatedAt)
+	return orDefault(m.CreatedAt, m.Value.CreatedAt)
 }
 
 func (h *dirHandler) sql(w http.ResponseWriter, r *http.Request) {
@@ -745,10 +745,10 @@ func (h *dirHandler) pollLive(ctx context.Context, d *inspect.Dir, last *liveHea
 	return nil
 }
 
-func quoteIdent(name string) string {
+func dirQuoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-func quoteString(s string) string {
+func dirQuoteString(s string) string {
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
 }

@@ -17,12 +17,12 @@ import (
 	"github.com/livestore-go/livestore/memsync"
 )
 
-type todo struct {
+type dirTodo struct {
 	ID   string `json:"id"`
 	Text string `json:"text"`
 }
 
-type uiState struct {
+type dirUI struct {
 	Filter string `json:"filter"`
 }
 
@@ -32,19 +32,19 @@ type uiState struct {
 type dirStore struct {
 	dir     string
 	store   *livestore.Store
-	created *livestore.EventDef[todo]
+	created *livestore.EventDef[dirTodo]
 }
 
 func newDirStore(t *testing.T) dirStore {
 	t.Helper()
 	todos := livestore.NewTable("todos", livestore.Text("id").PrimaryKey(), livestore.Text("text"))
-	ui := livestore.ClientDocument("uiState", uiState{Filter: "all"})
-	created := livestore.Synced[todo]("v1.TodoCreated")
+	ui := livestore.ClientDocument("uiState", dirUI{Filter: "all"})
+	created := livestore.Synced[dirTodo]("v1.TodoCreated")
 	schema, err := livestore.NewSchema(livestore.SchemaDef{
 		Tables: []*livestore.Table{todos, ui.Table},
 		Events: []livestore.Definition{created},
 		Materializers: []livestore.Materializer{
-			livestore.Materialize(created, func(_ *livestore.MaterializeContext, e todo) ([]livestore.Statement, error) {
+			livestore.Materialize(created, func(_ *livestore.MaterializeContext, e dirTodo) ([]livestore.Statement, error) {
 				return []livestore.Statement{todos.Insert(livestore.Values{"id": e.ID, "text": e.Text})}, nil
 			}),
 		},
@@ -67,9 +67,9 @@ func newDirStore(t *testing.T) dirStore {
 		}
 	}
 	for i := range 3 {
-		commit(created.New(todo{ID: fmt.Sprintf("t%d", i), Text: fmt.Sprintf("todo %d", i)}))
+		commit(created.New(dirTodo{ID: fmt.Sprintf("t%d", i), Text: fmt.Sprintf("todo %d", i)}))
 	}
-	commit(ui.Set("main", uiState{Filter: "done"}))
+	commit(ui.Set("main", dirUI{Filter: "done"}))
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		st, err := s.SyncStatus(ctx)
 		if err != nil {
@@ -83,8 +83,8 @@ func newDirStore(t *testing.T) dirStore {
 		}
 	}
 	link.SetOnline(false)
-	commit(created.New(todo{ID: "t3", Text: "todo 3"}))
-	commit(created.New(todo{ID: "t4", Text: "todo 4"}))
+	commit(created.New(dirTodo{ID: "t3", Text: "todo 3"}))
+	commit(created.New(dirTodo{ID: "t4", Text: "todo 4"}))
 	return dirStore{dir: dir, store: s, created: created}
 }
 
@@ -309,7 +309,7 @@ func TestDirLive(t *testing.T) {
 	if s := next("sync"); s["pendingCount"] != 2.0 {
 		t.Fatalf("first sync event %v", s)
 	}
-	if err := ds.store.Commit(t.Context(), ds.created.New(todo{ID: "t5", Text: "todo 5"})); err != nil {
+	if err := ds.store.Commit(t.Context(), ds.created.New(dirTodo{ID: "t5", Text: "todo 5"})); err != nil {
 		t.Fatal(err)
 	}
 	if c := next("commit"); c["head"] != "e6" {
