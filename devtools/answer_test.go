@@ -75,7 +75,7 @@ func get(t *testing.T, url string) ([]byte, uint64) {
 
 func TestEventsResponseBounded(t *testing.T) {
 	st := largeEvents(t, 20, 400_000)
-	srv := httptest.NewServer(devtools.Handler(st, devtools.Options{}))
+	srv := httptest.NewServer(devtools.ServerHandler(st, devtools.Options{}))
 	t.Cleanup(srv.Close)
 	var seen []int64
 	after := int64(0)
@@ -116,7 +116,7 @@ func TestEventsResponseBounded(t *testing.T) {
 
 func TestEventLargerThanResponse(t *testing.T) {
 	st := largeEvents(t, 3, 1_500_000)
-	srv := httptest.NewServer(devtools.Handler(st, devtools.Options{MaxAnswerBytes: 64 << 10}))
+	srv := httptest.NewServer(devtools.ServerHandler(st, devtools.Options{MaxAnswerBytes: 64 << 10}))
 	t.Cleanup(srv.Close)
 	body, _ := get(t, srv.URL+"/api/stores/big/events")
 	var p eventsPage
@@ -128,7 +128,7 @@ func TestEventLargerThanResponse(t *testing.T) {
 		t.Fatalf("%d bytes: %s", len(body), body[:min(len(body), 400)])
 	}
 	// The rest of a short page: limit reached, more known without truncation.
-	srv2 := httptest.NewServer(devtools.Handler(largeEvents(t, 5, 100), devtools.Options{}))
+	srv2 := httptest.NewServer(devtools.ServerHandler(largeEvents(t, 5, 100), devtools.Options{}))
 	t.Cleanup(srv2.Close)
 	body, _ = get(t, srv2.URL+"/api/stores/big/events?limit=2")
 	p = eventsPage{}
@@ -163,7 +163,7 @@ func TestStoresResponseBounded(t *testing.T) {
 		}
 	}
 	list := func(maxBytes int) ([]syncserver.StoreInfo, int, string) {
-		srv := httptest.NewServer(devtools.Handler(st, devtools.Options{MaxAnswerBytes: maxBytes}))
+		srv := httptest.NewServer(devtools.ServerHandler(st, devtools.Options{MaxAnswerBytes: maxBytes}))
 		defer srv.Close()
 		resp, err := http.Get(srv.URL + "/api/stores")
 		if err != nil {

@@ -71,10 +71,10 @@ const (
 	MaxLimit     = 1000
 )
 
-// Handler returns the devtools page and its API. Mount it under a prefix
+// ServerHandler returns the sync server's devtools page and its API. Mount it under a prefix
 // with http.StripPrefix, e.g. mux.Handle("/_devtools/",
-// http.StripPrefix("/_devtools", devtools.Handler(storage, devtools.Options{}))).
-func Handler(src Source, opts Options) http.Handler {
+// http.StripPrefix("/_devtools", devtools.ServerHandler(storage, devtools.Options{}))).
+func ServerHandler(src Source, opts Options) http.Handler {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

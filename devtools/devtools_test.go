@@ -31,7 +31,7 @@ func seededServer(t *testing.T) (*httptest.Server, *sqlitestore.Store) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.Handler(st, devtools.Options{})))
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(st, devtools.Options{})))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, st

@@ -57,7 +57,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           newAdminGate(devtools.Handler(st, devtools.Options{Logger: logger}), hosts, ""),
+		Handler:           newAdminGate(devtools.ServerHandler(st, devtools.Options{Logger: logger}), hosts, ""),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
