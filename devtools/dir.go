@@ -132,12 +132,12 @@ type dirColumnJSON struct {
 }
 
 type dirTableJSON struct {
-	Name           string       `json:"name"`
-	Kind           string       `json:"kind"`
+	Name           string          `json:"name"`
+	Kind           string          `json:"kind"`
 	Columns        []dirColumnJSON `json:"columns"`
-	RowCount       int64        `json:"rowCount"`
-	Editable       bool         `json:"editable"`
-	ReadOnlyReason string       `json:"readOnlyReason"`
+	RowCount       int64           `json:"rowCount"`
+	Editable       bool            `json:"editable"`
+	ReadOnlyReason string          `json:"readOnlyReason"`
 }
 
 // listTables reads the state tables from SQLite's catalogue: every table but
