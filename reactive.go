@@ -2,6 +2,7 @@ package livestore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,8 +203,9 @@ type node struct {
 	subs     map[*subscription]struct{}
 	liveRefs int // subscriptions + live dependents
 
-	runs    int64
-	lastDur time.Duration
+	runs     int64
+	lastDur  time.Duration
+	totalDur time.Duration
 }
 
 // graph is a store's reactive graph.
@@ -234,6 +236,19 @@ type graph struct {
 	nextID int64
 	pass   uint64
 
+	// The last refresh pass: the tables whose writes started it and the
+	// nodes it re-ran. Guarded by mu.
+	applied    map[string]struct{} // tables applied since the last pass
+	lastTables []string
+	lastReran  []int64
+	lastPass   uint64
+	lastAt     time.Time
+
+	// Observers of writes and refreshes (Store.Observe). Lock order: mu,
+	// then obsMu, then an observer's own mu.
+	obsMu     sync.Mutex
+	observers map[*observer]struct{}
+
 	subWG   sync.WaitGroup
 	loopWG  sync.WaitGroup
 	stop    chan struct{}
@@ -243,12 +258,14 @@ type graph struct {
 func newGraph(s *Store) *graph {
 	g := &graph{
 		s: s, log: s.log,
-		pending: map[string]struct{}{},
-		wake:    make(chan struct{}, 1),
-		nodes:   map[any]*node{},
-		byTab:   map[string]map[*node]struct{}{},
-		stale:   map[*node]struct{}{},
-		stop:    make(chan struct{}),
+		pending:   map[string]struct{}{},
+		wake:      make(chan struct{}, 1),
+		nodes:     map[any]*node{},
+		byTab:     map[string]map[*node]struct{}{},
+		stale:     map[*node]struct{}{},
+		stop:      make(chan struct{}),
+		observers: map[*observer]struct{}{},
+		applied:   map[string]struct{}{},
 	}
 	g.loopWG.Add(1)
 	go g.loop()
@@ -284,6 +301,12 @@ func (g *graph) close() {
 			sub.cancel()
 		}
 	}
+	g.obsMu.Lock()
+	for o := range g.observers {
+		o.cancel()
+	}
+	clear(g.observers)
+	g.obsMu.Unlock()
 	g.mu.Unlock()
 	g.loopWG.Wait()
 	g.subWG.Wait()
@@ -292,6 +315,7 @@ func (g *graph) close() {
 // invalidate records that tables changed (nil: all tables) and wakes the
 // refresh goroutine.
 func (g *graph) invalidate(tables map[string]struct{}) {
+	g.notify(Change{Wrote: true, Tables: sortedSet(tables)})
 	if len(tables) == 0 {
 		return
 	}
@@ -319,6 +343,12 @@ func (g *graph) applyPendingLocked() {
 	}
 	g.pending, g.pendAll = map[string]struct{}{}, false
 	g.pendMu.Unlock()
+	if all {
+		g.applied["*"] = struct{}{}
+	}
+	for t := range pending {
+		g.applied[t] = struct{}{}
+	}
 	if all {
 		for _, n := range g.nodes {
 			if n.kind == "db" {
@@ -472,6 +502,7 @@ func (g *graph) compute(ctx context.Context, n *node, r connReader) {
 	}
 	n.runs++
 	n.lastDur = time.Since(start)
+	n.totalDur += n.lastDur
 	if err != nil {
 		if n.err == nil || n.err.Error() != err.Error() {
 			n.changedPass = g.pass
@@ -522,6 +553,7 @@ func (g *graph) refreshLocked(ctx context.Context, newPass bool) {
 	}
 	defer done()
 	var changed []*node
+	var reran []int64
 	for _, n := range stale {
 		if n.valid {
 			continue
@@ -542,9 +574,16 @@ func (g *graph) refreshLocked(ctx context.Context, newPass bool) {
 			}
 		}
 		g.compute(ctx, n, r)
+		reran = append(reran, n.id)
 		if n.changedPass == pass {
 			changed = append(changed, n)
 		}
+	}
+	g.lastReran, g.lastPass, g.lastAt = reran, pass, time.Now()
+	g.lastTables = sortedSet(g.applied)
+	clear(g.applied)
+	if len(reran) > 0 {
+		g.notify(Change{Reran: reran})
 	}
 	for _, n := range changed {
 		for sub := range n.subs {
@@ -751,34 +790,233 @@ func Watch[T any](ctx context.Context, s *Store, q Queryable[T]) func(yield func
 
 // NodeInfo describes a reactive node, for devtools.
 type NodeInfo struct {
-	ID           int64         `json:"id"`
-	Kind         string        `json:"kind"` // "db", "computed" or "signal"
-	Label        string        `json:"label,omitempty"`
-	SQL          string        `json:"sql,omitempty"`
+	ID    int64  `json:"id"`
+	Kind  string `json:"kind"` // "db", "computed" or "signal"
+	Label string `json:"label,omitempty"`
+	SQL   string `json:"sql,omitempty"`
+	// Args are the values bound to the SQL's parameters.
+	Args         []any         `json:"args,omitempty"`
 	Tables       []string      `json:"tables,omitempty"`
 	RunCount     int64         `json:"runCount"`
 	LastDuration time.Duration `json:"lastDurationNs"`
+	// MeanDuration is the mean time of all runs.
+	MeanDuration time.Duration `json:"meanDurationNs"`
 	Subscribers  int           `json:"subscribers"`
 	Dependencies []int64       `json:"dependencies,omitempty"`
 	Stale        bool          `json:"stale"`
+	// LastResult is the JSON of the last value: its first PreviewItems
+	// elements when it is a slice, at most PreviewBytes long (else a JSON
+	// string holding the start of it). ResultCut says it was shortened.
+	LastResult json.RawMessage `json:"lastResult,omitempty"`
+	ResultCut  bool            `json:"resultCut,omitempty"`
+	// Error is the last run's failure, if it failed.
+	Error string `json:"error,omitempty"`
 }
+
+// Bounds of NodeInfo.LastResult.
+const (
+	PreviewItems = 10
+	PreviewBytes = 4 << 10
+)
 
 // ReactiveNodes lists the nodes of the store's reactive graph.
 func (s *Store) ReactiveNodes() []NodeInfo {
 	g := s.graph
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	out := make([]NodeInfo, 0, len(g.nodes))
+	values := make([]any, 0, len(g.nodes))
 	for _, n := range g.nodes {
 		info := NodeInfo{ID: n.id, Kind: n.kind, Label: n.label, SQL: n.sql, Tables: n.tables,
-			RunCount: n.runs, LastDuration: n.lastDur, Subscribers: len(n.subs), Stale: !n.valid}
+			Args: n.args, RunCount: n.runs, LastDuration: n.lastDur, Subscribers: len(n.subs), Stale: !n.valid}
+		if n.runs > 0 {
+			info.MeanDuration = n.totalDur / time.Duration(n.runs)
+		}
+		if n.err != nil {
+			info.Error = n.err.Error()
+		}
 		for d := range n.deps {
 			info.Dependencies = append(info.Dependencies, d.id)
 		}
 		sort.Slice(info.Dependencies, func(i, j int) bool { return info.Dependencies[i] < info.Dependencies[j] })
 		out = append(out, info)
+		v := n.value
+		if !n.everRun && n.kind != "signal" {
+			v = nil
+		}
+		values = append(values, v)
+	}
+	g.mu.Unlock()
+	// Values are replaced, never changed in place, so they are encoded
+	// outside the lock: a large result does not hold up refreshes.
+	for i := range out {
+		if values[i] != nil {
+			out[i].LastResult, out[i].ResultCut = preview(values[i])
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// preview encodes the start of v as JSON within the bounds of
+// NodeInfo.LastResult.
+func preview(v any) (json.RawMessage, bool) {
+	cut := false
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > PreviewItems {
+		v, cut = rv.Slice(0, PreviewItems).Interface(), true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprintf("%v (not JSON: %v)", v, err))
+	}
+	if len(b) > PreviewBytes {
+		text := []rune(string(b[:PreviewBytes]))
+		b, _ = json.Marshal(string(text[:len(text)-1]) + "…")
+		cut = true
+	}
+	return b, cut
+}
+
+// RefreshInfo describes the last refresh pass of the reactive graph: the
+// one that followed the latest writes.
+type RefreshInfo struct {
+	// Pass numbers the passes; 0 means none ran yet.
+	Pass uint64 `json:"pass"`
+	// Tables are the tables written since the pass before ("*": all).
+	Tables []string `json:"tables"`
+	// Reran lists the ids of the nodes the pass re-ran (see NodeInfo.ID).
+	Reran []int64 `json:"reran"`
+	// At is when the pass ended.
+	At time.Time `json:"at"`
+}
+
+// LastRefresh describes the reactive graph's last refresh pass.
+func (s *Store) LastRefresh() RefreshInfo {
+	g := s.graph
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return RefreshInfo{Pass: g.lastPass, Tables: append([]string{}, g.lastTables...),
+		Reran: append([]int64{}, g.lastReran...), At: g.lastAt}
+}
+
+// Change tells an observer (Store.Observe) what happened in the store since
+// its last call.
+type Change struct {
+	// Wrote is true when events were written to the eventlog or state:
+	// committed, pulled, rebased, imported, rebuilt.
+	Wrote bool
+	// Tables are the state tables written ("*": any may have changed).
+	Tables []string
+	// Reran lists the reactive nodes re-run since (see NodeInfo.ID).
+	Reran []int64
+}
+
+// Observe calls fn after writes to the store and after refreshes of its
+// reactive graph, until the returned stop is called or the store closes.
+// Calls never overlap and come in order, on a goroutine of the store; what
+// happens while fn runs is merged into the next call, so a slow fn delays
+// only itself and never a commit.
+func (s *Store) Observe(fn func(Change)) (stop func(), err error) {
+	g := s.graph
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return nil, ErrStoreClosed
+	}
+	o := &observer{g: g, fn: fn, tables: map[string]struct{}{}, reran: map[int64]struct{}{}}
+	g.obsMu.Lock()
+	g.observers[o] = struct{}{}
+	g.obsMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			o.cancel()
+			g.obsMu.Lock()
+			delete(g.observers, o)
+			g.obsMu.Unlock()
+		})
+	}, nil
+}
+
+// notify hands c to every observer.
+func (g *graph) notify(c Change) {
+	g.obsMu.Lock()
+	defer g.obsMu.Unlock()
+	for o := range g.observers {
+		o.post(c)
+	}
+}
+
+// observer delivers merged Changes to one function.
+type observer struct {
+	g  *graph
+	fn func(Change)
+
+	mu        sync.Mutex
+	wrote     bool
+	tables    map[string]struct{}
+	reran     map[int64]struct{}
+	has       bool
+	running   bool
+	cancelled bool
+}
+
+func (o *observer) post(c Change) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cancelled {
+		return
+	}
+	o.wrote = o.wrote || c.Wrote
+	for _, t := range c.Tables {
+		o.tables[t] = struct{}{}
+	}
+	for _, id := range c.Reran {
+		o.reran[id] = struct{}{}
+	}
+	o.has = true
+	if o.running {
+		return
+	}
+	o.running = true
+	o.g.subWG.Add(1)
+	go o.run()
+}
+
+func (o *observer) run() {
+	defer o.g.subWG.Done()
+	for {
+		o.mu.Lock()
+		if !o.has || o.cancelled {
+			o.running = false
+			o.mu.Unlock()
+			return
+		}
+		c := Change{Wrote: o.wrote, Tables: sortedSet(o.tables)}
+		for id := range o.reran {
+			c.Reran = append(c.Reran, id)
+		}
+		sort.Slice(c.Reran, func(i, j int) bool { return c.Reran[i] < c.Reran[j] })
+		o.wrote, o.has = false, false
+		clear(o.tables)
+		clear(o.reran)
+		o.mu.Unlock()
+		o.fn(c)
+	}
+}
+
+func (o *observer) cancel() {
+	o.mu.Lock()
+	o.cancelled = true
+	o.mu.Unlock()
+}
+
+// sortedSet returns the keys of set, sorted.
+func sortedSet(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -88,6 +88,10 @@ type Options struct {
 	// QueryTimeout bounds how long one API request reads the storage; 0
 	// means DefaultQueryTimeout.
 	QueryTimeout time.Duration
+	// Edit turns an edit in the data browser of a live store's page
+	// (Handler) into the event that makes it; nil leaves the tables other
+	// than client documents read-only.
+	Edit EditFunc
 }
 
 // Defaults and bounds of [Options].

@@ -1,0 +1,281 @@
+package livestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/sqlite"
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// This file holds what tools looking into a live store (devtools) need
+// beyond the application API: read-only SQL, a paged view of the eventlog
+// with each event's sync state, import into an empty store, and the shape
+// of the schema's tables.
+
+// MaxReadOnlyValue is the largest string or blob a statement of
+// QueryReadOnly builds or reads; larger ones fail with "string or blob too
+// big", so that an expression such as randomblob(1e9) cannot make SQLite
+// allocate a gigabyte.
+const MaxReadOnlyValue = 64 << 20
+
+// QueryReadOnly runs one reading SQL statement (SELECT, or a PRAGMA that
+// reports) over the store's database, eventlog and system tables included,
+// and calls fn with the values of each row: nil, int64, float64, string or
+// []byte. It returns the names of the result columns. Statements that would
+// write, attach databases, vacuum or change settings are refused before they
+// change anything. The statement is interrupted when ctx ends; returning an
+// error from fn stops it with that error.
+func (s *Store) QueryReadOnly(ctx context.Context, query string, args []any, fn func(row []any) error) ([]string, error) {
+	c, release, err := s.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	restore := c.SetInterrupt(ctx)
+	defer restore()
+	old := c.SetMaxLength(MaxReadOnlyValue)
+	defer c.SetMaxLength(old)
+	return c.QueryReadOnly(query, args, func(r *sqlite.Row) error {
+		row := make([]any, r.ColumnCount())
+		for i := range row {
+			row[i] = r.Value(i)
+		}
+		return fn(row)
+	})
+}
+
+// EventStatus selects events by their sync state (EventLogQuery.Status).
+type EventStatus int
+
+// Event states.
+const (
+	// AllEvents selects every event.
+	AllEvents EventStatus = iota
+	// SyncedEvents selects the events the sync server confirmed.
+	SyncedEvents
+	// PendingEvents selects the synced events the server has not confirmed
+	// yet (client-only events are never pending: they are never sent).
+	PendingEvents
+)
+
+// EventLogQuery selects a page of the local eventlog (Store.EventLog).
+type EventLogQuery struct {
+	// After starts the page after this event; eventlog.Root starts at the
+	// beginning.
+	After eventlog.SeqNum
+	// From and To, when set, bound the events selected, both included.
+	From, To *eventlog.SeqNum
+	// Name, when set, selects the events of this name only.
+	Name string
+	// Status selects by sync state.
+	Status EventStatus
+	// Limit is the most events returned; 0 or less means 100.
+	Limit int
+}
+
+// LoggedEvent is an event of the local eventlog with its sync state.
+type LoggedEvent struct {
+	eventlog.Event
+	// Synced is true when the sync server confirmed the event. Client-only
+	// events are never synced.
+	Synced bool
+}
+
+// EventLog returns the events matching q after q.After, oldest first, and
+// whether more match after the last one. The page is read in one snapshot
+// along the eventlog's primary key from q.After, so its cost grows with the
+// page (and the events a Name or Status filter skips), not with the log.
+func (s *Store) EventLog(ctx context.Context, q EventLogQuery) ([]LoggedEvent, bool, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration,
+  parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration,
+  name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson,
+  seqNumClient = 0 AND seqNumGlobal <= h.head
+FROM eventlog, (SELECT head FROM __livestore_sync_status LIMIT 1) AS h
+WHERE (seqNumGlobal > ? OR (seqNumGlobal = ? AND seqNumClient > ?))`)
+	args := []any{q.After.Global, q.After.Global, q.After.Client}
+	if q.From != nil {
+		b.WriteString(` AND (seqNumGlobal > ? OR (seqNumGlobal = ? AND seqNumClient >= ?))`)
+		args = append(args, q.From.Global, q.From.Global, q.From.Client)
+	}
+	if q.To != nil {
+		b.WriteString(` AND (seqNumGlobal < ? OR (seqNumGlobal = ? AND seqNumClient <= ?))`)
+		args = append(args, q.To.Global, q.To.Global, q.To.Client)
+	}
+	if q.Name != "" {
+		b.WriteString(` AND name = ?`)
+		args = append(args, q.Name)
+	}
+	switch q.Status {
+	case SyncedEvents:
+		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal <= h.head`)
+	case PendingEvents:
+		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal > h.head`)
+	}
+	b.WriteString(` ORDER BY seqNumGlobal, seqNumClient LIMIT ?`)
+	args = append(args, limit+1)
+	out := make([]LoggedEvent, 0, min(limit, 1000))
+	more := false
+	err := s.readRows(ctx, b.String(), args, func(r *sqlite.Row) error {
+		if len(out) == limit {
+			more = true
+			return nil
+		}
+		e := LoggedEvent{Event: eventlog.Event{
+			SeqNum:       eventlog.SeqNum{Global: r.Int64(0), Client: r.Int64(1), RebaseGeneration: r.Int64(2)},
+			ParentSeqNum: eventlog.SeqNum{Global: r.Int64(3), Client: r.Int64(4), RebaseGeneration: r.Int64(5)},
+			Name:         r.Text(6),
+			Args:         json.RawMessage(r.Text(7)),
+			ClientID:     r.Text(8),
+			SessionID:    r.Text(9),
+			SchemaHash:   r.Int64(10),
+		}, Synced: r.Int64(12) != 0}
+		if !r.IsNull(11) {
+			e.SyncMetadata = json.RawMessage(r.Text(11))
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("livestore: read eventlog after %s: %w", q.After, err)
+	}
+	return out, more, nil
+}
+
+// ErrStoreNotEmpty is returned by ImportEvents when the store's eventlog
+// already holds events.
+var ErrStoreNotEmpty = errors.New("livestore: the store is not empty")
+
+// ImportEvents fills an empty store with evs, the lines of a `livestore
+// export` or a recovery file in log order: they are appended with their
+// sequence numbers, clients and sessions, and materialized, in one
+// transaction. Each line's parentSeqNum must be the seqNum of the line
+// before (0 for the first).
+//
+// An event that carries a backendId stays confirmed when the store has not
+// met a sync server yet or met that same one; otherwise (and for lines
+// without a backendId) it is pending and is pushed to the store's sync
+// server. It fails with ErrStoreNotEmpty when the eventlog holds events,
+// and changes nothing on any error.
+func (s *Store) ImportEvents(ctx context.Context, evs []RecoveryEvent) (int, error) {
+	if err := s.acquireWrite(ctx); err != nil {
+		return 0, err
+	}
+	n, err := s.importLocked(ctx, evs)
+	s.releaseWrite()
+	if err != nil {
+		return 0, fmt.Errorf("livestore: import: %w", err)
+	}
+	s.afterWrite(allTables)
+	if s.syncer != nil {
+		s.syncer.poke()
+	}
+	return n, nil
+}
+
+func (s *Store) importLocked(ctx context.Context, evs []RecoveryEvent) (int, error) {
+	count, err := eventlog.Count(s.w)
+	if err != nil {
+		return 0, err
+	}
+	if count > 0 {
+		return 0, fmt.Errorf("%w: its eventlog holds %d events (import only into an empty store)", ErrStoreNotEmpty, count)
+	}
+	st := eventlog.SyncStatus{BackendID: s.sync.BackendID}
+	confirming := true
+	var log []eventlog.Event
+	prev := int64(0)
+	for i, line := range evs {
+		if line.ParentSeqNum != prev || line.SeqNum <= prev {
+			return 0, fmt.Errorf("line %d (%s e%d): parentSeqNum %d does not follow the line before (e%d)", i+1, line.Name, line.SeqNum, line.ParentSeqNum, prev)
+		}
+		if line.Name == "" {
+			return 0, fmt.Errorf("line %d: no event name", i+1)
+		}
+		args := line.Args
+		if len(args) == 0 {
+			args = json.RawMessage("{}")
+		}
+		ev := eventlog.Event{
+			SeqNum:       eventlog.SeqNum{Global: line.SeqNum},
+			ParentSeqNum: eventlog.SeqNum{Global: line.ParentSeqNum},
+			Name:         line.Name, Args: args, ClientID: line.ClientID, SessionID: line.SessionID,
+		}
+		if def, ok := s.schema.events[line.Name]; ok {
+			ev.SchemaHash = def.hash()
+		}
+		// Confirmed events form a prefix of the log, all from one server.
+		confirmed := confirming && line.BackendID != "" && (st.BackendID == "" || st.BackendID == line.BackendID)
+		if confirmed {
+			st.BackendID, st.Head = line.BackendID, line.SeqNum
+			if line.CreatedAt != "" {
+				ev.SyncMetadata, _ = json.Marshal(syncproto.SyncMetadata{CreatedAt: line.CreatedAt})
+			}
+		} else {
+			confirming = false
+		}
+		log = append(log, ev)
+		prev = line.SeqNum
+	}
+	if err := s.w.Begin(); err != nil {
+		return 0, err
+	}
+	old := s.sync
+	err = func() error {
+		for i := range log {
+			if err := eventlog.Append(s.w, &log[i]); err != nil {
+				return err
+			}
+		}
+		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
+			return err
+		}
+		// rebuildState tells confirmed events from pending ones by s.sync.
+		s.sync = st
+		if err := s.rebuildState(ctx); err != nil {
+			return fmt.Errorf("materialize: %w", err)
+		}
+		return s.w.Commit()
+	}()
+	if err != nil {
+		s.w.Rollback()
+		s.sync = old
+		return 0, err
+	}
+	if len(log) > 0 {
+		s.head = log[len(log)-1].SeqNum
+	}
+	return len(log), nil
+}
+
+// IsPrimaryKey reports whether the column is (part of) the primary key.
+func (c Column) IsPrimaryKey() bool { return c.primaryKey }
+
+// IsNullable reports whether the column accepts NULL.
+func (c Column) IsNullable() bool { return c.nullable }
+
+// IsClientDocument reports whether t is the table of a ClientDocument.
+func (t *Table) IsClientDocument() bool { return t.doc != nil }
+
+// SetDocumentEvent returns the event that merges the fields of value (a
+// JSON object; any other JSON value replaces the document) into document id
+// of a client-document table, as ClientDocumentTable.Set does. It fails for
+// other tables and for a value that is not JSON.
+func (t *Table) SetDocumentEvent(id string, value json.RawMessage) (Event, error) {
+	if t.doc == nil {
+		return Event{}, fmt.Errorf("livestore: table %s is not a client-document table", t.name)
+	}
+	if !json.Valid(value) {
+		return Event{}, fmt.Errorf("livestore: client document %s/%s: value is not valid JSON", t.name, id)
+	}
+	return Event{Name: t.doc.setDefinition().Name(), Args: clientDocSetArgs{ID: id, Value: value}}, nil
+}
