@@ -17,7 +17,8 @@
 //
 // clients and pushRate (events per second over the last
 // [syncserver.RateWindow]) come from a running sync server ([WithStats]);
-// they are null when the page reads only a storage.
+// without one (the page reads only a storage) they are absent from a store
+// of api/stores and null in a "store" event.
 //
 // An events page is {storeId, events, more, nextAfter}: more says that events
 // after nextAfter exist. A page also ends early, with "truncated": true, when
@@ -245,9 +246,9 @@ type handler struct {
 // storeJSON is a store as the page lists it.
 type storeJSON struct {
 	syncserver.StoreInfo
-	// Clients and PushRate are nil without a running sync server.
-	Clients  *int     `json:"clients"`
-	PushRate *float64 `json:"pushRate"`
+	// Clients and PushRate are absent without a running sync server.
+	Clients  *int     `json:"clients,omitempty"`
+	PushRate *float64 `json:"pushRate,omitempty"`
 }
 
 // serverViews are the views of the page for a sync server; the others of
