@@ -17,7 +17,7 @@ import (
 
 // One headless Chromium serves every page test of the binary; each test gets
 // its own tab. TestMain stops it.
-var browser struct {
+var shared struct {
 	once   sync.Once
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -26,8 +26,8 @@ var browser struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if browser.cancel != nil {
-		browser.cancel()
+	if shared.cancel != nil {
+		shared.cancel()
 	}
 	os.Exit(code)
 }
@@ -51,12 +51,12 @@ var downloads string
 func startBrowser() {
 	path, err := chromium()
 	if err != nil {
-		browser.err = err
+		shared.err = err
 		return
 	}
 	dir, err := os.MkdirTemp("", "devtools-chromium-")
 	if err != nil {
-		browser.err = err
+		shared.err = err
 		return
 	}
 	downloads = filepath.Join(dir, "downloads")
@@ -73,26 +73,26 @@ func startBrowser() {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	browser.ctx = ctx
-	browser.cancel = func() {
+	shared.ctx = ctx
+	shared.cancel = func() {
 		cancel()
 		cancelAlloc()
 		os.RemoveAll(dir)
 	}
 	// The first Run starts the browser and binds it to ctx, which has no
 	// deadline: tests bound their own tabs.
-	browser.err = chromedp.Do(ctx)
+	shared.err = chromedp.Do(ctx)
 }
 
 // tab opens a new tab of the shared browser, closed at the end of the test;
 // every step in it must finish within limit.
 func tab(t *testing.T, limit time.Duration) context.Context {
 	t.Helper()
-	browser.once.Do(startBrowser)
-	if browser.err != nil {
-		t.Fatalf("start chromium: %v", browser.err)
+	shared.once.Do(startBrowser)
+	if shared.err != nil {
+		t.Fatalf("start chromium: %v", shared.err)
 	}
-	ctx, cancel := chromedp.NewContext(browser.ctx)
+	ctx, cancel := chromedp.NewContext(shared.ctx)
 	t.Cleanup(cancel)
 	ctx, cancelT := context.WithTimeout(ctx, limit)
 	t.Cleanup(cancelT)
@@ -152,6 +152,12 @@ func (p *page) count(sel string) int {
 		p.t.Fatalf("count %s: %v", sel, err)
 	}
 	return n
+}
+
+// setValue sets the value of a form field as typing would, empty included.
+func (p *page) setValue(sel, v string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return "" })()`, jsString(sel), jsString(v)))
 }
 
 // waitText waits until the element sel exists and its text contains want.

@@ -445,7 +445,8 @@ const events = {
 
 function normEvent(e) {
   const sn = e.seqNum;
-  const global = typeof sn === "object" && sn !== null ? sn.global : sn;
+  let global = typeof sn === "object" && sn !== null ? sn.global : sn;
+  if (typeof global !== "number") global = parseInt(String(e.seq || sn).replace(/^e/, ""), 10);
   const seq = e.seq || (typeof sn === "object" ? fmtSeq(sn) : `e${sn}`);
   const parent = e.parent || (e.parentSeqNum !== undefined ? (typeof e.parentSeqNum === "object" ? fmtSeq(e.parentSeqNum) : `e${e.parentSeqNum}`) : "");
   return {
@@ -556,7 +557,7 @@ const graph = {
     let g;
     try { g = await api("api/graph"); } catch (err) { showMessage(err.message); return; }
     const lc = g.lastCommit;
-    $("#graph-commit").textContent = lc && lc.seq ? `last commit ${lc.seq} re-ran ${(lc.reran || []).length} node(s)` : "no commit since the store opened";
+    $("#graph-commit").textContent = lc && lc.seq && lc.seq !== "e0" ? `last commit ${lc.seq} re-ran ${(lc.reran || []).length} node(s)` : "no commit since the store opened";
     drawGraph($("#graph"), g);
   }, 100),
 };
@@ -659,6 +660,14 @@ const servers = {
     events.reset();
   },
 };
+
+// A subscription made or dropped by the app sends no live event: the
+// inspector and the graph refresh on their own while shown.
+setInterval(() => {
+  if (document.hidden) return;
+  if (page.view === "queries") queries.refresh();
+  if (page.view === "graph") graph.refresh();
+}, 1500);
 
 const VIEWS = { data, queries, events, sync, export: transfer, graph, sql, stores: servers };
 
