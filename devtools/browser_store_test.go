@@ -171,6 +171,7 @@ func TestEventlogInChromium(t *testing.T) {
 	if dup := pg.eval(`(() => { const s = new Set(); for (const tr of document.querySelectorAll("#events-table tbody tr")) { if (s.has(tr.dataset.seq)) return tr.dataset.seq; s.add(tr.dataset.seq) } return "" })()`); dup != "" {
 		t.Fatalf("row %s held twice", dup)
 	}
+	pg.eval(`(() => { const s = document.querySelector("#view-events .scroll"); s.scrollTop = s.scrollHeight; return "" })()`)
 	pg.screenshot("events")
 
 	// Filters: a range of one name.

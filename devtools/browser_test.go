@@ -209,10 +209,11 @@ func TestServerPageInChromium(t *testing.T) {
 	p := openPage(t, srv.URL+"/_devtools/")
 	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "todos-demo")
 	stores := p.text(`#stores tbody`)
-	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") {
+	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") || strings.Contains(stores, "null") {
 		t.Fatalf("stores pane: %q", stores)
 	}
-	p.do(chromedp.Click(`#stores tbody tr[data-store="todos-demo"]`))
+	// The live feed redraws the list: click the row as it is now.
+	p.eval(`(() => { document.querySelector('#stores tbody tr[data-store="todos-demo"]').click(); return "" })()`)
 	p.waitText(`#events-count`, "100 events held, more after")
 	first := p.text(`#events-table tbody tr:first-child`)
 	if !strings.Contains(first, "e1") || !strings.Contains(first, "v1.TodoCreated") || !strings.Contains(first, `"todo 1"`) {
@@ -227,6 +228,33 @@ func TestServerPageInChromium(t *testing.T) {
 	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "e151")
 	if n := p.count(`#events-table tbody tr`); n != 151 {
 		t.Fatalf("%d rows held after the append, want 151", n)
+	}
+}
+
+// TestServerPageLiveInChromium: the page of a running sync server shows each
+// store's connected clients and push rate, and a store's events as two Go
+// clients commit them.
+func TestServerPageLiveInChromium(t *testing.T) {
+	hs, _ := syncServerWithPage(t)
+	a := newTodoSchema(t)
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http")
+	one, two := openStore(t, a, ws), openStore(t, a, ws)
+	commitTodos(t, a, one, 1, 3)
+	waitSynced(t, one)
+	waitSynced(t, two)
+	p := openPage(t, hs.URL+"/_devtools/#/stores/devtools-store")
+	row := `#stores tbody tr[data-store="devtools-store"]`
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && r.children[2].textContent === "2" })()`, jsString(row)))
+	p.waitText(`#events-table tr[data-seq="e3"]`, "todo 003")
+	if strings.Contains(p.text(`#notice`), "push rates") && p.eval(`document.querySelector("#notice").hidden ? "hidden" : "shown"`) == "shown" {
+		t.Fatalf("notice says stats are missing: %q", p.text(`#notice`))
+	}
+	commitTodos(t, a, two, 4, 2)
+	p.waitText(`#events-table tr[data-seq="e5"]`, "todo 005")
+	p.waitText(row, "e5")
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && parseFloat(r.children[3].textContent) > 0 })()`, jsString(row)))
+	if n := p.count(`#events-table tbody tr`); n != 5 {
+		t.Fatalf("%d event rows, want 5", n)
 	}
 	p.screenshot("server")
 }

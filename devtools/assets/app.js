@@ -30,7 +30,10 @@ async function start() {
     else { showMessage(`cannot load api/info: ${err.message}`); return; }
   }
   page.info = info;
-  if (info.mode === "server") info.views = ["stores"];
+  if (info.mode === "server") {
+    info.serverViews = info.views || [];
+    info.views = ["stores"];
+  }
   renderChrome(info);
   window.addEventListener("hashchange", route);
   route();
@@ -46,7 +49,10 @@ function renderChrome(info) {
   $("#ident").textContent = ident.join(" · ");
   const tabs = $("#tabs");
   tabs.replaceChildren();
-  const order = ["data", "queries", "events", "sync", "export", "graph", "sql", "stores"];
+  const server = info.mode === "server";
+  // A server's events and per-store sync figures live in its stores view.
+  const order = server ? ["stores", "data", "queries", "export", "graph", "sql"]
+    : ["data", "queries", "events", "sync", "export", "graph", "sql"];
   const unavailable = info.unavailable || {};
   for (const v of order) {
     if (info.views.includes(v)) {
@@ -58,10 +64,14 @@ function renderChrome(info) {
   const notes = [];
   if (info.mode === "dir") {
     notes.push("Read-only: a store directory opened without the app's schema, so nothing can be edited and there is no query inspector or reactivity graph.");
-  } else if (info.readOnly) {
+  } else if (info.readOnly && !server) {
     notes.push("Read-only: edits and imports are refused.");
   }
-  for (const [v, why] of Object.entries(unavailable)) notes.push(`${VIEW_TITLES[v] || v}: ${why}.`);
+  for (const [v, why] of Object.entries(unavailable)) {
+    // A server page lacks the client views by nature (their tabs say why);
+    // only missing sync figures are news there.
+    if (!server || v === "sync") notes.push(`${server ? "Connected clients and push rates" : VIEW_TITLES[v] || v}: ${why}.`);
+  }
   $("#notice").hidden = notes.length === 0;
   $("#notice").textContent = notes.join(" ");
 }
@@ -460,7 +470,7 @@ function eventRow(e) {
   const args = e.argsOmitted ? `(${e.argsOmitted})` : JSON.stringify(e.args);
   const status = e.clientOnly ? el("span", { class: "tag client-only" }, "client-only")
     : e.synced ? el("span", { class: "tag synced" }, "synced") : el("span", { class: "tag pending" }, "pending");
-  const cls = [e.clientOnly ? "client-only" : "", e.synced ? "" : "pending"].join(" ").trim();
+  const cls = [e.clientOnly ? "client-only" : "", e.synced || e.clientOnly ? "" : "pending"].join(" ").trim();
   return el("tr", { "data-seq": e.seq, class: cls },
     el("td", { class: "seq" }, e.seq), el("td", { class: "seq muted" }, e.parent), el("td", {}, e.name),
     el("td", { class: "code args", title: args }, args), el("td", { class: "id" }, e.clientId || ""),
@@ -634,12 +644,13 @@ const servers = {
     body.replaceChildren();
     for (const s of this.list) {
       const st = this.stats.get(s.storeId) || {};
-      const clients = st.clients ?? s.clients;
-      const rate = st.pushRate ?? s.pushRate;
+      const clients = "clients" in st ? st.clients : s.clients;
+      const rate = "pushRate" in st ? st.pushRate : s.pushRate;
       const tr = el("tr", { "data-store": s.storeId, class: s.storeId === this.selected ? "selected" : "" },
         el("td", {}, s.storeId), el("td", { class: "num" }, typeof s.head === "object" ? fmtSeq(s.head) : `e${s.head}`),
-        el("td", { class: "num" }, clients === undefined ? "—" : String(Array.isArray(clients) ? clients.length : clients)),
-        el("td", { class: "num" }, rate === undefined ? "—" : Number(rate).toFixed(1)),
+        el("td", { class: "num", title: clients == null ? "known only to a running sync server" : "" },
+          clients == null ? "—" : String(Array.isArray(clients) ? clients.length : clients)),
+        el("td", { class: "num" }, rate == null ? "—" : Number(rate).toFixed(1)),
         el("td", { class: "id" }, s.backendId || ""));
       tr.addEventListener("click", () => { location.hash = `#/stores/${encodeURIComponent(s.storeId)}`; });
       body.append(tr);
