@@ -57,6 +57,13 @@ func TestDirPageInChromium(t *testing.T) {
 	}
 	pg.waitText(`#events-table tbody`, "client-only")
 
+	// Nothing to import into a read-only directory.
+	pg.do(chromedp.Click(`#tab-export`))
+	pg.waitText(`#import-off`, "read-only")
+	if n := pg.count(`#import-pane:not([hidden])`); n != 0 {
+		t.Fatal("the import form is offered on a read-only page")
+	}
+
 	// A direct link to a missing view says why and opens another.
 	pg.do(chromedp.Navigate(srv.URL + "/_devtools/#/graph"))
 	pg.waitText(`#message`, "Graph is not available here")

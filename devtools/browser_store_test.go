@@ -66,6 +66,13 @@ func TestDataBrowserInChromium(t *testing.T) {
 	pg.waitText(`#data-table tr[data-key="t005"]`, "todo 005")
 	pg.waitText(`#table-list li[data-table="todos"] .count`, "5")
 
+	// Sort by a column, descending on the second click.
+	pg.do(chromedp.Click(`#data-table th[data-col="id"]`))
+	pg.waitText(`#data-table th[data-col="id"]`, "▲")
+	pg.do(chromedp.Click(`#data-table th[data-col="id"]`))
+	pg.waitText(`#data-table th[data-col="id"]`, "▼")
+	pg.waitText(`#data-table tbody tr:first-child`, "t005")
+
 	// Edit a cell: the event reaches the other client.
 	cellSel := `#data-table tr[data-key="t002"] td[data-col="text"]`
 	pg.do(chromedp.DoubleClick(cellSel), chromedp.WaitVisible(`.cell-input`),

@@ -61,6 +61,8 @@ function renderChrome(info) {
       tabs.append(el("span", { class: "tab-off", id: `tab-${v}`, title: unavailable[v] }, VIEW_TITLES[v]));
     }
   }
+  $("#import-pane").hidden = !!info.readOnly;
+  $("#import-off").hidden = !info.readOnly;
   const notes = [];
   if (info.mode === "dir") {
     notes.push("Read-only: a store directory opened without the app's schema, so nothing can be edited and there is no query inspector or reactivity graph.");
