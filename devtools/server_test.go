@@ -31,6 +31,12 @@ func syncServerWithPage(t *testing.T) (*httptest.Server, *sqlitestore.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return syncServerOn(t, st), st
+}
+
+// syncServerOn is syncServerWithPage over a given storage.
+func syncServerOn(t *testing.T, st *sqlitestore.Store) *httptest.Server {
+	t.Helper()
 	srv, err := syncserver.New(syncserver.Options{Storage: st})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +49,7 @@ func syncServerWithPage(t *testing.T) (*httptest.Server, *sqlitestore.Store) {
 		_ = srv.Close()
 		hs.Close()
 	})
-	return hs, st
+	return hs
 }
 
 func dialStore(t *testing.T, url, storeID string) *syncclient.Client {

@@ -86,6 +86,16 @@ func TestDevtoolsDirCommand(t *testing.T) {
 	if !strings.Contains(string(b), `"seq":"e2"`) || !strings.Contains(string(b), `"next":"e2"`) {
 		t.Fatalf("events: %s", b)
 	}
+	// A live stream open at shutdown ends with it.
+	live, err := http.Get(base + "api/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Body.Close()
+	line, err := bufio.NewReader(live.Body).ReadString('\n')
+	if err != nil || live.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("live stream: %q %v", line, err)
+	}
 	cancel()
 	if c := <-code; c != 0 {
 		t.Fatalf("exit %d: %s", c, stderr.String())
