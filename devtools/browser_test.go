@@ -212,8 +212,7 @@ func TestServerPageInChromium(t *testing.T) {
 	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") || strings.Contains(stores, "null") {
 		t.Fatalf("stores pane: %q", stores)
 	}
-	// The live feed redraws the list: click the row as it is now.
-	p.eval(`(() => { document.querySelector('#stores tbody tr[data-store="todos-demo"]').click(); return "" })()`)
+	p.do(chromedp.Click(`#stores tbody tr[data-store="todos-demo"]`))
 	p.waitText(`#events-count`, "100 events held, more after")
 	first := p.text(`#events-table tbody tr:first-child`)
 	if !strings.Contains(first, "e1") || !strings.Contains(first, "v1.TodoCreated") || !strings.Contains(first, `"todo 1"`) {

@@ -455,6 +455,10 @@ const events = {
   },
 };
 
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function normEvent(e) {
   const sn = e.seqNum;
   let global = typeof sn === "object" && sn !== null ? sn.global : sn;
@@ -641,22 +645,35 @@ const servers = {
     try { servers.list = await api("api/stores"); } catch (err) { showMessage(err.message); return; }
     servers.render();
   }, 50),
+  // render updates the rows in place, so that a row under the pointer
+  // survives the live feed's updates.
   render() {
     const body = $("#stores tbody");
-    body.replaceChildren();
+    const rows = new Map([...body.children].map((tr) => [tr.dataset.store, tr]));
+    let prev = null;
     for (const s of this.list) {
       const st = this.stats.get(s.storeId) || {};
       const clients = "clients" in st ? st.clients : s.clients;
       const rate = "pushRate" in st ? st.pushRate : s.pushRate;
-      const tr = el("tr", { "data-store": s.storeId, class: s.storeId === this.selected ? "selected" : "" },
-        el("td", {}, s.storeId), el("td", { class: "num" }, typeof s.head === "object" ? fmtSeq(s.head) : `e${s.head}`),
-        el("td", { class: "num", title: clients == null ? "known only to a running sync server" : "" },
-          clients == null ? "—" : String(Array.isArray(clients) ? clients.length : clients)),
-        el("td", { class: "num" }, rate == null ? "—" : Number(rate).toFixed(1)),
-        el("td", { class: "id" }, s.backendId || ""));
-      tr.addEventListener("click", () => { location.hash = `#/stores/${encodeURIComponent(s.storeId)}`; });
-      body.append(tr);
+      let tr = rows.get(s.storeId);
+      rows.delete(s.storeId);
+      if (!tr) {
+        tr = el("tr", { "data-store": s.storeId },
+          el("td", {}, s.storeId), el("td", { class: "num" }), el("td", { class: "num" }), el("td", { class: "num" }), el("td", { class: "id" }));
+        tr.addEventListener("click", () => { location.hash = `#/stores/${encodeURIComponent(s.storeId)}`; });
+      }
+      const cells = tr.children;
+      setText(cells[1], typeof s.head === "object" ? fmtSeq(s.head) : `e${s.head}`);
+      setText(cells[2], clients == null ? "—" : String(Array.isArray(clients) ? clients.length : clients));
+      cells[2].title = clients == null ? "known only to a running sync server" : "";
+      setText(cells[3], rate == null ? "—" : Number(rate).toFixed(1));
+      setText(cells[4], s.backendId || "");
+      tr.classList.toggle("selected", s.storeId === this.selected);
+      const want = prev ? prev.nextSibling : body.firstChild;
+      if (want !== tr) body.insertBefore(tr, want);
+      prev = tr;
     }
+    for (const tr of rows.values()) tr.remove();
     $("#no-stores").hidden = this.list.length > 0;
   },
   select(storeId) {
