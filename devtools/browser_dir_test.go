@@ -36,7 +36,7 @@ func TestDirPageInChromium(t *testing.T) {
 	}
 	pg.waitText(`#data-range`, "1–5 of 5")
 	pg.waitText(`#table-list li[data-table="todos"]`, "read-only")
-	pg.do(chromedp.DoubleClick(`#data-table tr[data-key="t1"] td[data-col="text"]`))
+	pg.dblclick(`#data-table tr[data-key="t1"] td[data-col="text"]`)
 	pg.waitText(`#message`, "read-only")
 	if n := pg.count(`.cell-input`); n != 0 {
 		t.Fatal("a read-only cell opened an input")

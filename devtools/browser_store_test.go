@@ -75,7 +75,8 @@ func TestDataBrowserInChromium(t *testing.T) {
 
 	// Edit a cell: the event reaches the other client.
 	cellSel := `#data-table tr[data-key="t002"] td[data-col="text"]`
-	pg.do(chromedp.DoubleClick(cellSel), chromedp.WaitVisible(`.cell-input`),
+	pg.dblclick(cellSel)
+	pg.do(chromedp.WaitVisible(`.cell-input`),
 		chromedp.SetValue(`.cell-input`, "renamed in the browser"), chromedp.KeyEvent("\r"))
 	pg.waitText(`#message`, "committed v1.TodoRenamed")
 	waitFor(t, p.other, p.textOf("t002"), func(s string) bool { return s == "renamed in the browser" })
@@ -84,11 +85,13 @@ func TestDataBrowserInChromium(t *testing.T) {
 
 	// The app's Edit refuses another column: the page shows its words.
 	before := p.eventCount(t, p.store)
-	pg.do(chromedp.DoubleClick(`#data-table tr[data-key="t001"] td[data-col="completed"]`), chromedp.WaitVisible(`.cell-input`),
+	pg.dblclick(`#data-table tr[data-key="t001"] td[data-col="completed"]`)
+	pg.do(chromedp.WaitVisible(`.cell-input`),
 		chromedp.SetValue(`.cell-input`, "true"), chromedp.KeyEvent("\r"))
 	pg.waitText(`#data-error`, "only the text of a todo can be edited")
 	// A value the column cannot hold never leaves the page.
-	pg.do(chromedp.DoubleClick(`#data-table tr[data-key="t001"] td[data-col="completed"]`), chromedp.WaitVisible(`.cell-input`),
+	pg.dblclick(`#data-table tr[data-key="t001"] td[data-col="completed"]`)
+	pg.do(chromedp.WaitVisible(`.cell-input`),
 		chromedp.SetValue(`.cell-input`, "maybe"), chromedp.KeyEvent("\r"))
 	pg.waitText(`#data-error`, "completed: want true or false")
 	if n := p.eventCount(t, p.store); n != before {
@@ -107,7 +110,8 @@ func TestDataBrowserInChromium(t *testing.T) {
 	}
 	docCell := `#data-table tr[data-key="main"] td[data-col="value"]`
 	pg.waitText(docCell, "all")
-	pg.do(chromedp.DoubleClick(docCell), chromedp.WaitVisible(`.cell-input`),
+	pg.dblclick(docCell)
+	pg.do(chromedp.WaitVisible(`.cell-input`),
 		chromedp.SetValue(`.cell-input`, `{"filter":"completed"}`), chromedp.KeyEvent("\r"))
 	pg.waitText(`#message`, "committed uiStateSet")
 	pg.waitText(docCell, `"completed"`)

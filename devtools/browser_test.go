@@ -154,6 +154,13 @@ func (p *page) count(sel string) int {
 	return n
 }
 
+// dblclick double-clicks the element sel as it is at that moment: a live
+// update may redraw the page between finding a node and clicking it.
+func (p *page) dblclick(sel string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.dispatchEvent(new MouseEvent("dblclick", {bubbles: true})); return "" })()`, jsString(sel)))
+}
+
 // setValue sets the value of a form field as typing would, empty included.
 func (p *page) setValue(sel, v string) {
 	p.t.Helper()

@@ -147,7 +147,10 @@ const data = {
   async open(name) {
     await this.loadTables();
     if (!name && this.tables.length > 0) name = this.tables[0].name;
-    if (name !== this.table) { this.table = name; this.offset = 0; this.sort = ""; this.dir = "asc"; }
+    if (name !== this.table) {
+      this.table = name; this.offset = 0; this.sort = ""; this.dir = "asc";
+      $("#data-error").hidden = true;
+    }
     this.renderList();
     await this.loadRows();
   },
@@ -165,7 +168,7 @@ const data = {
   async loadTables() {
     try {
       this.tables = await api("api/tables");
-    } catch (err) { this.fail(err); }
+    } catch (err) { this.fail(err, "load"); }
   },
   renderList() {
     const ul = $("#table-list");
@@ -196,20 +199,27 @@ const data = {
       res = await api(`api/tables/${encodeURIComponent(name)}/rows?${q}`);
     } catch (err) {
       if (name !== this.table) return;
-      this.columns = []; this.rows = []; this.total = 0;
+      this.columns = []; this.rows = []; this.total = 0; this.shown = null;
       this.renderRows();
-      this.fail(err);
+      this.fail(err, "load");
       return;
     }
     if (name !== this.table) return;
-    $("#data-error").hidden = true;
+    // A refused edit stays said until the next edit; a failed load is over.
+    if ($("#data-error").dataset.source === "load") $("#data-error").hidden = true;
+    // The same page again (a commit to another row's table, a refused
+    // edit) leaves the rows as they are, so nothing under the pointer moves.
+    const seen = JSON.stringify([name, res.columns, res.rows, res.total, this.sort, this.dir, this.offset, meta && meta.editable]);
+    if (seen === this.shown) return;
+    this.shown = seen;
     this.columns = (res.columns || []).map((c) => (typeof c === "string" ? c : c.name));
     this.rows = res.rows || [];
     this.total = res.total ?? this.rows.length;
     this.truncated = !!res.truncated;
     this.renderRows();
   },
-  fail(err) {
+  fail(err, source = "edit") {
+    $("#data-error").dataset.source = source;
     $("#data-error").hidden = false;
     $("#data-error").textContent = err.message;
     showMessage(err.message);
@@ -301,6 +311,7 @@ const data = {
         $("#status").title = `committed ${res.event?.name} ${res.event?.seq}`;
         showMessage(`committed ${res.event?.name || "event"} ${res.event?.seq || ""}`, "ok");
       } catch (err) {
+        fmtValue(td, old);
         this.fail(err);
       }
       td.classList.remove("pending");
