@@ -101,14 +101,16 @@ func (s *Store) EventLog(ctx context.Context, q EventLogQuery) ([]LoggedEvent, b
   name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson,
   seqNumClient = 0 AND seqNumGlobal <= h.head
 FROM eventlog, (SELECT head FROM __livestore_sync_status LIMIT 1) AS h
-WHERE (seqNumGlobal > ? OR (seqNumGlobal = ? AND seqNumClient > ?))`)
+WHERE seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient > ?)`)
+	// The bare bound on seqNumGlobal lets SQLite seek along the primary key
+	// instead of reading from the start of the log.
 	args := []any{q.After.Global, q.After.Global, q.After.Client}
 	if q.From != nil {
-		b.WriteString(` AND (seqNumGlobal > ? OR (seqNumGlobal = ? AND seqNumClient >= ?))`)
+		b.WriteString(` AND seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient >= ?)`)
 		args = append(args, q.From.Global, q.From.Global, q.From.Client)
 	}
 	if q.To != nil {
-		b.WriteString(` AND (seqNumGlobal < ? OR (seqNumGlobal = ? AND seqNumClient <= ?))`)
+		b.WriteString(` AND seqNumGlobal <= ? AND (seqNumGlobal < ? OR seqNumClient <= ?)`)
 		args = append(args, q.To.Global, q.To.Global, q.To.Client)
 	}
 	if q.Name != "" {

@@ -17,7 +17,7 @@ import (
 
 // One headless Chromium serves every page test of the binary; each test gets
 // its own tab. TestMain stops it.
-var browser struct {
+var shared struct {
 	once   sync.Once
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -26,8 +26,8 @@ var browser struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if browser.cancel != nil {
-		browser.cancel()
+	if shared.cancel != nil {
+		shared.cancel()
 	}
 	os.Exit(code)
 }
@@ -51,12 +51,12 @@ var downloads string
 func startBrowser() {
 	path, err := chromium()
 	if err != nil {
-		browser.err = err
+		shared.err = err
 		return
 	}
 	dir, err := os.MkdirTemp("", "devtools-chromium-")
 	if err != nil {
-		browser.err = err
+		shared.err = err
 		return
 	}
 	downloads = filepath.Join(dir, "downloads")
@@ -73,26 +73,26 @@ func startBrowser() {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	browser.ctx = ctx
-	browser.cancel = func() {
+	shared.ctx = ctx
+	shared.cancel = func() {
 		cancel()
 		cancelAlloc()
 		os.RemoveAll(dir)
 	}
 	// The first Run starts the browser and binds it to ctx, which has no
 	// deadline: tests bound their own tabs.
-	browser.err = chromedp.Do(ctx)
+	shared.err = chromedp.Do(ctx)
 }
 
 // tab opens a new tab of the shared browser, closed at the end of the test;
 // every step in it must finish within limit.
 func tab(t *testing.T, limit time.Duration) context.Context {
 	t.Helper()
-	browser.once.Do(startBrowser)
-	if browser.err != nil {
-		t.Fatalf("start chromium: %v", browser.err)
+	shared.once.Do(startBrowser)
+	if shared.err != nil {
+		t.Fatalf("start chromium: %v", shared.err)
 	}
-	ctx, cancel := chromedp.NewContext(browser.ctx)
+	ctx, cancel := chromedp.NewContext(shared.ctx)
 	t.Cleanup(cancel)
 	ctx, cancelT := context.WithTimeout(ctx, limit)
 	t.Cleanup(cancelT)
@@ -154,6 +154,19 @@ func (p *page) count(sel string) int {
 	return n
 }
 
+// dblclick double-clicks the element sel as it is at that moment: a live
+// update may redraw the page between finding a node and clicking it.
+func (p *page) dblclick(sel string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.dispatchEvent(new MouseEvent("dblclick", {bubbles: true})); return "" })()`, jsString(sel)))
+}
+
+// setValue sets the value of a form field as typing would, empty included.
+func (p *page) setValue(sel, v string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return "" })()`, jsString(sel), jsString(v)))
+}
+
 // waitText waits until the element sel exists and its text contains want.
 func (p *page) waitText(sel, want string) {
 	p.t.Helper()
@@ -203,7 +216,7 @@ func TestServerPageInChromium(t *testing.T) {
 	p := openPage(t, srv.URL+"/_devtools/")
 	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "todos-demo")
 	stores := p.text(`#stores tbody`)
-	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") {
+	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") || strings.Contains(stores, "null") {
 		t.Fatalf("stores pane: %q", stores)
 	}
 	p.do(chromedp.Click(`#stores tbody tr[data-store="todos-demo"]`))
@@ -221,6 +234,33 @@ func TestServerPageInChromium(t *testing.T) {
 	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "e151")
 	if n := p.count(`#events-table tbody tr`); n != 151 {
 		t.Fatalf("%d rows held after the append, want 151", n)
+	}
+}
+
+// TestServerPageLiveInChromium: the page of a running sync server shows each
+// store's connected clients and push rate, and a store's events as two Go
+// clients commit them.
+func TestServerPageLiveInChromium(t *testing.T) {
+	hs, _ := syncServerWithPage(t)
+	a := newTodoSchema(t)
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http")
+	one, two := openStore(t, a, ws), openStore(t, a, ws)
+	commitTodos(t, a, one, 1, 3)
+	waitSynced(t, one)
+	waitSynced(t, two)
+	p := openPage(t, hs.URL+"/_devtools/#/stores/devtools-store")
+	row := `#stores tbody tr[data-store="devtools-store"]`
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && r.children[2].textContent === "2" })()`, jsString(row)))
+	p.waitText(`#events-table tr[data-seq="e3"]`, "todo 003")
+	if strings.Contains(p.text(`#notice`), "push rates") && p.eval(`document.querySelector("#notice").hidden ? "hidden" : "shown"`) == "shown" {
+		t.Fatalf("notice says stats are missing: %q", p.text(`#notice`))
+	}
+	commitTodos(t, a, two, 4, 2)
+	p.waitText(`#events-table tr[data-seq="e5"]`, "todo 005")
+	p.waitText(row, "e5")
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && parseFloat(r.children[3].textContent) > 0 })()`, jsString(row)))
+	if n := p.count(`#events-table tbody tr`); n != 5 {
+		t.Fatalf("%d event rows, want 5", n)
 	}
 	p.screenshot("server")
 }

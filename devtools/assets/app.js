@@ -30,7 +30,10 @@ async function start() {
     else { showMessage(`cannot load api/info: ${err.message}`); return; }
   }
   page.info = info;
-  if (info.mode === "server") info.views = ["stores"];
+  if (info.mode === "server") {
+    info.serverViews = info.views || [];
+    info.views = ["stores"];
+  }
   renderChrome(info);
   window.addEventListener("hashchange", route);
   route();
@@ -46,7 +49,10 @@ function renderChrome(info) {
   $("#ident").textContent = ident.join(" · ");
   const tabs = $("#tabs");
   tabs.replaceChildren();
-  const order = ["data", "queries", "events", "sync", "export", "graph", "sql", "stores"];
+  const server = info.mode === "server";
+  // A server's events and per-store sync figures live in its stores view.
+  const order = server ? ["stores", "data", "queries", "export", "graph", "sql"]
+    : ["data", "queries", "events", "sync", "export", "graph", "sql"];
   const unavailable = info.unavailable || {};
   for (const v of order) {
     if (info.views.includes(v)) {
@@ -55,13 +61,19 @@ function renderChrome(info) {
       tabs.append(el("span", { class: "tab-off", id: `tab-${v}`, title: unavailable[v] }, VIEW_TITLES[v]));
     }
   }
+  $("#import-pane").hidden = !!info.readOnly;
+  $("#import-off").hidden = !info.readOnly;
   const notes = [];
   if (info.mode === "dir") {
     notes.push("Read-only: a store directory opened without the app's schema, so nothing can be edited and there is no query inspector or reactivity graph.");
-  } else if (info.readOnly) {
+  } else if (info.readOnly && !server) {
     notes.push("Read-only: edits and imports are refused.");
   }
-  for (const [v, why] of Object.entries(unavailable)) notes.push(`${VIEW_TITLES[v] || v}: ${why}.`);
+  for (const [v, why] of Object.entries(unavailable)) {
+    // A server page lacks the client views by nature (their tabs say why);
+    // only missing sync figures are news there.
+    if (!server || v === "sync") notes.push(`${server ? "Connected clients and push rates" : VIEW_TITLES[v] || v}: ${why}.`);
+  }
   $("#notice").hidden = notes.length === 0;
   $("#notice").textContent = notes.join(" ");
 }
@@ -135,7 +147,10 @@ const data = {
   async open(name) {
     await this.loadTables();
     if (!name && this.tables.length > 0) name = this.tables[0].name;
-    if (name !== this.table) { this.table = name; this.offset = 0; this.sort = ""; this.dir = "asc"; }
+    if (name !== this.table) {
+      this.table = name; this.offset = 0; this.sort = ""; this.dir = "asc";
+      $("#data-error").hidden = true;
+    }
     this.renderList();
     await this.loadRows();
   },
@@ -153,7 +168,7 @@ const data = {
   async loadTables() {
     try {
       this.tables = await api("api/tables");
-    } catch (err) { this.fail(err); }
+    } catch (err) { this.fail(err, "load"); }
   },
   renderList() {
     const ul = $("#table-list");
@@ -184,20 +199,27 @@ const data = {
       res = await api(`api/tables/${encodeURIComponent(name)}/rows?${q}`);
     } catch (err) {
       if (name !== this.table) return;
-      this.columns = []; this.rows = []; this.total = 0;
+      this.columns = []; this.rows = []; this.total = 0; this.shown = null;
       this.renderRows();
-      this.fail(err);
+      this.fail(err, "load");
       return;
     }
     if (name !== this.table) return;
-    $("#data-error").hidden = true;
+    // A refused edit stays said until the next edit; a failed load is over.
+    if ($("#data-error").dataset.source === "load") $("#data-error").hidden = true;
+    // The same page again (a commit to another row's table, a refused
+    // edit) leaves the rows as they are, so nothing under the pointer moves.
+    const seen = JSON.stringify([name, res.columns, res.rows, res.total, this.sort, this.dir, this.offset, meta && meta.editable]);
+    if (seen === this.shown) return;
+    this.shown = seen;
     this.columns = (res.columns || []).map((c) => (typeof c === "string" ? c : c.name));
     this.rows = res.rows || [];
     this.total = res.total ?? this.rows.length;
     this.truncated = !!res.truncated;
     this.renderRows();
   },
-  fail(err) {
+  fail(err, source = "edit") {
+    $("#data-error").dataset.source = source;
     $("#data-error").hidden = false;
     $("#data-error").textContent = err.message;
     showMessage(err.message);
@@ -289,6 +311,7 @@ const data = {
         $("#status").title = `committed ${res.event?.name} ${res.event?.seq}`;
         showMessage(`committed ${res.event?.name || "event"} ${res.event?.seq || ""}`, "ok");
       } catch (err) {
+        fmtValue(td, old);
         this.fail(err);
       }
       td.classList.remove("pending");
@@ -443,9 +466,14 @@ const events = {
   },
 };
 
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function normEvent(e) {
   const sn = e.seqNum;
-  const global = typeof sn === "object" && sn !== null ? sn.global : sn;
+  let global = typeof sn === "object" && sn !== null ? sn.global : sn;
+  if (typeof global !== "number") global = parseInt(String(e.seq || sn).replace(/^e/, ""), 10);
   const seq = e.seq || (typeof sn === "object" ? fmtSeq(sn) : `e${sn}`);
   const parent = e.parent || (e.parentSeqNum !== undefined ? (typeof e.parentSeqNum === "object" ? fmtSeq(e.parentSeqNum) : `e${e.parentSeqNum}`) : "");
   return {
@@ -459,7 +487,7 @@ function eventRow(e) {
   const args = e.argsOmitted ? `(${e.argsOmitted})` : JSON.stringify(e.args);
   const status = e.clientOnly ? el("span", { class: "tag client-only" }, "client-only")
     : e.synced ? el("span", { class: "tag synced" }, "synced") : el("span", { class: "tag pending" }, "pending");
-  const cls = [e.clientOnly ? "client-only" : "", e.synced ? "" : "pending"].join(" ").trim();
+  const cls = [e.clientOnly ? "client-only" : "", e.synced || e.clientOnly ? "" : "pending"].join(" ").trim();
   return el("tr", { "data-seq": e.seq, class: cls },
     el("td", { class: "seq" }, e.seq), el("td", { class: "seq muted" }, e.parent), el("td", {}, e.name),
     el("td", { class: "code args", title: args }, args), el("td", { class: "id" }, e.clientId || ""),
@@ -556,7 +584,7 @@ const graph = {
     let g;
     try { g = await api("api/graph"); } catch (err) { showMessage(err.message); return; }
     const lc = g.lastCommit;
-    $("#graph-commit").textContent = lc && lc.seq ? `last commit ${lc.seq} re-ran ${(lc.reran || []).length} node(s)` : "no commit since the store opened";
+    $("#graph-commit").textContent = lc && lc.seq && lc.seq !== "e0" ? `last commit ${lc.seq} re-ran ${(lc.reran || []).length} node(s)` : "no commit since the store opened";
     drawGraph($("#graph"), g);
   }, 100),
 };
@@ -628,21 +656,35 @@ const servers = {
     try { servers.list = await api("api/stores"); } catch (err) { showMessage(err.message); return; }
     servers.render();
   }, 50),
+  // render updates the rows in place, so that a row under the pointer
+  // survives the live feed's updates.
   render() {
     const body = $("#stores tbody");
-    body.replaceChildren();
+    const rows = new Map([...body.children].map((tr) => [tr.dataset.store, tr]));
+    let prev = null;
     for (const s of this.list) {
       const st = this.stats.get(s.storeId) || {};
-      const clients = st.clients ?? s.clients;
-      const rate = st.pushRate ?? s.pushRate;
-      const tr = el("tr", { "data-store": s.storeId, class: s.storeId === this.selected ? "selected" : "" },
-        el("td", {}, s.storeId), el("td", { class: "num" }, typeof s.head === "object" ? fmtSeq(s.head) : `e${s.head}`),
-        el("td", { class: "num" }, clients === undefined ? "—" : String(Array.isArray(clients) ? clients.length : clients)),
-        el("td", { class: "num" }, rate === undefined ? "—" : Number(rate).toFixed(1)),
-        el("td", { class: "id" }, s.backendId || ""));
-      tr.addEventListener("click", () => { location.hash = `#/stores/${encodeURIComponent(s.storeId)}`; });
-      body.append(tr);
+      const clients = "clients" in st ? st.clients : s.clients;
+      const rate = "pushRate" in st ? st.pushRate : s.pushRate;
+      let tr = rows.get(s.storeId);
+      rows.delete(s.storeId);
+      if (!tr) {
+        tr = el("tr", { "data-store": s.storeId },
+          el("td", {}, s.storeId), el("td", { class: "num" }), el("td", { class: "num" }), el("td", { class: "num" }), el("td", { class: "id" }));
+        tr.addEventListener("click", () => { location.hash = `#/stores/${encodeURIComponent(s.storeId)}`; });
+      }
+      const cells = tr.children;
+      setText(cells[1], typeof s.head === "object" ? fmtSeq(s.head) : `e${s.head}`);
+      setText(cells[2], clients == null ? "—" : String(Array.isArray(clients) ? clients.length : clients));
+      cells[2].title = clients == null ? "known only to a running sync server" : "";
+      setText(cells[3], rate == null ? "—" : Number(rate).toFixed(1));
+      setText(cells[4], s.backendId || "");
+      tr.classList.toggle("selected", s.storeId === this.selected);
+      const want = prev ? prev.nextSibling : body.firstChild;
+      if (want !== tr) body.insertBefore(tr, want);
+      prev = tr;
     }
+    for (const tr of rows.values()) tr.remove();
     $("#no-stores").hidden = this.list.length > 0;
   },
   select(storeId) {
@@ -659,6 +701,14 @@ const servers = {
     events.reset();
   },
 };
+
+// A subscription made or dropped by the app sends no live event: the
+// inspector and the graph refresh on their own while shown.
+setInterval(() => {
+  if (document.hidden) return;
+  if (page.view === "queries") queries.refresh();
+  if (page.view === "graph") graph.refresh();
+}, 1500);
 
 const VIEWS = { data, queries, events, sync, export: transfer, graph, sql, stores: servers };
 
