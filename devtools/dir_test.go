@@ -294,7 +294,7 @@ func TestDirLive(t *testing.T) {
 		select {
 		case ev := <-evs:
 			var m map[string]any
-			if ev.Type != typ || json.Unmarshal([]byte(ev.Data), &m) != nil {
+			if ev.name != typ || json.Unmarshal([]byte(ev.data), &m) != nil {
 				t.Fatalf("want a %s event, got %+v", typ, ev)
 			}
 			return m
