@@ -367,12 +367,16 @@ func (h *handler) live(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sent := map[string]liveStore{}
-	tick := time.NewTicker(livePoll)
-	defer tick.Stop()
+	wait := time.NewTimer(livePoll)
+	defer wait.Stop()
 	for {
+		started := time.Now()
 		qctx, qcancel := context.WithTimeout(ctx, h.timeout)
 		list, err := h.listStores(qctx)
 		qcancel()
+		// A storage with many stores is listed less often: the stream
+		// spends at most a tenth of its time listing.
+		wait.Reset(max(livePoll, 10*time.Since(started)))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -402,7 +406,7 @@ func (h *handler) live(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-wait.C:
 		}
 	}
 }
