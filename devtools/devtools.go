@@ -1,8 +1,10 @@
-// Package devtools serves a web page for looking into LiveStore data: a sync
-// server's stores and their events ([ServerHandler]), or a client store
-// directory read without its schema ([DirHandler]). One embedded page serves
-// every mount; nothing is fetched at run time. `livestore serve` mounts the
-// server's page under /_devtools/, `livestore devtools` serves either.
+// Package devtools serves a web page for looking into LiveStore data: a
+// live store of the program ([Handler], [ListenAndServe]), a sync server's
+// stores and their events ([ServerHandler]), or a client store directory
+// read without its schema ([DirHandler]). One embedded page serves every
+// mount; nothing is fetched at run time. `livestore serve` mounts the
+// server's page under /_devtools/; `livestore devtools` serves a storage's
+// page, or with --dir a directory's.
 //
 // JSON API of the server's page (relative to where the handler is mounted):
 //
