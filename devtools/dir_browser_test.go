@@ -10,10 +10,10 @@ import (
 	"github.com/livestore-go/livestore/devtools"
 )
 
-// TestDirPageInChromium: a store directory's page in Chromium says it is
-// read-only, browses a table, shows the eventlog with each event's sync
-// state, follows a commit of the owning program, and runs read-only SQL.
-func TestDirPageInChromium(t *testing.T) {
+// TestDirPageRowsEventsSQLInChromium: a store directory's page in Chromium
+// browses a table, shows the eventlog with each event's sync state, follows
+// a commit of the owning program, and runs read-only SQL.
+func TestDirPageRowsEventsSQLInChromium(t *testing.T) {
 	ds := newDirStore(t)
 	srv := httptest.NewServer(devtools.DirHandler(ds.dir, devtools.Options{}))
 	t.Cleanup(srv.Close)
@@ -50,5 +50,4 @@ func TestDirPageInChromium(t *testing.T) {
 	p.waitText(`#sql-table tbody`, "t5")
 	p.do(chromedp.SetValue(`#sql-input`, "DELETE FROM todos"), chromedp.Click(`#sql-form button[type="submit"]`))
 	p.waitText(`#sql-error`, "only reading statements")
-	p.screenshot("dir")
 }
