@@ -472,28 +472,32 @@ func marshalDirEvent(e eventlog.Event, syncHead int64, omitted string) []byte {
 // dirSync is the sync status recorded in a store directory, in the fields
 // of livestore.SyncStatus where they apply.
 type dirSync struct {
-	LocalHead       string  `json:"localHead"`
-	UpstreamHead    int64   `json:"upstreamHead"`
-	PendingCount    int64   `json:"pendingCount"`
-	ClientOnlyCount int64   `json:"clientOnlyCount"`
-	EventCount      int64   `json:"eventCount"`
-	BackendID       string  `json:"backendId,omitempty"`
-	Connected       bool    `json:"connected"`
-	IsSynced        bool    `json:"isSynced"`
-	Enabled         bool    `json:"enabled"`
-	NextRetryAt     *string `json:"nextRetryAt"`
-	Recorded        bool    `json:"recorded"`
-	Note            string  `json:"note"`
+	LocalHead    string  `json:"localHead"`
+	UpstreamHead int64   `json:"upstreamHead"`
+	PendingCount int64   `json:"pendingCount"`
+	BackendID    string  `json:"backendId,omitempty"`
+	Connected    bool    `json:"connected"`
+	IsSynced     bool    `json:"isSynced"`
+	Enabled      bool    `json:"enabled"`
+	NextRetryAt  *string `json:"nextRetryAt"`
+	Recorded     bool    `json:"recorded"`
+	Note         string  `json:"note"`
 }
 
+// readSync reads the recorded sync status along the eventlog's key, never
+// counting the whole log: the live stream reads it after every commit.
 func (h *dirHandler) readSync(ctx context.Context, d *inspect.Dir) (dirSync, error) {
-	s, err := d.Summary(ctx)
+	lh, err := h.pollHead(ctx, d)
 	if err != nil {
 		return dirSync{}, err
 	}
+	pending, err := h.query(ctx, d, fmt.Sprintf(`SELECT count(*) FROM eventlog WHERE seqNumGlobal > %d AND seqNumClient = 0`, lh.syncHead))
+	if err != nil {
+		return dirSync{}, fmt.Errorf("count pending events: %w", err)
+	}
+	n, _ := pending.Rows[0][0].(int64)
 	return dirSync{
-		LocalHead: s.Head.String(), UpstreamHead: s.SyncHead, PendingCount: s.Pending, ClientOnlyCount: s.ClientOnly,
-		EventCount: s.Events, BackendID: s.BackendID, Recorded: true,
+		LocalHead: lh.head, UpstreamHead: lh.syncHead, PendingCount: n, BackendID: lh.backend, Recorded: true,
 		Note: "as recorded in the directory: whether the owning program is connected is not written there",
 	}, nil
 }
