@@ -389,15 +389,25 @@ func (h *dirHandler) events(w http.ResponseWriter, r *http.Request) {
 	if len(st.Rows) > 0 {
 		syncHead, _ = st.Rows[0][0].(int64)
 	}
+	// The cursor stays where the caller left it until an event is read.
+	next := start
+	// Pending events all come after the recorded head: no need to read
+	// the confirmed ones before it.
+	if after := (eventlog.SeqNum{Global: syncHead, Client: math.MaxInt64}); f.status == "pending" && start.Compare(after) < 0 {
+		start = after
+	}
 
 	var b bytes.Buffer
 	b.WriteString(`{"events":[`)
 	// The tail: ],"more":true,"next":"e…","truncated":true}
 	free := h.maxBytes - b.Len() - 128
 	n, more, truncated := 0, false, false
-	next := start
 	err = d.ScanEvents(ctx, start, h.timeout, func(e eventlog.Event) error {
 		if f.to != nil && e.SeqNum.Compare(*f.to) > 0 {
+			return inspect.ErrStop
+		}
+		if f.status == "synced" && e.SeqNum.Global > syncHead {
+			// Confirmed events all come before the recorded head.
 			return inspect.ErrStop
 		}
 		if n == int(limit) {

@@ -213,6 +213,17 @@ func TestDirPage(t *testing.T) {
 			t.Fatalf("%s: %q, want %q", query, p.seqs(), want)
 		}
 	}
+	// A filtered page moves the cursor over what it read, matched or not.
+	p = dirEvents{}
+	getJSON(t, base+"api/events?status=synced", 200, &p)
+	if p.More || p.Next != "e3.1" {
+		t.Fatalf("synced page: more %v next %q", p.More, p.Next)
+	}
+	p = dirEvents{}
+	getJSON(t, base+"api/events?after=e5&status=pending", 200, &p)
+	if len(p.Events) != 0 || p.More || p.Next != "e5" {
+		t.Fatalf("pending page at the end: %+v", p)
+	}
 	getJSON(t, base+"api/events?after=x5", 400, &e)
 	getJSON(t, base+"api/events?status=lost", 400, &e)
 
