@@ -107,7 +107,7 @@ func TestStoreExportImport(t *testing.T) {
 	for _, bad := range []string{
 		"",
 		"{not json",
-		lines[1],             // parent e1 without e1
+		lines[1],            // parent e1 without e1
 		lines[0] + lines[2], // e3 after e1
 	} {
 		code, body = post(t, ebase+"api/import", "application/x-ndjson", bad)
