@@ -235,6 +235,14 @@ func TestServerPageInChromium(t *testing.T) {
 	if n := p.count(`#events-table tbody tr`); n != 151 {
 		t.Fatalf("%d rows held after the append, want 151", n)
 	}
+
+	// The last page alone, from the head down.
+	p.do(chromedp.Click(`#events-latest`))
+	p.waitText(`#events-table tbody tr:first-child`, "e52")
+	p.waitText(`#events-count`, "100 events held")
+	if last := p.text(`#events-table tbody tr:last-child`); !strings.Contains(last, "e151") {
+		t.Fatalf("last row %q", last)
+	}
 }
 
 // TestServerPageLiveInChromium: the page of a running sync server shows each
