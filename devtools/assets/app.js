@@ -103,7 +103,12 @@ function connectLive() {
   let opened = false;
   const es = new EventSource("api/live");
   const setState = (s, text) => { page.live = s; $("#status").dataset.state = s; $("#status").textContent = text; };
-  es.onopen = () => { opened = true; setState("live", "live"); };
+  es.onopen = () => {
+    // After a reconnect, catch up on what the feed missed meanwhile.
+    if (opened) VIEWS[page.view].poll?.();
+    opened = true;
+    setState("live", "live");
+  };
   es.onerror = () => {
     if (!opened) {
       // No live feed at this mount: poll instead.
