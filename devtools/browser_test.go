@@ -45,8 +45,6 @@ func chromium() (string, error) {
 	return "", fmt.Errorf("chromium not found: install it (apt-get install chromium) or set LIVESTORE_CHROMIUM")
 }
 
-// downloads is where the browser saves files (the eventlog export).
-var downloads string
 
 func startBrowser() {
 	path, err := chromium()
@@ -59,7 +57,6 @@ func startBrowser() {
 		shared.err = err
 		return
 	}
-	downloads = filepath.Join(dir, "downloads")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
