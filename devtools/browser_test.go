@@ -45,7 +45,6 @@ func chromium() (string, error) {
 	return "", fmt.Errorf("chromium not found: install it (apt-get install chromium) or set LIVESTORE_CHROMIUM")
 }
 
-
 func startBrowser() {
 	path, err := chromium()
 	if err != nil {
