@@ -12,11 +12,11 @@ import (
 	"github.com/livestore-go/livestore/devtools"
 )
 
-// TestDirPageInChromium: a store directory's page says it is read-only and
+// TestDirPageReadOnlyInChromium: a store directory's page says it is read-only and
 // why the query inspector and graph are missing, browses the tables and the
 // eventlog with pending events marked, refuses an edit with the reason, and
 // follows commits of the program that owns the directory.
-func TestDirPageInChromium(t *testing.T) {
+func TestDirPageReadOnlyInChromium(t *testing.T) {
 	ds := newDirStore(t)
 	mux := http.NewServeMux()
 	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.DirHandler(ds.dir, devtools.Options{})))

@@ -45,9 +45,6 @@ func chromium() (string, error) {
 	return "", fmt.Errorf("chromium not found: install it (apt-get install chromium) or set LIVESTORE_CHROMIUM")
 }
 
-// downloads is where the browser saves files (the eventlog export).
-var downloads string
-
 func startBrowser() {
 	path, err := chromium()
 	if err != nil {
@@ -59,7 +56,6 @@ func startBrowser() {
 		shared.err = err
 		return
 	}
-	downloads = filepath.Join(dir, "downloads")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -234,6 +230,14 @@ func TestServerPageInChromium(t *testing.T) {
 	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "e151")
 	if n := p.count(`#events-table tbody tr`); n != 151 {
 		t.Fatalf("%d rows held after the append, want 151", n)
+	}
+
+	// The last page alone, from the head down.
+	p.do(chromedp.Click(`#events-latest`))
+	p.waitText(`#events-table tbody tr:first-child`, "e52")
+	p.waitText(`#events-count`, "100 events held")
+	if last := p.text(`#events-table tbody tr:last-child`); !strings.Contains(last, "e151") {
+		t.Fatalf("last row %q", last)
 	}
 }
 

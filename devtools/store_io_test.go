@@ -107,7 +107,7 @@ func TestStoreExportImport(t *testing.T) {
 	for _, bad := range []string{
 		"",
 		"{not json",
-		lines[1],             // parent e1 without e1
+		lines[1],            // parent e1 without e1
 		lines[0] + lines[2], // e3 after e1
 	} {
 		code, body = post(t, ebase+"api/import", "application/x-ndjson", bad)
@@ -120,19 +120,19 @@ func TestStoreExportImport(t *testing.T) {
 	}
 }
 
-// sseEvent is one Server-Sent Event.
-type sseEvent struct {
+// liveEvent is one Server-Sent Event.
+type liveEvent struct {
 	name string
 	data string
 }
 
-// readSSE delivers the events of an SSE stream until it ends.
-func readSSE(body io.Reader) <-chan sseEvent {
-	ch := make(chan sseEvent, 64)
+// readLive delivers the events of an SSE stream until it ends.
+func readLive(body io.Reader) <-chan liveEvent {
+	ch := make(chan liveEvent, 64)
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(body)
-		var ev sseEvent
+		var ev liveEvent
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
@@ -142,7 +142,7 @@ func readSSE(body io.Reader) <-chan sseEvent {
 				ev.data = strings.TrimPrefix(line, "data: ")
 			case line == "" && ev.name != "":
 				ch <- ev
-				ev = sseEvent{}
+				ev = liveEvent{}
 			}
 		}
 	}()
@@ -150,7 +150,7 @@ func readSSE(body io.Reader) <-chan sseEvent {
 }
 
 // next returns the next event named name, skipping others.
-func next(t *testing.T, ch <-chan sseEvent, name string) string {
+func next(t *testing.T, ch <-chan liveEvent, name string) string {
 	t.Helper()
 	for ev := range ch {
 		if ev.name == name {
@@ -190,7 +190,7 @@ func TestStoreLiveFeed(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
 	}
-	ch := readSSE(resp.Body)
+	ch := readLive(resp.Body)
 	if got := next(t, ch, "ready"); got != `{"head":"e2"}` {
 		t.Fatalf("ready = %s", got)
 	}

@@ -103,7 +103,12 @@ function connectLive() {
   let opened = false;
   const es = new EventSource("api/live");
   const setState = (s, text) => { page.live = s; $("#status").dataset.state = s; $("#status").textContent = text; };
-  es.onopen = () => { opened = true; setState("live", "live"); };
+  es.onopen = () => {
+    // After a reconnect, catch up on what the feed missed meanwhile.
+    if (opened) VIEWS[page.view].poll?.();
+    opened = true;
+    setState("live", "live");
+  };
   es.onerror = () => {
     if (!opened) {
       // No live feed at this mount: poll instead.
@@ -402,8 +407,8 @@ const events = {
   },
   poll() { this.tail(); },
   onCommit() { this.tail(); },
-  reset() {
-    this.items = []; this.seen = new Set(); this.cursor = null; this.more = false;
+  reset(before = null) {
+    this.items = []; this.seen = new Set(); this.cursor = null; this.more = false; this.before = before;
     $("#events-table tbody").replaceChildren();
     $("#events-error").hidden = true;
     this.fetch();
@@ -423,10 +428,33 @@ const events = {
     });
     return this.inflight;
   },
+  // latest shows the last page of the log and follows it from there: a
+  // server page asks for the page before its head, a store page starts its
+  // range a page before the local head.
+  async latest() {
+    if (page.info.mode === "server") {
+      const st = servers.list.find((s) => s.storeId === servers.selected);
+      if (!st) return;
+      this.reset(Number(st.head) + 1);
+      return;
+    }
+    let head;
+    try {
+      const s = sync.status || await api("api/sync");
+      head = s.localHead && typeof s.localHead === "object" ? s.localHead.global : parseInt(String(s.localHead).replace(/^e/, ""), 10);
+    } catch (err) { showMessage(err.message); return; }
+    if (!Number.isFinite(head)) return;
+    const from = `e${Math.max(1, head - PAGE + 1)}`;
+    $("#f-from").value = from;
+    this.filters = { ...this.filters, from };
+    this.reset();
+  },
   async fetchOnce() {
     const base = this.base();
     const q = new URLSearchParams({ limit: PAGE });
     if (this.cursor !== null) q.set("after", this.cursor);
+    else if (this.before) q.set("before", this.before);
+    this.before = null;
     for (const [k, v] of Object.entries(this.filters)) if (v && !(k === "status" && v === "all")) q.set(k, v);
     let res;
     try {
@@ -501,6 +529,7 @@ $("#event-filters").addEventListener("submit", (ev) => {
   events.reset();
 });
 $("#events-more").addEventListener("click", () => events.fetch());
+$("#events-latest").addEventListener("click", () => events.latest());
 
 // ---------- sync status ----------
 
