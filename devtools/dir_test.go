@@ -305,7 +305,7 @@ func TestDirLive(t *testing.T) {
 		select {
 		case ev := <-evs:
 			var m map[string]any
-			if ev.name != typ || json.Unmarshal([]byte(ev.data), &m) != nil {
+			if ev.Type != typ || json.Unmarshal([]byte(ev.Data), &m) != nil {
 				t.Fatalf("want a %s event, got %+v", typ, ev)
 			}
 			return m

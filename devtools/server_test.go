@@ -1,10 +1,12 @@
 package devtools_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -207,6 +209,39 @@ func TestServerEventsBefore(t *testing.T) {
 	}
 }
 
+// sseEvent is one Server-Sent Event.
+type sseEvent struct {
+	Type string
+	Data string
+}
+
+// readSSE reads events from body into a channel, closed when the stream
+// ends.
+func readSSE(body io.Reader) <-chan sseEvent {
+	out := make(chan sseEvent, 1024)
+	go func() {
+		defer close(out)
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Type != "" || ev.Data != "" {
+					out <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.Type = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.Data += strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return out
+}
+
 // nextStore waits for the next "store" event.
 func nextStore(t *testing.T, evs <-chan sseEvent) serverStore {
 	t.Helper()
@@ -216,7 +251,7 @@ func nextStore(t *testing.T, evs <-chan sseEvent) serverStore {
 			t.Fatal("live stream ended")
 		}
 		var s serverStore
-		if ev.name != "store" || json.Unmarshal([]byte(ev.data), &s) != nil {
+		if ev.Type != "store" || json.Unmarshal([]byte(ev.Data), &s) != nil {
 			t.Fatalf("event %+v", ev)
 		}
 		return s
