@@ -2,95 +2,269 @@ package devtools_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
+// One headless Chromium serves every page test of the binary; each test gets
+// its own tab. TestMain stops it.
+var shared struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+	err    error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.cancel != nil {
+		shared.cancel()
+	}
+	os.Exit(code)
+}
+
 // chromium finds the Debian chromium binary the page tests drive.
-func chromium(t *testing.T) string {
-	t.Helper()
+func chromium() (string, error) {
 	for _, p := range []string{os.Getenv("LIVESTORE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
 			continue
 		}
 		if _, err := exec.LookPath(p); err == nil {
-			return p
+			return p, nil
 		}
 	}
-	t.Fatal("chromium not found: install it (apt-get install chromium) or set LIVESTORE_CHROMIUM")
-	return ""
+	return "", fmt.Errorf("chromium not found: install it (apt-get install chromium) or set LIVESTORE_CHROMIUM")
 }
 
-// TestPageInChromium loads the page in headless Chromium, selects a store,
-// sees its events, and sees an event appended later appear by itself.
-func TestPageInChromium(t *testing.T) {
-	srv, st := seededServer(t)
+func startBrowser() {
+	path, err := chromium()
+	if err != nil {
+		shared.err = err
+		return
+	}
+	dir, err := os.MkdirTemp("", "devtools-chromium-")
+	if err != nil {
+		shared.err = err
+		return
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
 		chromedp.WindowSize(1280, 800),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
+	shared.ctx = ctx
+	shared.cancel = func() {
+		cancel()
+		cancelAlloc()
+		os.RemoveAll(dir)
+	}
+	// The first Run starts the browser and binds it to ctx, which has no
+	// deadline: tests bound their own tabs.
+	shared.err = chromedp.Do(ctx)
+}
+
+// tab opens a new tab of the shared browser, closed at the end of the test;
+// every step in it must finish within limit.
+func tab(t *testing.T, limit time.Duration) context.Context {
+	t.Helper()
+	shared.once.Do(startBrowser)
+	if shared.err != nil {
+		t.Fatalf("start chromium: %v", shared.err)
+	}
+	ctx, cancel := chromedp.NewContext(shared.ctx)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, limit)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// page drives one tab, failing the test at the first error.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func openPage(t *testing.T, url string) *page {
+	t.Helper()
+	p := &page{t: t, ctx: tab(t, 45*time.Second)}
+	p.do(chromedp.Navigate(url))
+	return p
+}
+
+func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatalf("%v (page text: %q)", err, p.bodyText())
+	}
+}
+
+// bodyText is what the page shows, for failure messages.
+func (p *page) bodyText() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
+	return s
+}
 
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Text(sel))
+	if err != nil {
+		p.t.Fatalf("text of %s: %v (page text: %q)", sel, err, p.bodyText())
 	}
-	must(chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/_devtools/"),
-		chromedp.WaitVisible(`#stores tbody tr[data-store="todos-demo"]`),
-	))
-	storesText, err := chromedp.Run(ctx, chromedp.Text(`#stores tbody`))
-	must(err)
-	must(chromedp.Do(ctx,
-		chromedp.Click(`#stores tbody tr[data-store="todos-demo"]`),
-		chromedp.WaitVisible(`#events tbody tr[data-seq="150"]`),
-	))
-	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#events tbody tr").length`))
-	must(err)
-	firstEvent, err := chromedp.Run(ctx, chromedp.Text(`#events tbody tr:first-child`))
-	must(err)
-	if !strings.Contains(storesText, "todos-demo") || !strings.Contains(storesText, "150") || !strings.Contains(storesText, "empty-store") {
-		t.Fatalf("stores pane: %q", storesText)
-	}
-	if rows != 150 || !strings.Contains(firstEvent, "e150") || !strings.Contains(firstEvent, "v1.TodoCreated") || !strings.Contains(firstEvent, `"todo 150"`) {
-		t.Fatalf("%d rows, newest %q", rows, firstEvent)
-	}
+	return s
+}
 
-	// An event appended later shows up by itself; the filter hides rows.
+func (p *page) eval(js string) string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return s
+}
+
+func (p *page) count(sel string) int {
+	p.t.Helper()
+	n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%s).length`, jsString(sel))))
+	if err != nil {
+		p.t.Fatalf("count %s: %v", sel, err)
+	}
+	return n
+}
+
+// dblclick double-clicks the element sel as it is at that moment: a live
+// update may redraw the page between finding a node and clicking it.
+func (p *page) dblclick(sel string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.dispatchEvent(new MouseEvent("dblclick", {bubbles: true})); return "" })()`, jsString(sel)))
+}
+
+// setValue sets the value of a form field as typing would, empty included.
+func (p *page) setValue(sel, v string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return "" })()`, jsString(sel), jsString(v)))
+}
+
+// waitText waits until the element sel exists and its text contains want.
+func (p *page) waitText(sel, want string) {
+	p.t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.offsetParent !== null && e.textContent.includes(%s); })()`, jsString(sel), jsString(want))
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		got, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%s) || {}).textContent || "(absent)"`, jsString(sel))))
+		p.t.Fatalf("waiting for %s to show %q: %v; it shows %q; page text: %q", sel, want, err, got, p.bodyText())
+	}
+}
+
+// waitJS waits until the expression is true.
+func (p *page) waitJS(js string) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		p.t.Fatalf("waiting for %s: %v; page text: %q", js, err, p.bodyText())
+	}
+}
+
+// screenshot saves the page under docs/devtools/NAME.png when
+// LIVESTORE_DEVTOOLS_SCREENSHOTS names the docs/devtools directory.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	dir := os.Getenv("LIVESTORE_DEVTOOLS_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// TestServerPageInChromium: the sync server's page lists the stores, shows a
+// store's events page by page with the same cursor feed as the store page,
+// and an event appended later appears without a reload and without
+// duplicating the rows held.
+func TestServerPageInChromium(t *testing.T) {
+	srv, st := seededServer(t)
+	p := openPage(t, srv.URL+"/_devtools/")
+	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "todos-demo")
+	stores := p.text(`#stores tbody`)
+	if !strings.Contains(stores, "e150") || !strings.Contains(stores, "empty-store") || strings.Contains(stores, "null") {
+		t.Fatalf("stores pane: %q", stores)
+	}
+	p.do(chromedp.Click(`#stores tbody tr[data-store="todos-demo"]`))
+	p.waitText(`#events-count`, "100 events held, more after")
+	first := p.text(`#events-table tbody tr:first-child`)
+	if !strings.Contains(first, "e1") || !strings.Contains(first, "v1.TodoCreated") || !strings.Contains(first, `"todo 1"`) {
+		t.Fatalf("first event row: %q", first)
+	}
+	p.do(chromedp.Click(`#events-more`))
+	p.waitText(`#events-count`, "150 events held")
+
+	// An event appended later shows up by itself, once.
 	appendEvents(t, st, "todos-demo", 150, 1)
-	must(chromedp.Do(ctx,
-		chromedp.WaitVisible(`#events tbody tr[data-seq="151"]`),
-		chromedp.SendKeys(`#filter`, "nomatch"),
-	))
-	filtered, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#events tbody tr").length`))
-	must(err)
-	if filtered != 0 {
-		t.Fatalf("filter left %d rows", filtered)
+	p.waitText(`#events-table tbody tr[data-seq="e151"]`, "todo 151")
+	p.waitText(`#stores tbody tr[data-store="todos-demo"]`, "e151")
+	if n := p.count(`#events-table tbody tr`); n != 151 {
+		t.Fatalf("%d rows held after the append, want 151", n)
 	}
-	if path := os.Getenv("LIVESTORE_DEVTOOLS_SCREENSHOT"); path != "" {
-		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const f = document.querySelector("#filter"); f.value = "Todo"; f.dispatchEvent(new Event("input")); return true })()`))
-		must(err)
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		must(err)
-		must(os.WriteFile(path, png, 0o644))
+
+	// The last page alone, from the head down.
+	p.do(chromedp.Click(`#events-latest`))
+	p.waitText(`#events-table tbody tr:first-child`, "e52")
+	p.waitText(`#events-count`, "100 events held")
+	if last := p.text(`#events-table tbody tr:last-child`); !strings.Contains(last, "e151") {
+		t.Fatalf("last row %q", last)
 	}
+}
+
+// TestServerPageLiveInChromium: the page of a running sync server shows each
+// store's connected clients and push rate, and a store's events as two Go
+// clients commit them.
+func TestServerPageLiveInChromium(t *testing.T) {
+	hs, _ := syncServerWithPage(t)
+	a := newTodoSchema(t)
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http")
+	one, two := openStore(t, a, ws), openStore(t, a, ws)
+	commitTodos(t, a, one, 1, 3)
+	waitSynced(t, one)
+	waitSynced(t, two)
+	p := openPage(t, hs.URL+"/_devtools/#/stores/devtools-store")
+	row := `#stores tbody tr[data-store="devtools-store"]`
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && r.children[2].textContent === "2" })()`, jsString(row)))
+	p.waitText(`#events-table tr[data-seq="e3"]`, "todo 003")
+	if strings.Contains(p.text(`#notice`), "push rates") && p.eval(`document.querySelector("#notice").hidden ? "hidden" : "shown"`) == "shown" {
+		t.Fatalf("notice says stats are missing: %q", p.text(`#notice`))
+	}
+	commitTodos(t, a, two, 4, 2)
+	p.waitText(`#events-table tr[data-seq="e5"]`, "todo 005")
+	p.waitText(row, "e5")
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%s); return !!r && parseFloat(r.children[3].textContent) > 0 })()`, jsString(row)))
+	if n := p.count(`#events-table tbody tr`); n != 5 {
+		t.Fatalf("%d event rows, want 5", n)
+	}
+	p.screenshot("server")
 }

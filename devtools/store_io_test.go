@@ -126,19 +126,19 @@ func TestStoreExportImport(t *testing.T) {
 	}
 }
 
-// sseEvent is one Server-Sent Event.
-type sseEvent struct {
+// liveEvent is one Server-Sent Event.
+type liveEvent struct {
 	name string
 	data string
 }
 
-// readSSE delivers the events of an SSE stream until it ends.
-func readSSE(body io.Reader) <-chan sseEvent {
-	ch := make(chan sseEvent, 64)
+// readLive delivers the events of an SSE stream until it ends.
+func readLive(body io.Reader) <-chan liveEvent {
+	ch := make(chan liveEvent, 64)
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(body)
-		var ev sseEvent
+		var ev liveEvent
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
@@ -148,7 +148,7 @@ func readSSE(body io.Reader) <-chan sseEvent {
 				ev.data = strings.TrimPrefix(line, "data: ")
 			case line == "" && ev.name != "":
 				ch <- ev
-				ev = sseEvent{}
+				ev = liveEvent{}
 			}
 		}
 	}()
@@ -157,7 +157,7 @@ func readSSE(body io.Reader) <-chan sseEvent {
 
 // next returns the next event named name, skipping others; it fails after
 // ten seconds without one.
-func next(t *testing.T, ch <-chan sseEvent, name string) string {
+func next(t *testing.T, ch <-chan liveEvent, name string) string {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -204,7 +204,7 @@ func TestStoreLiveFeed(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
 	}
-	ch := readSSE(resp.Body)
+	ch := readLive(resp.Body)
 	if got := next(t, ch, "ready"); got != `{"head":"e2"}` {
 		t.Fatalf("ready = %s", got)
 	}
@@ -230,9 +230,9 @@ func TestStoreLiveFeed(t *testing.T) {
 	commitTodos(t, a, other, 4, 1)
 	// Its commit and the sync status that counts it come in either order.
 	timeout := time.After(10 * time.Second)
-	var seen []sseEvent
+	var seen []liveEvent
 	for sawCommit, sawSync := false, false; !sawCommit || !sawSync; {
-		var ev sseEvent
+		var ev liveEvent
 		select {
 		case ev = <-ch:
 			seen = append(seen, ev)

@@ -66,7 +66,7 @@ func TestListenAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lresp.Body.Close()
-	events := readSSE(lresp.Body)
+	events := readLive(lresp.Body)
 	next(t, events, "ready")
 	cancel()
 	if err := <-served; err != nil {

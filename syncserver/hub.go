@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -79,6 +80,7 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 	if err != nil {
 		return err
 	}
+	h.srv.pushMeter.add(h.storeID, len(batch), time.Now())
 	ack()
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -148,6 +148,8 @@ type Server struct {
 	health     storageHealth
 	pullBudget *byteBudget
 
+	pushMeter pushMeter // events stored per store, for StoreStats
+
 	mu    sync.Mutex
 	hubs  map[string]*hub
 	conns map[*conn]struct{}

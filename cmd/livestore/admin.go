@@ -111,7 +111,7 @@ func adminRoutes(mux *http.ServeMux, srv *syncserver.Server, storage syncserver.
 	if !ok {
 		return fmt.Errorf("devtools: storage %T cannot list its stores", storage)
 	}
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(src, devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(devtools.WithStats(src, srv.StoreStats), devtools.Options{Logger: logger})))
 	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
 	return nil
 }

@@ -12,16 +12,18 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore/devtools"
+	"github.com/livestore-go/livestore/inspect"
 )
 
 func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
-	var addr, logLevel, allowedHosts string
+	var addr, logLevel, allowedHosts, storeDir string
 	fs := flag.NewFlagSet("livestore devtools", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf.register(fs)
 	fs.StringVar(&addr, "addr", "127.0.0.1:8788", "address to listen on (host:port)")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringVar(&storeDir, "dir", "", "a client store directory to look into (read-only, without the app's schema), instead of a sync storage")
 	fs.StringVar(&allowedHosts, "allowed-hosts", "", "comma-separated host names (patterns) the page answers besides localhost, 127.0.0.1 and [::1]; requests naming another Host get 403")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore devtools [flags]")
@@ -29,6 +31,8 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "Serves the devtools page (stores, heads, events, refreshed live) over a sync")
 		fmt.Fprintln(stderr, "storage without running a sync server, e.g. to watch a PostgreSQL storage that")
 		fmt.Fprintln(stderr, "other servers write. The page is at /_devtools/, where `livestore serve` has it too.")
+		fmt.Fprintln(stderr, "With --dir, serves the page of a client store directory instead: its tables,")
+		fmt.Fprintln(stderr, "eventlog, recorded sync status, export and read-only SQL.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -46,11 +50,29 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, closeFn, err := sf.openReadOnly(ctx)
-	if err != nil {
-		return err
+	var page http.Handler
+	if storeDir != "" {
+		storage := false
+		fs.Visit(func(f *flag.Flag) {
+			storage = storage || f.Name == "data" || f.Name == "postgres" || f.Name == "pg-schema"
+		})
+		if storage {
+			return fmt.Errorf("%w: --dir reads a client store, --data and --postgres a sync storage: give one", errUsage)
+		}
+		d, err := inspect.Open(ctx, storeDir)
+		if err != nil {
+			return err
+		}
+		d.Close()
+		page = devtools.DirHandler(storeDir, devtools.Options{Logger: logger})
+	} else {
+		st, closeFn, err := sf.openReadOnly(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		page = devtools.ServerHandler(st, devtools.Options{Logger: logger})
 	}
-	defer closeFn()
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -59,7 +81,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// The page lives under /_devtools/ as under `livestore serve`, so that
 	// links and bookmarks work against either.
 	mux := http.NewServeMux()
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(st, devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", page))
 	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
 	mux.Handle("GET /{$}", http.RedirectHandler("/_devtools/", http.StatusFound))
 	srv := &http.Server{
