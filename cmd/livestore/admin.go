@@ -95,8 +95,8 @@ func (g *adminGate) authorized(r *http.Request) bool {
 }
 
 // adminRoutes adds the admin surface's routes to mux: the devtools page
-// under /_devtools/ (unless disabled) and the server's metrics at /metrics.
-func adminRoutes(mux *http.ServeMux, srv *syncserver.Server, storage syncserver.Storage, withDevtools bool, logger *slog.Logger) error {
+// under /_devtools/ (unless dt is nil) and the server's metrics at /metrics.
+func adminRoutes(mux *http.ServeMux, srv *syncserver.Server, storage syncserver.Storage, dt *devtools.Options) error {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		// Only the path reaches the sync server, so that no query turns
 		// a metrics request into a sync connection.
@@ -104,14 +104,14 @@ func adminRoutes(mux *http.ServeMux, srv *syncserver.Server, storage syncserver.
 		r2.URL.RawQuery = ""
 		srv.ServeHTTP(w, r2)
 	})
-	if !withDevtools {
+	if dt == nil {
 		return nil
 	}
 	src, ok := storage.(devtools.Source)
 	if !ok {
 		return fmt.Errorf("devtools: storage %T cannot list its stores", storage)
 	}
-	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(devtools.WithStats(src, srv.StoreStats), devtools.Options{Logger: logger})))
+	mux.Handle("/_devtools/", http.StripPrefix("/_devtools", devtools.ServerHandler(devtools.WithStats(src, srv.StoreStats), *dt)))
 	mux.Handle("/_devtools", http.RedirectHandler("/_devtools/", http.StatusMovedPermanently))
 	return nil
 }
@@ -132,15 +132,16 @@ func metricsRoute(sync, rest http.Handler) http.Handler {
 }
 
 // handlers returns the handler of the sync listener and, when the admin
-// surface has a listener of its own, that listener's handler.
-func (d *deployFlags) handlers(srv *syncserver.Server, storage syncserver.Storage, lns *serveListeners, withDevtools bool, logger *slog.Logger) (main, admin http.Handler, err error) {
+// surface has a listener of its own, that listener's handler. dt configures
+// the devtools page; nil leaves it out.
+func (d *deployFlags) handlers(srv *syncserver.Server, storage syncserver.Storage, lns *serveListeners, dt *devtools.Options, logger *slog.Logger) (main, admin http.Handler, err error) {
 	admin = http.NotFoundHandler()
 	if !lns.plan.off {
 		amux := http.NewServeMux()
-		if err := adminRoutes(amux, srv, storage, withDevtools, logger); err != nil {
+		if err := adminRoutes(amux, srv, storage, dt); err != nil {
 			return nil, nil, err
 		}
-		if withDevtools {
+		if dt != nil {
 			amux.Handle("GET /{$}", http.RedirectHandler("/_devtools/", http.StatusFound))
 		}
 		gate := newAdminGate(amux, d.adminHosts, d.adminToken)

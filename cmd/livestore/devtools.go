@@ -24,6 +24,9 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&addr, "addr", "127.0.0.1:8788", "address to listen on (host:port)")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.StringVar(&storeDir, "dir", "", "a client store directory to look into (read-only, without the app's schema), instead of a sync storage")
+	var dtOpts devtools.Options
+	fs.IntVar(&dtOpts.MaxAnswerBytes, "max-answer-bytes", devtools.DefaultMaxAnswerBytes, "largest answer of the devtools API; longer lists and pages are cut and say so")
+	fs.DurationVar(&dtOpts.QueryTimeout, "query-timeout", devtools.DefaultQueryTimeout, "time allowed to one devtools API request")
 	fs.StringVar(&allowedHosts, "allowed-hosts", "", "comma-separated host names (patterns) the page answers besides localhost, 127.0.0.1 and [::1]; requests naming another Host get 403")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore devtools [flags]")
@@ -46,6 +49,7 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	dtOpts.Logger = logger
 	hosts, err := splitPatterns(allowedHosts, "--allowed-hosts")
 	if err != nil {
 		return err
@@ -64,14 +68,14 @@ func runDevtools(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		d.Close()
-		page = devtools.DirHandler(storeDir, devtools.Options{Logger: logger})
+		page = devtools.DirHandler(storeDir, dtOpts)
 	} else {
 		st, closeFn, err := sf.openReadOnly(ctx)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
-		page = devtools.ServerHandler(st, devtools.Options{Logger: logger})
+		page = devtools.ServerHandler(st, dtOpts)
 	}
 
 	ln, err := net.Listen("tcp", addr)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livestore-go/livestore/devtools"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore"
@@ -42,6 +43,9 @@ type serveConfig struct {
 
 	readHeaderTimeout time.Duration
 	maxStorageBytes   int64
+
+	devtoolsMaxAnswerBytes int
+	devtoolsQueryTimeout   time.Duration
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +71,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/ on the admin surface")
+	fs.IntVar(&cfg.devtoolsMaxAnswerBytes, "devtools-max-answer-bytes", devtools.DefaultMaxAnswerBytes, "largest answer of the devtools API; longer lists and pages are cut and say so")
+	fs.DurationVar(&cfg.devtoolsQueryTimeout, "devtools-query-timeout", devtools.DefaultQueryTimeout, "time allowed to one devtools API request reading the storage")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to a client to send the headers of an HTTP request")
@@ -136,7 +142,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	mainH, adminH, err := dep.handlers(srv, storage, lns, cfg.devtools, logger)
+	var dt *devtools.Options
+	if cfg.devtools {
+		dt = &devtools.Options{Logger: logger, MaxAnswerBytes: cfg.devtoolsMaxAnswerBytes, QueryTimeout: cfg.devtoolsQueryTimeout}
+	}
+	mainH, adminH, err := dep.handlers(srv, storage, lns, dt, logger)
 	if err != nil {
 		_ = srv.Close()
 		return err
