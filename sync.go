@@ -131,6 +131,9 @@ type SyncStatus struct {
 	// RecoveredCount is the number of events saved at that change, in the
 	// file or in memory.
 	RecoveredCount int `json:"recoveredCount,omitempty"`
+	// NextRetryAt is when the processor reconnects after a failed or lost
+	// connection; zero while connected, connecting, or stopped.
+	NextRetryAt time.Time `json:"nextRetryAt,omitzero"`
 }
 
 // ErrBackendReset is the status error after the reset policy deleted local
@@ -154,6 +157,7 @@ type syncer struct {
 	lastErr    error
 	stopped    bool
 	pushedUpTo int64 // highest global the server acknowledged to our pushes
+	nextRetry  time.Time
 	// Where the events were saved at the last backend change.
 	recoveryFile   string
 	recovered      []RecoveryEvent // in-memory stores only
@@ -225,6 +229,7 @@ func (s *Store) syncStatusLocked() (SyncStatus, error) {
 		}
 		st.IsSynced = y.connected && y.caughtUp && st.PendingCount == 0
 		st.RecoveryFile, st.RecoveredCount = y.recoveryFile, y.recoveredCount
+		st.NextRetryAt = y.nextRetry
 		y.mu.Unlock()
 	}
 	return st, nil
@@ -267,12 +272,15 @@ func (y *syncer) run(ctx context.Context) {
 			return
 		}
 		y.s.log.Warn("sync connection ended", "store", y.s.storeID, "err", err)
-		y.setState(func() { y.connected, y.caughtUp, y.lastErr = false, false, err })
 		if progressed {
 			backoff = y.opts.MinBackoff
 		}
 		// Full jitter: a random delay up to the current backoff.
 		d := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		y.setState(func() {
+			y.connected, y.caughtUp, y.lastErr = false, false, err
+			y.nextRetry = time.Now().Add(d)
+		})
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -280,6 +288,7 @@ func (y *syncer) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		y.setState(func() { y.nextRetry = time.Time{} })
 		backoff = min(backoff*2, y.opts.MaxBackoff)
 	}
 }

@@ -65,7 +65,7 @@ const readOnlyNoEdit = "no edit event declared (devtools.Options.Edit)"
 //	GET  api/queries                   reactive nodes (NodeInfo); a cut list says so in X-Livestore-Truncated
 //	GET  api/graph                     nodes, edges (from the node read to its reader), lastCommit
 //	GET  api/events                    ?after=SEQ&limit(≤1000)&name&status=all|synced|pending&from&to → events, more, next
-//	GET  api/sync                      SyncStatus, localHeadSeq, enabled, nextRetryAt (null: not known)
+//	GET  api/sync                      SyncStatus, localHeadSeq, enabled, nextRetryAt (null unless waiting to reconnect)
 //	GET  api/export                    the eventlog's synced events as `livestore export` JSON lines
 //	POST api/import                    such lines, into an empty store (409 otherwise) → {"imported"}
 //	POST api/sql                       {"sql"}: one reading statement → columns, rows (≤1000), truncated(By)

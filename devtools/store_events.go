@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
@@ -160,7 +161,8 @@ func (a *storeAPI) syncStatus(w http.ResponseWriter, r *http.Request) {
 
 // syncStatusJSON is the JSON of api/sync and of the live feed's sync
 // events: the SyncStatus fields, the local head as a string, whether the
-// store syncs at all, and when it retries (not known: null).
+// store syncs at all, and when it reconnects after a lost connection (null
+// while connected or stopped).
 func syncStatusJSON(st livestore.SyncStatus, enabled bool) []byte {
 	b, _ := json.Marshal(st)
 	var m map[string]any
@@ -168,6 +170,9 @@ func syncStatusJSON(st livestore.SyncStatus, enabled bool) []byte {
 	m["localHeadSeq"] = st.LocalHead.String()
 	m["enabled"] = enabled
 	m["nextRetryAt"] = nil
+	if !st.NextRetryAt.IsZero() {
+		m["nextRetryAt"] = st.NextRetryAt.UTC().Format(time.RFC3339Nano)
+	}
 	b, _ = json.Marshal(m)
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/devtools"
+	"github.com/livestore-go/livestore/syncclient"
 )
 
 type tableInfo struct {
@@ -389,5 +391,49 @@ func TestStoreSyncStatus(t *testing.T) {
 	call(t, "GET", servePage(t, local, devtools.Options{})+"api/sync", nil, 200, &st)
 	if st.Enabled || st.Connected || st.PendingCount != 3 {
 		t.Fatalf("sync of a local store = %+v", st)
+	}
+}
+
+// TestStoreSyncRetryAt points a store at a port nobody listens on: its
+// status says when it tries again, and that time moves on with each try.
+func TestStoreSyncRetryAt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ws://" + ln.Addr().String()
+	ln.Close() // connections are refused from now on
+	a := newTodoSchema(t)
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: t.TempDir(), StoreID: "retry",
+		Sync: &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{}),
+			MinBackoff: 2 * time.Second, MaxBackoff: 4 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	page := servePage(t, s, devtools.Options{})
+	var st struct {
+		Connected   bool    `json:"connected"`
+		Error       string  `json:"error"`
+		NextRetryAt *string `json:"nextRetryAt"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		call(t, "GET", page+"api/sync", nil, 200, &st)
+		if st.NextRetryAt != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.NextRetryAt == nil || st.Connected || st.Error == "" {
+		t.Fatalf("status of a store that cannot connect: %+v", st)
+	}
+	at, err := time.Parse(time.RFC3339Nano, *st.NextRetryAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first delay is drawn from [MinBackoff/2, 1.5 MinBackoff).
+	if left := time.Until(at); left <= 0 || left > 3*time.Second {
+		t.Fatalf("next retry in %v, want within the first backoff", left)
 	}
 }
