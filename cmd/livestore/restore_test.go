@@ -89,7 +89,15 @@ func TestRestoreRecoveryFileIntoStoreDir(t *testing.T) {
 	if err := s.Commit(ctx, app.created.New(todoCreated{ID: "c1"})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "c1 on the server", func() bool { return len(srv.Events("shared")) == 1 })
+	// Confirmed on the client too, not only stored on the server: the
+	// recovery file then holds c1 as confirmed and p1, p2 as pending.
+	waitFor(t, "c1 confirmed", func() bool {
+		st, err := s.SyncStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(srv.Events("shared")) == 1 && st.UpstreamHead == 1 && st.PendingCount == 0
+	})
 	link.SetOnline(false)
 	for _, id := range []string{"p1", "p2"} {
 		if err := s.Commit(ctx, app.created.New(todoCreated{ID: id, Text: "pending " + id})); err != nil {
