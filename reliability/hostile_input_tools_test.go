@@ -291,7 +291,8 @@ func TestHostileUnboundedAnswers(t *testing.T) {
 				t.Logf("livestore devtools output:\n%s", tailString(out.String(), 4<<10))
 			}
 		})
-		url := devtoolsURL("http://"+addr, store)
+		// `livestore devtools` serves the page where `serve` does.
+		url := devtoolsURL("http://"+addr+"/_devtools", store)
 		var body []byte
 		deadline := time.Now().Add(20 * time.Second)
 		for {
