@@ -382,6 +382,20 @@ func TestSQLPlaygroundInChromium(t *testing.T) {
 		t.Fatalf("after a refused write: %d rows, %v", len(rows), err)
 	}
 	t.Logf("write refused with %q", msg)
+
+	// A query that never ends is stopped at the time limit, said on the page.
+	slow := servePage(t, p.store, devtools.Options{QueryTimeout: 300 * time.Millisecond})
+	pg2 := openPage(t, slow+"#/sql")
+	pg2.do(chromedp.WaitVisible(`#sql-input`),
+		chromedp.SetValue(`#sql-input`, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n) SELECT count(*) FROM n"),
+		chromedp.Click(`#sql-form button[type=submit]`))
+	pg2.waitJS(`!document.querySelector("#sql-error").hidden`)
+	if msg := pg2.text(`#sql-error`); !strings.Contains(msg, "stopped after") {
+		t.Fatalf("an endless query shows %q, want that it was stopped", msg)
+	}
+	if rows, err := livestore.Get(context.Background(), p.store, livestore.QueryDB[todo](p.a.todos.Select())); err != nil || len(rows) != 5 {
+		t.Fatalf("after a stopped query: %d rows, %v", len(rows), err)
+	}
 }
 
 // bigLog is the size of the eventlog of TestLargeEventlogInChromium; the
