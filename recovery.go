@@ -18,9 +18,10 @@ import (
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// RecoveryEvent is one line of a recovery file, in the JSON-lines format of
-// `livestore export`, so that `livestore import` reads a recovery file as it
-// is. A pending event — one no sync server had confirmed — carries no
+// RecoveryEvent is one line of the JSON-lines format of `livestore export`
+// (the one definition of that format: export, import, the devtools' export
+// and recovery files all use it), so that `livestore import` reads a
+// recovery file as it is. A pending event — one no sync server had confirmed — carries no
 // BackendID; a confirmed one carries the id of the server that confirmed it.
 type RecoveryEvent struct {
 	StoreID      string          `json:"storeId"`

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/inspect"
 )
@@ -528,19 +529,6 @@ func (h *dirHandler) sync(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s)
 }
 
-// exportLine is one event in the line format of `livestore export`.
-type exportLine struct {
-	StoreID      string          `json:"storeId"`
-	BackendID    string          `json:"backendId,omitempty"`
-	SeqNum       int64           `json:"seqNum"`
-	ParentSeqNum int64           `json:"parentSeqNum"`
-	Name         string          `json:"name"`
-	Args         json.RawMessage `json:"args,omitempty"`
-	ClientID     string          `json:"clientId"`
-	SessionID    string          `json:"sessionId"`
-	CreatedAt    string          `json:"createdAt,omitempty"`
-}
-
 func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
 	storeID := orDefault(r.URL.Query().Get("storeId"), filepath.Base(filepath.Clean(h.dir)))
 	ctx := r.Context()
@@ -571,7 +559,7 @@ func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
 		if e.SeqNum.IsClientOnly() {
 			return nil
 		}
-		line := exportLine{StoreID: storeID, BackendID: backendID, SeqNum: e.SeqNum.Global, ParentSeqNum: e.ParentSeqNum.Global,
+		line := livestore.RecoveryEvent{StoreID: storeID, BackendID: backendID, SeqNum: e.SeqNum.Global, ParentSeqNum: e.ParentSeqNum.Global,
 			Name: e.Name, Args: e.Args, ClientID: e.ClientID, SessionID: e.SessionID, CreatedAt: dirCreatedAt(e.SyncMetadata)}
 		if !json.Valid(line.Args) {
 			raw, _ := json.Marshal(string(line.Args))

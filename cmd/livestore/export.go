@@ -11,23 +11,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/progress"
 	"github.com/livestore-go/livestore/syncserver"
 )
 
 // exportLine is one event of an export: a JSON object per line, in log order
 // per store. `livestore import` reads the same lines.
-type exportLine struct {
-	StoreID      string          `json:"storeId"`
-	BackendID    string          `json:"backendId,omitempty"`
-	SeqNum       int64           `json:"seqNum"`
-	ParentSeqNum int64           `json:"parentSeqNum"`
-	Name         string          `json:"name"`
-	Args         json.RawMessage `json:"args,omitempty"`
-	ClientID     string          `json:"clientId"`
-	SessionID    string          `json:"sessionId"`
-	CreatedAt    string          `json:"createdAt,omitempty"`
-}
+type exportLine = livestore.RecoveryEvent
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
