@@ -189,20 +189,32 @@ func TestConfirmedEventsWaitsThroughRebase(t *testing.T) {
 // A store without sync confirms nothing: the stream waits until ctx ends.
 func TestConfirmedEventsWithoutSyncWaits(t *testing.T) {
 	a := newTodoApp(t)
-	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	mustCommit(t, s, a.created.New(todoCreated{ID: "1", Text: "a"}))
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	var items []streamItem
-	for ev, err := range s.ConfirmedEvents(ctx, livestore.ConfirmedEventsOptions{}) {
-		items = append(items, streamItem{ev, err})
-	}
-	if len(items) != 1 || !errors.Is(items[0].err, context.DeadlineExceeded) {
-		t.Fatalf("got %+v, want only the deadline error", items)
+	for _, dir := range []string{t.TempDir(), ""} {
+		s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		mustCommit(t, s, a.created.New(todoCreated{ID: "1", Text: "a"}))
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := startStream(ctx, s, livestore.ConfirmedEventsOptions{})
+		// Commits wake the stream, which finds nothing confirmed.
+		for i := range 3 {
+			mustCommit(t, s, a.created.New(todoCreated{ID: fmt.Sprint("more", i), Text: "b"}))
+		}
+		select {
+		case it := <-ch:
+			t.Fatalf("dir %q: stream yielded %+v before ctx ended", dir, it)
+		case <-time.After(100 * time.Millisecond):
+		}
+		cancel()
+		var items []streamItem
+		for it := range ch {
+			items = append(items, it)
+		}
+		if len(items) != 1 || !errors.Is(items[0].err, context.Canceled) {
+			t.Fatalf("dir %q: got %+v, want only ctx's error", dir, items)
+		}
 	}
 }
 
