@@ -33,7 +33,10 @@ const confirmedPage = 500
 // Confirmed events never change — a rebase only moves pending events — so
 // an event is never yielded twice and, with the global seqNum of the last
 // handled event kept as the cursor, a consumer restarted with it resumes
-// exactly where it stopped. A store without sync confirms nothing: the
+// exactly where it stopped. The one exception is a sync server that lost its
+// data (a new backend id, see SyncOptions.OnBackendIDMismatch): its global
+// sequence numbers start again, and a cursor kept from the old server means
+// nothing to the new one. A store without sync confirms nothing: the
 // stream waits until ctx ends or the store closes. Events, in contrast, is a
 // one-off scan of the whole local log, pending and client-only events
 // included.
