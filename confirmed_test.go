@@ -357,3 +357,34 @@ func TestConfirmedEventsRandomizedNoDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConfirmedEventsCatchUp reads 5000 confirmed events from the start.
+func BenchmarkConfirmedEventsCatchUp(b *testing.B) {
+	a := newTodoApp(b)
+	srv := memsync.NewServer()
+	s := openSynced(b, a.schema, b.TempDir(), syncOpts(srv.NewLink()))
+	const n = 5000
+	for i := 0; i < n; i += 100 {
+		var evs []livestore.Event
+		for j := range 100 {
+			evs = append(evs, a.created.New(todoCreated{ID: fmt.Sprint(i + j), Text: "t"}))
+		}
+		mustCommit(b, s, evs...)
+	}
+	waitConvergedState(b, srv, false, s)
+	b.ResetTimer()
+	for range b.N {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := 0
+		for _, err := range s.ConfirmedEvents(ctx, livestore.ConfirmedEventsOptions{}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got++; got == n {
+				break
+			}
+		}
+		cancel()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}
