@@ -12,6 +12,11 @@ import (
 // read snapshot; events committed while iterating are included when they
 // sort after the last one yielded. An error (including ctx's) is yielded
 // once, as the last element.
+//
+// Events is a one-off scan of the local log: it includes pending events (not
+// yet accepted by the sync server, so a rebase may still renumber them) and
+// client-only ones, and it ends at the log's head. To react to what the sync
+// server has confirmed, live and from a durable cursor, use ConfirmedEvents.
 func (s *Store) Events(ctx context.Context, after eventlog.SeqNum) iter.Seq2[eventlog.Event, error] {
 	const page = 500
 	return func(yield func(eventlog.Event, error) bool) {
