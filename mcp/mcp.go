@@ -139,7 +139,12 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 // the client-store tools without guessing directory names.
 func instructions(opts Options) string {
 	var b strings.Builder
-	b.WriteString("Read-only access to LiveStore data. LiveStore keeps every store as an ordered log of named events with JSON args; the state (SQLite tables) is derived from the log.")
+	if opts.Appender != nil {
+		b.WriteString("Access to LiveStore data.")
+	} else {
+		b.WriteString("Read-only access to LiveStore data.")
+	}
+	b.WriteString(" LiveStore keeps every store as an ordered log of named events with JSON args; the state (SQLite tables) is derived from the log.")
 	if opts.Storage != nil {
 		b.WriteString(" list_stores and read_events read the sync server's global event logs (seqNums are integers).")
 		if opts.Appender != nil {

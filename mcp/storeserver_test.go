@@ -124,6 +124,8 @@ func TestStoreServerRefusals(t *testing.T) {
 		{"commit", map[string]any{"name": "v1.TodoCreated", "args": "x"}, `args of v1.TodoCreated must be a JSON object, not "x"`},
 		{"commit", map[string]any{"name": "v1.TodoCreated"}, "args is required"},
 		{"commit", map[string]any{"name": 3, "args": map[string]any{}}, "name must be a string, not 3"},
+		{"commit", nil, "name is required"},
+		{"query", nil, "sql is required"},
 		{"query", map[string]any{"sql": "DELETE FROM todos"}, "query:"},
 		{"query", map[string]any{"sql": "SELECT 1", "limit": "many"}, "limit must be a whole number"},
 		{"query", map[string]any{"sql": "SELECT 1", "bogus": 1}, `unknown argument "bogus"`},

@@ -14,6 +14,8 @@ import (
 
 	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver/pgstore/pgtest"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
@@ -188,5 +190,27 @@ func TestMCPWriteFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), tt.out) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 containing %q", tt.args, code, stderr.String(), tt.out)
 		}
+	}
+}
+
+// push_events on PostgreSQL storage: the head check is the storage's, in
+// one transaction.
+func TestMCPPushEventsPostgres(t *testing.T) {
+	schema := pgtest.Schema(t)
+	pg := pgtest.Open(t, schema)
+	if err := pg.Append(t.Context(), "cli", []syncproto.Event{
+		{Name: "v1.A", Args: []byte(`{"n":1}`), SeqNum: 1, ParentSeqNum: 0, ClientID: "c", SessionID: "s"},
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := startMCPProcess(t, "mcp", "--postgres", pgtest.URL(t), "--pg-schema", schema, "--allow-writes")
+	if text, isErr := callTool(t, cs, "push_events", pushArgs(1, "v1.A")); isErr || !strings.Contains(text, `"head":2`) {
+		t.Fatalf("push: %s", text)
+	}
+	if text, isErr := callTool(t, cs, "push_events", pushArgs(1, "v1.A")); !isErr || !strings.Contains(text, "the store's head is 2, not 1") {
+		t.Fatalf("stale push: %s", text)
+	}
+	if h, err := pg.Head(t.Context(), "cli"); err != nil || h != 2 {
+		t.Fatalf("head %d, %v; want 2", h, err)
 	}
 }
