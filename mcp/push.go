@@ -68,7 +68,7 @@ const (
 type pushInput struct {
 	StoreID   string      `json:"storeId" jsonschema:"the store to append to, as list_stores names it"`
 	Head      int64       `json:"head" jsonschema:"the store's head (seqNum of its last event) that the events follow, as list_stores or read_events report it; the push is refused if the head has moved since"`
-	Events    []pushEvent `json:"events" jsonschema:"the events to append, in order; they get the seqNums head+1, head+2, ..."`
+	Events    []pushEvent `json:"events" jsonschema:"the events to append, in order, at most 100; they get the seqNums head+1, head+2, ..."`
 	ClientID  string      `json:"clientId,omitempty" jsonschema:"clientId of the events; default livestore-mcp"`
 	SessionID string      `json:"sessionId,omitempty" jsonschema:"sessionId of the events; default livestore-mcp"`
 }
@@ -112,6 +112,11 @@ func (t *pushTools) push(ctx context.Context, _ *sdkmcp.CallToolRequest, in push
 	if len(in.Events) == 0 {
 		return nil, pushOutput{}, errors.New("events is empty: nothing to push")
 	}
+	// A server splits longer pushes into several appends, which would make
+	// a refusal halfway leave part of the batch stored.
+	if len(in.Events) > syncproto.MaxEventsPerMessage {
+		return nil, pushOutput{}, fmt.Errorf("%d events: push at most %d per call, so that the push is appended whole or not at all", len(in.Events), syncproto.MaxEventsPerMessage)
+	}
 	if in.Head < 0 {
 		return nil, pushOutput{}, fmt.Errorf("head %d: want a seqNum, 0 or more", in.Head)
 	}
@@ -150,6 +155,9 @@ func (t *pushTools) push(ctx context.Context, _ *sdkmcp.CallToolRequest, in push
 		if err := syncproto.CheckEventSize(i, &batch[i], limit); err != nil {
 			return nil, pushOutput{}, fmt.Errorf("refused, nothing appended: %w", err)
 		}
+	}
+	if n := sizeOf(batch); n > syncproto.MaxPayloadBytes {
+		return nil, pushOutput{}, fmt.Errorf("the events take %d bytes as JSON: push at most %d bytes per call, so that the push is appended whole or not at all", n, syncproto.MaxPayloadBytes)
 	}
 	if err := t.checkNames(ctx, in.StoreID, batch); err != nil {
 		return nil, pushOutput{}, err

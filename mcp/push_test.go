@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,6 +45,8 @@ func TestPushEvents(t *testing.T) {
 		{map[string]any{"storeId": "beta", "head": 4, "events": "v1.TodoCreated"}, "events must be null or a list"},
 		{map[string]any{"storeId": "beta", "head": 4, "events": []any{}}, "nothing to push"},
 		{map[string]any{"storeId": "beta", "head": -1, "events": []any{ev("a")}}, "head -1"},
+		{map[string]any{"storeId": "beta", "head": 4, "events": slices.Repeat([]any{ev("a")}, 101)}, "101 events: push at most 100 per call"},
+		{map[string]any{"storeId": "beta", "head": 4, "events": slices.Repeat([]any{ev(strings.Repeat("x", 60_000))}, 10)}, "push at most 900000 bytes per call"},
 	} {
 		if got := callFail(t, cs, "push_events", tc.args); !strings.Contains(got, tc.want) {
 			t.Errorf("%v: %q, want it to contain %q", tc.args, got, tc.want)
