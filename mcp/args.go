@@ -35,6 +35,11 @@ func (c argChecks) middleware(next sdkmcp.MethodHandler) sdkmcp.MethodHandler {
 		if s == nil {
 			return next(ctx, method, req)
 		}
+		// The SDK applies schema defaults by writing into the arguments, and
+		// panics on absent ones: give it an empty object.
+		if t := bytes.TrimSpace(call.Params.Arguments); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			call.Params.Arguments = json.RawMessage("{}")
+		}
 		if msg := checkArgs(call.Params.Name, s, call.Params.Arguments); msg != "" {
 			var res sdkmcp.CallToolResult
 			res.SetError(fmt.Errorf("%s", msg))

@@ -37,6 +37,13 @@ func addClientStoreTools(srv *sdkmcp.Server, checks argChecks, dirs []string, li
 	}, t.events); err != nil {
 		return err
 	}
+	if err := addTool(srv, checks, &sdkmcp.Tool{
+		Name:        "sync_status",
+		Description: "The sync status recorded in a client store directory: eventlog head, the head the sync server confirmed, pending events, backend id, and recovery files." + allowed,
+		Annotations: readOnly("Client store sync status"),
+	}, t.syncStatus); err != nil {
+		return err
+	}
 	return addTool(srv, checks, &sdkmcp.Tool{
 		Name: "client_store_query",
 		Description: "Run one read-only SQL statement over a client store's database (SQLite) and return the rows: a SELECT over the state tables " +

@@ -1,5 +1,5 @@
 // Package mcp serves LiveStore data to AI assistants over the Model Context
-// Protocol. The server is read-only: it lists the stores of a sync server's
+// Protocol. [NewServer] is read-only unless Options.Appender is set: it lists the stores of a sync server's
 // storage and pages through their events, and it looks into client store
 // directories (the eventlog, the sync state and the state database) through
 // package inspect. `livestore mcp` runs it over stdio.
@@ -11,6 +11,11 @@
 //	client_store_summary  head, event counts, sync state and tables of a client store directory
 //	client_store_events   events of a client store's eventlog after a seqNum such as "e5" or "e5.1"
 //	client_store_query    a read-only SQL query over a client store's state
+//	sync_status           head, upstream head, pending, backend id and recovery files of a client store
+//	push_events           (only with Options.Appender) append events to a store at its head
+//
+// [NewStoreServer] and [Serve] expose an application's own open store
+// instead: status, query, events, and commit when enabled.
 //
 // Every answer is bounded: at most MaxLimit events or rows, at most
 // Options.MaxAnswerBytes bytes (a shortened page says so and where to go on),
@@ -55,6 +60,10 @@ type Options struct {
 	// QueryTimeout bounds how long one tool call reads (a SQL query is
 	// interrupted when it passes). 0 means DefaultQueryTimeout.
 	QueryTimeout time.Duration
+	// Appender, when set, enables the acting tool push_events, which
+	// appends to the stores of Storage through it (StorageAppender or
+	// ServerAppender). Nil keeps the server read-only.
+	Appender Appender
 }
 
 // Storage is what the tools read from a sync server's storage
@@ -89,6 +98,9 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 			return nil, errors.New("mcp: empty store directory")
 		}
 	}
+	if opts.Appender != nil && opts.Storage == nil {
+		return nil, errors.New("mcp: an Appender needs the Storage it appends to, to read heads and event names")
+	}
 	lim, err := newLimits(opts)
 	if err != nil {
 		return nil, err
@@ -108,6 +120,11 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 		if err := addStorageTools(srv, checks, opts.Storage, lim); err != nil {
 			return nil, err
 		}
+		if opts.Appender != nil {
+			if err := addPushTool(srv, checks, opts.Storage, opts.Appender, lim); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if len(opts.StoreDirs) > 0 {
 		if err := addClientStoreTools(srv, checks, opts.StoreDirs, lim); err != nil {
@@ -122,9 +139,17 @@ func NewServer(opts Options) (*sdkmcp.Server, error) {
 // the client-store tools without guessing directory names.
 func instructions(opts Options) string {
 	var b strings.Builder
-	b.WriteString("Read-only access to LiveStore data. LiveStore keeps every store as an ordered log of named events with JSON args; the state (SQLite tables) is derived from the log.")
+	if opts.Appender != nil {
+		b.WriteString("Access to LiveStore data.")
+	} else {
+		b.WriteString("Read-only access to LiveStore data.")
+	}
+	b.WriteString(" LiveStore keeps every store as an ordered log of named events with JSON args; the state (SQLite tables) is derived from the log.")
 	if opts.Storage != nil {
 		b.WriteString(" list_stores and read_events read the sync server's global event logs (seqNums are integers).")
+		if opts.Appender != nil {
+			b.WriteString(" push_events appends events to a store at its head.")
+		}
 	}
 	if len(opts.StoreDirs) > 0 {
 		b.WriteString(" The client_store_* tools read client store directories (seqNums like e5, e5.1 for client-only events, e5r1 after a rebase); allowed dirs: ")

@@ -217,7 +217,7 @@ func TestTools(t *testing.T) {
 	st := newStorage(t)
 	dir := newClientStore(t)
 	storageTools := []string{"list_stores", "read_events"}
-	dirTools := []string{"client_store_events", "client_store_query", "client_store_summary"}
+	dirTools := []string{"client_store_events", "client_store_query", "client_store_summary", "sync_status"}
 	tests := []struct {
 		name string
 		opts Options

@@ -40,7 +40,7 @@ func commands() []command {
 		{name: "import", summary: "append exported events to a sync storage (e.g. SQLite to PostgreSQL)", run: runImport},
 		{name: "devtools", summary: "serve the devtools page over a sync storage, without a sync server", run: runDevtools},
 		{name: "query", summary: "run read-only SQL over a client store directory", run: runQuery},
-		{name: "mcp", summary: "serve read-only MCP tools over stdio for AI assistants", run: runMCP},
+		{name: "mcp", summary: "serve MCP tools over stdio for AI assistants (read-only unless --allow-writes)", run: runMCP},
 		{name: "token", summary: "mint an HS256 token for stores (development and tests)", run: runToken},
 	}
 }

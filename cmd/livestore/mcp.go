@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore/mcp"
+	"github.com/livestore-go/livestore/syncclient"
+	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
 // stringList is a flag that may be given several times.
@@ -41,6 +44,9 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		logLevel  string
 		maxAnswer int
 		timeout   time.Duration
+		allowW    bool
+		serverURL string
+		payload   string
 	)
 	fs := flag.NewFlagSet("livestore mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -50,12 +56,15 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	fs.IntVar(&maxAnswer, "max-answer-bytes", mcp.DefaultMaxAnswerBytes, "most bytes in one tool answer; longer pages end early and say where to go on")
 	fs.DurationVar(&timeout, "query-timeout", mcp.DefaultQueryTimeout, "most time one tool call reads; a SQL query is interrupted after it")
+	fs.BoolVar(&allowW, "allow-writes", false, "enable push_events, which appends events to the storage's stores (read-only without it)")
+	fs.StringVar(&serverURL, "server", "", "with --allow-writes: push through the running sync server at this URL (ws://HOST:PORT) instead of writing the storage")
+	fs.StringVar(&payload, "server-payload", "", "with --server: the sync payload as JSON, e.g. {\"authToken\":\"...\"}")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore mcp [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Serves the Model Context Protocol on stdin/stdout until stdin closes, so that")
 		fmt.Fprintln(stderr, "AI assistants can read a sync server's stores and events and client store")
-		fmt.Fprintln(stderr, "directories. The tools only read. Logs go to stderr.")
+		fmt.Fprintln(stderr, "directories. The tools only read unless --allow-writes is given. Logs go to stderr.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -68,19 +77,41 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if noStorage && len(storeDirs) == 0 {
 		return fmt.Errorf("%w: --no-storage needs at least one --store-dir", errUsage)
 	}
+	if allowW && noStorage {
+		return fmt.Errorf("%w: --allow-writes appends to the sync storage; it cannot go with --no-storage", errUsage)
+	}
+	if !allowW && (serverURL != "" || payload != "") {
+		return fmt.Errorf("%w: --server and --server-payload are for pushing: add --allow-writes", errUsage)
+	}
+	if payload != "" && (serverURL == "" || !json.Valid([]byte(payload))) {
+		return fmt.Errorf("%w: --server-payload must be JSON and go with --server", errUsage)
+	}
 	logger, err := newLogger(logLevel, stderr)
 	if err != nil {
 		return err
 	}
 
 	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger, MaxAnswerBytes: maxAnswer, QueryTimeout: timeout}
-	if !noStorage {
+	switch {
+	case noStorage:
+	case allowW && serverURL == "":
+		st, closeStorage, err := openForPush(ctx, &storage)
+		if err != nil {
+			return err
+		}
+		defer closeStorage()
+		opts.Storage = st
+		opts.Appender = mcp.StorageAppender(st)
+	default:
 		st, closeStorage, err := storage.openReadOnly(ctx)
 		if err != nil {
 			return err
 		}
 		defer closeStorage()
 		opts.Storage = st
+		if allowW {
+			opts.Appender = mcp.ServerAppender(serverURL, syncclient.Options{Payload: payloadJSON(payload), Logger: logger})
+		}
 	}
 	srv, err := mcp.NewServer(opts)
 	if err != nil {
@@ -109,6 +140,21 @@ func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return nil
 }
 
+// openForPush opens the storage for appending. A SQLite file that a
+// running `livestore serve` holds cannot be opened: two writers would
+// break the server's view of each store's head, so the events must go
+// through the server.
+func openForPush(ctx context.Context, storage *storageFlags) (storageReader, func(), error) {
+	st, closeStorage, err := storage.open(ctx, true)
+	if errors.Is(err, sqlitestore.ErrLocked) {
+		return nil, nil, fmt.Errorf("--allow-writes: %w\na running sync server owns this storage: pass --server ws://HOST:PORT to push through it", err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--allow-writes: %w", err)
+	}
+	return st, closeStorage, nil
+}
+
 // moduleVersion is the version the binary was built from ("go install
 // ...@v1.2.3"), or "" for a build from a work tree.
 func moduleVersion() string {
@@ -122,3 +168,11 @@ func moduleVersion() string {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// payloadJSON is the --server-payload flag's JSON, nil when not given.
+func payloadJSON(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}

@@ -116,7 +116,7 @@ func TestMCPPipes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkMCPTools(t, cs, []string{"client_store_events", "client_store_query", "client_store_summary", "list_stores", "read_events"})
+			checkMCPTools(t, cs, []string{"client_store_events", "client_store_query", "client_store_summary", "list_stores", "read_events", "sync_status"})
 			if stopBy == "cancel" {
 				cancel()
 				if err := <-done; err != nil {
