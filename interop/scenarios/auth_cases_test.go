@@ -61,11 +61,13 @@ type multiAnswer struct {
 }
 
 // multiClient is one Node process running multi-client.mjs, stopped when
-// the test ends.
+// the test ends. It is returned once Node has loaded LiveStore, so that
+// deadlines set afterwards (a token's expiry) do not include Node's boot.
 type multiClient struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stderr *logBuffer
+	ready  chan struct{} // closed when the process greeted
 	done   chan struct{} // closed when the process has exited
 	err    error         // why it exited, valid after done
 	nextID atomic.Int64
@@ -81,7 +83,7 @@ func startMultiClient(t *testing.T) *multiClient {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	m := &multiClient{cmd: cmd, stderr: &logBuffer{}, done: make(chan struct{}), waiters: map[string]chan multiAnswer{}}
+	m := &multiClient{cmd: cmd, stderr: &logBuffer{}, ready: make(chan struct{}), done: make(chan struct{}), waiters: map[string]chan multiAnswer{}}
 	cmd.Stderr = m.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -107,6 +109,13 @@ func startMultiClient(t *testing.T) *multiClient {
 			t.Logf("node multi-client stderr:\n%s", tailString(m.stderr.String(), 16<<10))
 		}
 	})
+	select {
+	case <-m.ready:
+	case <-m.done:
+		t.Fatalf("node multi-client exited before it was ready (%v)", m.err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("node multi-client not ready after 2 min")
+	}
 	return m
 }
 
@@ -115,7 +124,11 @@ func (m *multiClient) read(stdout io.Reader) {
 	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
 	for sc.Scan() {
 		var a multiAnswer
-		if json.Unmarshal(sc.Bytes(), &a) != nil || a.Ready {
+		if json.Unmarshal(sc.Bytes(), &a) != nil {
+			continue
+		}
+		if a.Ready {
+			close(m.ready)
 			continue
 		}
 		m.mu.Lock()
