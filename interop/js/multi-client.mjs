@@ -16,7 +16,18 @@
 //   {"id":"r1","storeId":"S","clientId":"…","committed":1,"todos":[…]}
 //
 // or {"id":"r1","error":"…"} (a timeout says how far it got), and shuts the
-// store down. The first line on stdout is {"ready":true}. The process exits
+// store down.
+//
+// Optional fields, for tests of refused or limited connections:
+//   "syncPayload": any JSON  the store's syncPayload (e.g. {"authToken":"…"}),
+//                            also sent when reading the server's events
+//   "confirm": false         do not wait for the server to list the commits
+//                            (they are expected never to get there)
+//   "later": {"atMs": T, "commit": ["js-2"]}
+//                            at Unix time T (ms), after the above, commit
+//                            these too; they are never waited for
+//   "holdMs": N              keep the store open N ms more before answering,
+//                            so that its sync has time to try what it would The first line on stdout is {"ready":true}. The process exits
 // when stdin ends and every request has been answered. Everything else goes
 // to stderr.
 import { randomBytes } from 'node:crypto'
@@ -62,7 +73,8 @@ const run = async (req) => {
     sessionId,
     sync: { backend: makeWsSync({ url: req.url }) },
   })
-  const store = await createStorePromise({ adapter, schema, storeId: req.store })
+  const syncPayload = req.syncPayload
+  const store = await createStorePromise({ adapter, schema, storeId: req.store, syncPayload })
   try {
     const ids = req.commit ?? []
     for (const id of ids) store.commit(events.todoCreated({ id, text: 'from js' }))
@@ -77,11 +89,12 @@ const run = async (req) => {
     // The store's syncStatus() cannot tell whether the server has the events
     // (see PROTOCOL.md): ask the server.
     let onServer = -1
-    while (ids.length > 0) {
+    while (ids.length > 0 && req.confirm !== false) {
       try {
         const serverEvents = await fetchServerEvents({
           url: req.url,
           storeId: req.store,
+          payload: syncPayload,
           timeoutMs: Math.max(1000, Math.min(10_000, remainingMs())),
         })
         onServer = serverEvents.filter((e) => e.clientId === clientId && e.sessionId === sessionId).length
@@ -92,7 +105,15 @@ const run = async (req) => {
       if (remainingMs() <= 0) throw new Error(`timeout: the server has ${onServer} of ${ids.length} events of client ${clientId}`)
       await sleep(200)
     }
-    return { id: req.id, storeId: req.store, clientId, committed: ids.length, todos: readTodos(store) }
+    let committed = ids.length
+    if (req.later !== undefined) {
+      const wait = (req.later.atMs ?? 0) - Date.now()
+      if (wait > 0) await sleep(wait)
+      for (const id of req.later.commit ?? []) store.commit(events.todoCreated({ id, text: 'from js' }))
+      committed += (req.later.commit ?? []).length
+    }
+    if ((req.holdMs ?? 0) > 0) await sleep(req.holdMs)
+    return { id: req.id, storeId: req.store, clientId, committed, todos: readTodos(store) }
   } finally {
     await store.shutdownPromise().catch((err) => console.error(`${req.id}: shutdown: ${err}`))
   }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -19,11 +20,13 @@ import (
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
 
-// authServer is our sync server with token auth (jwtauth, HS256) on
-// loopback, over SQLite storage the test can read.
+// authServer is our sync server with token auth (jwtauth) on loopback,
+// over SQLite storage the test can read.
 type authServer struct {
-	url     string
-	storage *sqlitestore.Store
+	url      string
+	storage  *sqlitestore.Store
+	verifier *jwtauth.Verifier
+	log      *logBuffer // the server's log
 
 	mu       sync.Mutex
 	refusals map[string][]string // store id → "401 reason" of each refused connection
@@ -37,7 +40,13 @@ func (s *authServer) refused(storeID string) []string {
 
 func startAuthServer(t *testing.T, secret []byte) *authServer {
 	t.Helper()
-	v, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: secret})
+	return startAuthServerConfig(t, jwtauth.Config{Secret: secret})
+}
+
+// startAuthServerConfig starts an authServer verifying tokens as cfg says.
+func startAuthServerConfig(t *testing.T, cfg jwtauth.Config) *authServer {
+	t.Helper()
+	v, err := jwtauth.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +56,7 @@ func startAuthServer(t *testing.T, secret []byte) *authServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	as := &authServer{storage: st, refusals: map[string][]string{}}
+	as := &authServer{storage: st, verifier: v, log: &logBuffer{}, refusals: map[string][]string{}}
 	auth := func(ctx context.Context, storeID string, payload json.RawMessage, h http.Header) (syncserver.Access, error) {
 		access, err := v.Authorize(ctx, storeID, payload, h)
 		var ae *syncserver.AuthError
@@ -58,7 +67,13 @@ func startAuthServer(t *testing.T, secret []byte) *authServer {
 		}
 		return access, err
 	}
-	srv, err := syncserver.New(syncserver.Options{Storage: st, Auth: auth, Logger: testLogger(t, "sync server (auth)")})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sync server (auth) log:\n%s", as.log)
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(as.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := syncserver.New(syncserver.Options{Storage: st, Auth: auth, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
