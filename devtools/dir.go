@@ -381,15 +381,12 @@ func (h *dirHandler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer d.Close()
-	st, err := h.query(ctx, d, `SELECT head FROM __livestore_sync_status LIMIT 1`)
+	recorded, err := d.SyncStatus(ctx)
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	var syncHead int64
-	if len(st.Rows) > 0 {
-		syncHead, _ = st.Rows[0][0].(int64)
-	}
+	syncHead := recorded.Head
 	// The cursor stays where the caller left it until an event is read.
 	next := start
 	// Pending events all come after the recorded head: no need to read
@@ -537,15 +534,12 @@ func (h *dirHandler) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer d.Close()
-	st, err := h.query(ctx, d, `SELECT backendId FROM __livestore_sync_status LIMIT 1`)
+	recorded, err := d.SyncStatus(ctx)
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	var backendID string
-	if len(st.Rows) > 0 {
-		backendID, _ = st.Rows[0][0].(string)
-	}
+	backendID := recorded.BackendID
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename=%q`, storeID+".jsonl"))

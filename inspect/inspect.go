@@ -110,6 +110,22 @@ type TableInfo struct {
 	Rows int64  `json:"rows"`
 }
 
+// SyncStatus reads the sync state recorded in the directory: the last
+// global sequence number the server confirmed and its backend id. Unlike
+// Summary it counts nothing, so it is cheap to call often.
+func (d *Dir) SyncStatus(ctx context.Context) (eventlog.SyncStatus, error) {
+	var st eventlog.SyncStatus
+	err := d.snapshot(ctx, func() error {
+		var err error
+		st, err = eventlog.ReadSyncStatus(d.c)
+		return err
+	})
+	if err != nil {
+		return st, fmt.Errorf("sync status of %s: %w", d.path, err)
+	}
+	return st, nil
+}
+
 // Summary reads the store's summary in one snapshot.
 func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 	s := Summary{Dir: d.path}
