@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -95,57 +95,24 @@ func (s *Store) EventLog(ctx context.Context, q EventLogQuery) ([]LoggedEvent, b
 	if limit <= 0 {
 		limit = 100
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration,
-  parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration,
-  name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson,
-  seqNumClient = 0 AND seqNumGlobal <= h.head
-FROM eventlog, (SELECT head FROM __livestore_sync_status LIMIT 1) AS h
-WHERE seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient > ?)`)
-	// The bare bound on seqNumGlobal lets SQLite seek along the primary key
-	// instead of reading from the start of the log.
-	args := []any{q.After.Global, q.After.Global, q.After.Client}
-	if q.From != nil {
-		b.WriteString(` AND seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient >= ?)`)
-		args = append(args, q.From.Global, q.From.Global, q.From.Client)
-	}
-	if q.To != nil {
-		b.WriteString(` AND seqNumGlobal <= ? AND (seqNumGlobal < ? OR seqNumClient <= ?)`)
-		args = append(args, q.To.Global, q.To.Global, q.To.Client)
-	}
-	if q.Name != "" {
-		b.WriteString(` AND name = ?`)
-		args = append(args, q.Name)
-	}
+	page := clientdb.PageQuery{After: q.After, From: q.From, To: q.To, Name: q.Name, Limit: limit + 1}
 	switch q.Status {
 	case SyncedEvents:
-		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal <= h.head`)
+		page.Confirmation = clientdb.OnlyConfirmed
 	case PendingEvents:
-		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal > h.head`)
+		page.Confirmation = clientdb.OnlyPending
 	}
-	b.WriteString(` ORDER BY seqNumGlobal, seqNumClient LIMIT ?`)
-	args = append(args, limit+1)
 	out := make([]LoggedEvent, 0, min(limit, 1000))
 	more := false
-	err := s.readRows(ctx, b.String(), args, func(r *sqlite.Row) error {
-		if len(out) == limit {
-			more = true
+	err := s.withReader(ctx, func(c *sqlite.Conn) error {
+		return clientdb.On(c).Page(page, func(ev eventlog.Event, confirmed bool) error {
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			out = append(out, LoggedEvent{Event: ev, Synced: confirmed})
 			return nil
-		}
-		e := LoggedEvent{Event: eventlog.Event{
-			SeqNum:       eventlog.SeqNum{Global: r.Int64(0), Client: r.Int64(1), RebaseGeneration: r.Int64(2)},
-			ParentSeqNum: eventlog.SeqNum{Global: r.Int64(3), Client: r.Int64(4), RebaseGeneration: r.Int64(5)},
-			Name:         r.Text(6),
-			Args:         json.RawMessage(r.Text(7)),
-			ClientID:     r.Text(8),
-			SessionID:    r.Text(9),
-			SchemaHash:   r.Int64(10),
-		}, Synced: r.Int64(12) != 0}
-		if !r.IsNull(11) {
-			e.SyncMetadata = json.RawMessage(r.Text(11))
-		}
-		out = append(out, e)
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("livestore: read eventlog after %s: %w", q.After, err)
@@ -185,23 +152,61 @@ func (s *Store) ImportEvents(ctx context.Context, evs []RecoveryEvent) (int, err
 }
 
 func (s *Store) importLocked(ctx context.Context, evs []RecoveryEvent) (int, error) {
-	count, err := eventlog.Count(s.w)
+	count, err := s.db.Count()
 	if err != nil {
 		return 0, err
 	}
 	if count > 0 {
 		return 0, fmt.Errorf("%w: its eventlog holds %d events (import only into an empty store)", ErrStoreNotEmpty, count)
 	}
+	log, st, err := s.importedLog(evs)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.w.Begin(); err != nil {
+		return 0, err
+	}
+	old := s.sync
+	err = func() error {
+		for i := range log {
+			if err := s.db.Append(&log[i]); err != nil {
+				return err
+			}
+		}
+		if err := s.db.WriteSyncStatus(st); err != nil {
+			return err
+		}
+		// rebuildState tells confirmed events from pending ones by s.sync.
+		s.sync = st
+		if err := s.rebuildState(ctx); err != nil {
+			return fmt.Errorf("materialize: %w", err)
+		}
+		return s.w.Commit()
+	}()
+	if err != nil {
+		s.w.Rollback()
+		s.sync = old
+		return 0, err
+	}
+	if len(log) > 0 {
+		s.head = log[len(log)-1].SeqNum
+	}
+	return len(log), nil
+}
+
+// importedLog checks the lines of an import and returns the eventlog they
+// make, with the sync status that marks the confirmed ones.
+func (s *Store) importedLog(evs []RecoveryEvent) ([]eventlog.Event, eventlog.SyncStatus, error) {
 	st := eventlog.SyncStatus{BackendID: s.sync.BackendID}
 	confirming := true
 	var log []eventlog.Event
 	prev := int64(0)
 	for i, line := range evs {
 		if line.ParentSeqNum != prev || line.SeqNum <= prev {
-			return 0, fmt.Errorf("line %d (%s e%d): parentSeqNum %d does not follow the line before (e%d)", i+1, line.Name, line.SeqNum, line.ParentSeqNum, prev)
+			return nil, st, fmt.Errorf("line %d (%s e%d): parentSeqNum %d does not follow the line before (e%d)", i+1, line.Name, line.SeqNum, line.ParentSeqNum, prev)
 		}
 		if line.Name == "" {
-			return 0, fmt.Errorf("line %d: no event name", i+1)
+			return nil, st, fmt.Errorf("line %d: no event name", i+1)
 		}
 		args := line.Args
 		if len(args) == 0 {
@@ -228,35 +233,7 @@ func (s *Store) importLocked(ctx context.Context, evs []RecoveryEvent) (int, err
 		log = append(log, ev)
 		prev = line.SeqNum
 	}
-	if err := s.w.Begin(); err != nil {
-		return 0, err
-	}
-	old := s.sync
-	err = func() error {
-		for i := range log {
-			if err := eventlog.Append(s.w, &log[i]); err != nil {
-				return err
-			}
-		}
-		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
-			return err
-		}
-		// rebuildState tells confirmed events from pending ones by s.sync.
-		s.sync = st
-		if err := s.rebuildState(ctx); err != nil {
-			return fmt.Errorf("materialize: %w", err)
-		}
-		return s.w.Commit()
-	}()
-	if err != nil {
-		s.w.Rollback()
-		s.sync = old
-		return 0, err
-	}
-	if len(log) > 0 {
-		s.head = log[len(log)-1].SeqNum
-	}
-	return len(log), nil
+	return log, st, nil
 }
 
 // IsPrimaryKey reports whether the column is (part of) the primary key.

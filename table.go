@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -174,7 +175,7 @@ func (t *Table) validate() error {
 	if err := validName(t.name); err != nil {
 		return fmt.Errorf("table %q: %w", t.name, err)
 	}
-	if strings.HasPrefix(t.name, "__livestore") || strings.HasPrefix(t.name, "sqlite_") || t.name == "eventlog" {
+	if strings.HasPrefix(t.name, "__livestore") || strings.HasPrefix(t.name, "sqlite_") || t.name == clientdb.EventlogTable {
 		return fmt.Errorf("table %q: name is reserved", t.name)
 	}
 	if len(t.columns) == 0 {
