@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -19,33 +21,16 @@ import (
 // plain queries scanned into structs; "reactivity" is re-running the one
 // query whose result the workload waits for after each commit.
 
+// floorDDL is the state tables; the eventlog is the client's own
+// (internal/clientdb), written with the same statement a commit runs.
 const floorDDL = `
-CREATE TABLE IF NOT EXISTS eventlog (
-  seqNumGlobal INTEGER NOT NULL,
-  seqNumClient INTEGER NOT NULL,
-  seqNumRebaseGeneration INTEGER NOT NULL,
-  parentSeqNumGlobal INTEGER NOT NULL,
-  parentSeqNumClient INTEGER NOT NULL,
-  parentSeqNumRebaseGeneration INTEGER NOT NULL,
-  name TEXT NOT NULL,
-  argsJson TEXT NOT NULL,
-  clientId TEXT NOT NULL,
-  sessionId TEXT NOT NULL,
-  schemaHash INTEGER NOT NULL,
-  syncMetadataJson TEXT,
-  PRIMARY KEY (seqNumGlobal, seqNumClient, seqNumRebaseGeneration)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS todos (id TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', completed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id));
 CREATE TABLE IF NOT EXISTS items (id TEXT NOT NULL, value INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id));
 `
 
-const floorInsertEvent = `INSERT INTO eventlog (seqNumGlobal, seqNumClient, seqNumRebaseGeneration,
-  parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration,
-  name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-
 type floorDB struct {
 	c    *sqlite.Conn
+	db   clientdb.DB
 	head int64
 }
 
@@ -57,16 +42,21 @@ func openFloor(dir string) (*floorDB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db := clientdb.On(c)
+	if err := db.Create(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if err := c.Exec(floorDDL); err != nil {
 		c.Close()
 		return nil, err
 	}
-	head, _, err := c.QueryInt64("SELECT coalesce(max(seqNumGlobal), 0) FROM eventlog")
+	head, err := db.Head()
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &floorDB{c: c, head: head}, nil
+	return &floorDB{c: c, db: db, head: head.Global}, nil
 }
 
 // floorEvent is one event and its materializer's write.
@@ -97,7 +87,9 @@ func (f *floorDB) commit(evs ...floorEvent) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := f.c.Exec(floorInsertEvent, head+1, 0, 0, head, 0, 0, e.name, string(args), "floor1", "s1", 1, nil); err != nil {
+		ev := eventlog.Event{SeqNum: eventlog.SeqNum{Global: head + 1}, ParentSeqNum: eventlog.SeqNum{Global: head},
+			Name: e.name, Args: args, ClientID: "floor1", SessionID: "s1", SchemaHash: 1}
+		if err := f.db.Append(&ev); err != nil {
 			return err
 		}
 		if err := f.c.Exec(e.write, e.wargs...); err != nil {
