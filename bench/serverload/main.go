@@ -6,6 +6,10 @@
 //
 //	go run ./bench/serverload --storage sqlite --clients 8 --stores 8 --live 200 --duration 10s
 //	go run ./bench/serverload --storage postgres --postgres postgres://postgres@127.0.0.1:5432/test
+//
+// It measures the server alone, over the wire: no client stores, no
+// rebases and no comparison with the reference server (bench/compare
+// measures client stores).
 package main
 
 import (
