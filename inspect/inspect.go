@@ -11,6 +11,12 @@
 // in time, after which SQLite is interrupted. The read-only guard refuses
 // every statement that writes, including VACUUM INTO, which would write a
 // copy of the database elsewhere.
+//
+// The one write is [RestorePending], which appends a recovery file's
+// pending events while the owning program is stopped. The package never
+// materializes events, syncs or opens a [livestore.Store]: a program
+// looking into its own open store uses the Store's introspection
+// (Store.QueryReadOnly, Store.EventLog) instead.
 package inspect
 
 import (
