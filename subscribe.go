@@ -73,11 +73,7 @@ func Get[T any](ctx context.Context, s *Store, q Queryable[T]) (T, error) {
 	if g.stopped {
 		return zero, ErrStoreClosed
 	}
-	g.applyPendingLocked()
-	n := g.nodeFor(q.definition())
-	if n.liveRefs > 0 && !n.valid {
-		g.refreshLocked(ctx, true)
-	}
+	n := g.freshNodeLocked(ctx, q.definition())
 	v, err := g.ensure(ctx, n)
 	if n.liveRefs == 0 {
 		g.collect(n)
@@ -86,6 +82,19 @@ func Get[T any](ctx context.Context, s *Store, q Queryable[T]) (T, error) {
 		return zero, err
 	}
 	return v.(T), nil
+}
+
+// freshNodeLocked returns the node of def once the writes recorded so far
+// are applied. If they made a node with subscribers stale, a refresh pass
+// runs first, so that its subscribers get the new value before the caller
+// reads it.
+func (g *graph) freshNodeLocked(ctx context.Context, def nodeDef) *node {
+	g.applyPendingLocked()
+	n := g.nodeFor(def)
+	if n.liveRefs > 0 && !n.valid {
+		g.refreshLocked(ctx, true)
+	}
+	return n
 }
 
 // SetSignal sets the value of sig in store s; values derived from it are
@@ -134,13 +143,9 @@ func subscribe(s *Store, def nodeDef, deliver func(any, error)) (func(), error) 
 	if g.stopped {
 		return nil, ErrStoreClosed
 	}
-	g.applyPendingLocked()
-	n := g.nodeFor(def)
-	if n.liveRefs > 0 && !n.valid {
-		// Bring the node's existing subscribers up to date first; the new
-		// one starts from the value they end with.
-		g.refreshLocked(context.Background(), true)
-	}
+	// The node's existing subscribers are brought up to date first; the new
+	// one starts from the value they end with.
+	n := g.freshNodeLocked(context.Background(), def)
 	sub := &subscription{g: g, n: n, deliver: deliver}
 	n.subs[sub] = struct{}{}
 	g.retain(n)
