@@ -92,15 +92,15 @@ type node struct {
 //     Computed functions run under mu; callbacks never do.
 //   - pendMu guards pending and pendAll only. Commits take it without mu;
 //     applyPendingLocked takes it under mu.
-//   - obsMu guards observers. invalidate takes it without mu, a refresh pass
-//     under mu.
+//   - obsMu guards observers. invalidate takes it alone; everything else
+//     takes it under mu.
 //   - a subscription's or observer's own mu guards its delivery state; post
 //     takes it under mu (subscriptions) or obsMu (observers).
 //
 // Lock order: mu, then pendMu or obsMu, then a subscription's or observer's
 // mu. A refresh pass reads the database under mu (taking a read connection,
-// or the write lock of an in-memory store); commits never take mu, so they
-// cannot wait on a pass, nor a pass on a commit holding mu.
+// or the write lock of an in-memory store); since commits never take mu, a
+// pass that waits for a commit's write lock cannot deadlock with it.
 type graph struct {
 	s   *Store
 	log *slog.Logger
