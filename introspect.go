@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"sort"
+	"time"
 
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/internal/clientdb"
@@ -14,8 +17,8 @@ import (
 
 // This file holds what tools looking into a live store (devtools) need
 // beyond the application API: read-only SQL, a paged view of the eventlog
-// with each event's sync state, import into an empty store, and the shape
-// of the schema's tables.
+// with each event's sync state, import into an empty store, the shape of
+// the schema's tables, and the nodes and last refresh of the reactive graph.
 
 // MaxReadOnlyValue is the largest string or blob a statement of
 // QueryReadOnly builds or reads; larger ones fail with "string or blob too
@@ -257,4 +260,114 @@ func (t *Table) SetDocumentEvent(id string, value json.RawMessage) (Event, error
 		return Event{}, fmt.Errorf("livestore: client document %s/%s: value is not valid JSON", t.name, id)
 	}
 	return Event{Name: t.doc.setDefinition().Name(), Args: clientDocSetArgs{ID: id, Value: value}}, nil
+}
+
+// NodeInfo describes a reactive node, for devtools.
+type NodeInfo struct {
+	ID    int64  `json:"id"`
+	Kind  string `json:"kind"` // "db", "computed" or "signal"
+	Label string `json:"label,omitempty"`
+	SQL   string `json:"sql,omitempty"`
+	// Args are the values bound to the SQL's parameters.
+	Args         []any         `json:"args,omitempty"`
+	Tables       []string      `json:"tables,omitempty"`
+	RunCount     int64         `json:"runCount"`
+	LastDuration time.Duration `json:"lastDurationNs"`
+	// MeanDuration is the mean time of all runs.
+	MeanDuration time.Duration `json:"meanDurationNs"`
+	Subscribers  int           `json:"subscribers"`
+	Dependencies []int64       `json:"dependencies,omitempty"`
+	Stale        bool          `json:"stale"`
+	// LastResult is the JSON of the last value: its first PreviewItems
+	// elements when it is a slice, at most PreviewBytes long (else a JSON
+	// string holding the start of it). ResultCut says it was shortened.
+	LastResult json.RawMessage `json:"lastResult,omitempty"`
+	ResultCut  bool            `json:"resultCut,omitempty"`
+	// Error is the last run's failure, if it failed.
+	Error string `json:"error,omitempty"`
+}
+
+// Bounds of NodeInfo.LastResult.
+const (
+	PreviewItems = 10
+	PreviewBytes = 4 << 10
+)
+
+// ReactiveNodes lists the nodes of the store's reactive graph.
+func (s *Store) ReactiveNodes() []NodeInfo {
+	g := s.graph
+	g.mu.Lock()
+	out := make([]NodeInfo, 0, len(g.nodes))
+	values := make([]any, 0, len(g.nodes))
+	for _, n := range g.nodes {
+		info := NodeInfo{ID: n.id, Kind: n.kind.String(), Label: n.label, SQL: n.sql, Tables: n.tables,
+			Args: n.args, RunCount: n.runs, LastDuration: n.lastDur, Subscribers: len(n.subs), Stale: !n.valid}
+		if n.runs > 0 {
+			info.MeanDuration = n.totalDur / time.Duration(n.runs)
+		}
+		if n.err != nil {
+			info.Error = n.err.Error()
+		}
+		for d := range n.deps {
+			info.Dependencies = append(info.Dependencies, d.id)
+		}
+		sort.Slice(info.Dependencies, func(i, j int) bool { return info.Dependencies[i] < info.Dependencies[j] })
+		out = append(out, info)
+		v := n.value
+		if !n.everRun && n.kind != signalNode {
+			v = nil
+		}
+		values = append(values, v)
+	}
+	g.mu.Unlock()
+	// Values are replaced, never changed in place, so they are encoded
+	// outside the lock: a large result does not hold up refreshes.
+	for i := range out {
+		if values[i] != nil {
+			out[i].LastResult, out[i].ResultCut = preview(values[i])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// preview encodes the start of v as JSON within the bounds of
+// NodeInfo.LastResult.
+func preview(v any) (json.RawMessage, bool) {
+	cut := false
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > PreviewItems {
+		v, cut = rv.Slice(0, PreviewItems).Interface(), true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprintf("%v (not JSON: %v)", v, err))
+	}
+	if len(b) > PreviewBytes {
+		text := []rune(string(b[:PreviewBytes]))
+		b, _ = json.Marshal(string(text[:len(text)-1]) + "…")
+		cut = true
+	}
+	return b, cut
+}
+
+// RefreshInfo describes the last refresh pass of the reactive graph: the
+// one that followed the latest writes.
+type RefreshInfo struct {
+	// Pass numbers the passes; 0 means none ran yet.
+	Pass uint64 `json:"pass"`
+	// Tables are the tables written since the pass before ("*": all).
+	Tables []string `json:"tables"`
+	// Reran lists the ids of the nodes the pass re-ran (see NodeInfo.ID).
+	Reran []int64 `json:"reran"`
+	// At is when the pass ended.
+	At time.Time `json:"at"`
+}
+
+// LastRefresh describes the reactive graph's last refresh pass.
+func (s *Store) LastRefresh() RefreshInfo {
+	g := s.graph
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return RefreshInfo{Pass: g.lastPass, Tables: append([]string{}, g.lastTables...),
+		Reran: append([]int64{}, g.lastReran...), At: g.lastAt}
 }
