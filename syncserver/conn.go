@@ -3,7 +3,6 @@ package syncserver
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -260,9 +259,9 @@ func (c *conn) protocolError(err error) {
 	case me.RequestID != "":
 		c.send(syncproto.ExitDie(canonicalRequestID(me.RequestID), me.Err.Error()))
 	case me.Tag != "":
-		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + me.Tag)})
+		c.send(syncproto.StringDefect("Unknown request tag: " + me.Tag))
 	default:
-		c.send(&syncproto.Defect{Defect: jsonString(me.Err.Error())})
+		c.send(syncproto.StringDefect(me.Err.Error()))
 	}
 }
 
@@ -281,12 +280,7 @@ func (c *conn) handleOversize(prefix []byte, size int64) {
 		c.send(syncproto.ExitFail(id, &syncproto.UnknownError{Message: msg}))
 		return
 	}
-	c.send(&syncproto.Defect{Defect: jsonString(msg)})
-}
-
-func jsonString(s string) json.RawMessage {
-	b, _ := syncproto.Marshal(s)
-	return b
+	c.send(syncproto.StringDefect(msg))
 }
 
 // requestIDPrefix finds the id of a Request envelope in the beginning of a
@@ -339,7 +333,7 @@ func (c *conn) handleRequest(req *syncproto.Request) {
 		// The reference answers with a Defect for the connection, not an
 		// Exit for the request.
 		c.srv.metrics.protocolErrors.Inc()
-		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + req.Tag)})
+		c.send(syncproto.StringDefect("Unknown request tag: " + req.Tag))
 	}
 }
 

@@ -262,3 +262,17 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// splitPull cuts pull items into pages as the reference server does, by the
+// sizes Marshal gives (independently of the server's page encoder): at most
+// 100 items and 900,000 bytes a page, measured with the longest page info.
+func splitPull(items []syncproto.PullItem, backendID string) ([][]syncproto.PullItem, error) {
+	empty, err := syncproto.Marshal(syncproto.PullResponse{PageInfo: syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: syncproto.MaxSeqNum + 1}, BackendID: backendID})
+	if err != nil {
+		return nil, err
+	}
+	return syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, len(empty), func(it syncproto.PullItem) (int, error) {
+		b, err := syncproto.Marshal(it)
+		return len(b), err
+	})
+}

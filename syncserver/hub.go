@@ -232,113 +232,19 @@ func (h *hub) dropSubsLocked() {
 	}
 }
 
-// encodePages splits events into pull pages of at most
-// syncproto.MaxEventsPerMessage events and syncproto.MaxPayloadBytes bytes,
-// and encodes each as a PullResponse; info gives the page info of a page
-// after which sent of the n events have been sent. Each event is encoded
-// once; the page is assembled around the encoded items.
+// encodePages encodes events as pull pages (see syncproto.PageEncoder);
+// info gives the page info of a page after which sent of the n events have
+// been sent. Each event is encoded once.
 func encodePages(events []StoredEvent, backendID string, info func(sent, n int) syncproto.PageInfo) ([][]byte, error) {
-	enc, err := newPageEncoder(backendID)
+	enc, err := syncproto.NewPageEncoder(backendID)
 	if err != nil {
 		return nil, err
 	}
 	items := make([][]byte, len(events))
-	for i, ev := range events {
-		if items[i], err = enc.item(ev); err != nil {
+	for i := range events {
+		if items[i], err = enc.Item(&events[i].Event, events[i].CreatedAt); err != nil {
 			return nil, err
 		}
 	}
-	split, err := syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, enc.overhead,
-		func(b []byte) (int, error) { return len(b), nil })
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(split))
-	sent := 0
-	for i, items := range split {
-		sent += len(items)
-		if out[i], err = enc.page(items, info(sent, len(events))); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// pageEncoder encodes the pull pages of one store.
-type pageEncoder struct {
-	backendJSON []byte
-	// overhead is the size of a page without its items, measured with the
-	// longest page info so that any page info fits.
-	overhead int
-
-	meta       []byte // encoded metadata of the last createdAt seen
-	metaMillis int64
-}
-
-func newPageEncoder(backendID string) (*pageEncoder, error) {
-	backendJSON, err := syncproto.Marshal(backendID)
-	if err != nil {
-		return nil, err
-	}
-	longest, err := syncproto.Marshal(syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 1 << 53})
-	if err != nil {
-		return nil, err
-	}
-	return &pageEncoder{
-		backendJSON: backendJSON,
-		overhead:    len(`{"batch":[],"pageInfo":,"backendId":}`) + len(longest) + len(backendJSON),
-		metaMillis:  -1,
-	}, nil
-}
-
-// maxPageBytes is the largest page the encoder produces.
-func (e *pageEncoder) maxPageBytes() int { return syncproto.MaxPayloadBytes }
-
-// item encodes one element of a page's batch. Batches share createdAt, so
-// the metadata of the previous event is reused.
-func (e *pageEncoder) item(ev StoredEvent) ([]byte, error) {
-	if ms := ev.CreatedAt.UnixMilli(); ms != e.metaMillis || e.meta == nil {
-		m, err := syncproto.Marshal(syncproto.SyncMetadata{CreatedAt: FormatCreatedAt(ev.CreatedAt)})
-		if err != nil {
-			return nil, err
-		}
-		e.meta, e.metaMillis = m, ms
-	}
-	evJSON, err := syncproto.Marshal(ev.Event)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %d: %w", ev.SeqNum, err)
-	}
-	b := make([]byte, 0, len(evJSON)+len(e.meta)+60)
-	b = append(b, `{"eventEncoded":`...)
-	b = append(b, evJSON...)
-	b = append(b, `,"metadata":{"_tag":"Some","value":`...)
-	b = append(b, e.meta...)
-	b = append(b, "}}"...)
-	return b, nil
-}
-
-// page assembles a PullResponse around encoded items.
-func (e *pageEncoder) page(items [][]byte, info syncproto.PageInfo) ([]byte, error) {
-	pi, err := syncproto.Marshal(info)
-	if err != nil {
-		return nil, err
-	}
-	size := e.overhead
-	for _, it := range items {
-		size += len(it) + 1
-	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"batch":[`...)
-	for j, it := range items {
-		if j > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it...)
-	}
-	b = append(b, `],"pageInfo":`...)
-	b = append(b, pi...)
-	b = append(b, `,"backendId":`...)
-	b = append(b, e.backendJSON...)
-	b = append(b, '}')
-	return b, nil
+	return enc.Pages(items, info)
 }

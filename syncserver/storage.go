@@ -70,9 +70,10 @@ type Watcher interface {
 }
 
 // FormatCreatedAt renders t as the reference does (JavaScript's
-// Date.prototype.toISOString): UTC, millisecond precision, "Z" suffix.
+// Date.prototype.toISOString): UTC, millisecond precision, "Z" suffix. It is
+// [syncproto.FormatCreatedAt], the form of createdAt in pulled events.
 func FormatCreatedAt(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+	return syncproto.FormatCreatedAt(t)
 }
 
 // StoreInfo summarises one store of a Storage, for tools such as devtools.
