@@ -31,15 +31,15 @@ type conn struct {
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // writer and pull goroutines
-	kill   *time.Timer    // set when the client fell too far behind
-	expiry *time.Timer    // set when the connection's access expires
 
-	mu    sync.Mutex
-	pulls map[string]*pull // open pulls by request id
+	mu     sync.Mutex       // guards the three fields below; last in the lock order (see hub)
+	pulls  map[string]*pull // open pulls by request id
+	kill   *time.Timer      // set when the client fell too far behind
+	expiry *time.Timer      // set when the connection's access expires
 
-	stateMu     sync.Mutex
-	busy        bool // handling a message
-	draining    bool // closing: finish the current message, then close with closeCode
+	stateMu     sync.Mutex // guards the fields below; held alone
+	busy        bool       // handling a message
+	draining    bool       // closing: finish the current message, then close with closeCode
 	closeCode   websocket.StatusCode
 	closeReason string
 }
@@ -437,8 +437,8 @@ func (c *conn) writeLoop() {
 // outbox is the queue of messages for one client. It never blocks its
 // producers: a client whose queue exceeds the limit is disconnected.
 type outbox struct {
-	onOverflow  func()
-	mu          sync.Mutex
+	onOverflow  func()     // called with mu held: takes conn.mu (see hub for the lock order)
+	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
 	bytes       int
 	limit       int

@@ -11,6 +11,17 @@ import (
 
 // hub is the in-process state of one store with open connections: it
 // serialises this process's pushes and delivers new events to live pulls.
+// The Server keeps the hubs and counts their connections (Server.mu).
+//
+// Lock order of a store's locks: hub.pushMu → hub.mu → outbox.mu → conn.mu.
+// A push holds pushMu while it stores and broadcasts, and mu while it
+// delivers; delivering queues pages in each pull's outbox (outbox.mu); an
+// outbox that overflows arms its connection's kill timer (conn.mu). No lock
+// is taken in the other direction: a connection releases conn.mu before it
+// queues a message or calls the hub. byteBudget.mu, pushMeter.mu and
+// storageHealth.mu are leaves, taken under any of these and holding no
+// other; Server.mu and conn.stateMu are never held while another of this
+// package's locks is taken.
 type hub struct {
 	srv     *Server
 	storeID string
@@ -20,13 +31,12 @@ type hub struct {
 	mu        sync.Mutex
 	loaded    bool
 	backendID string
-	head      int64 // last seqNum delivered to live pulls
-	subs      map[*pull]struct{}
-	conns     int // guarded by srv.mu, not mu
+	head      int64           // last seqNum delivered to live pulls
+	subs      map[*pull]int64 // live pulls, each with the highest seqNum it was sent
 }
 
 func newHub(s *Server, storeID string) *hub {
-	return &hub{srv: s, storeID: storeID, subs: make(map[*pull]struct{})}
+	return &hub{srv: s, storeID: storeID, subs: make(map[*pull]int64)}
 }
 
 // loadLocked reads the store's backend id and head once. h.mu must be held.
@@ -151,9 +161,9 @@ func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
 	if len(events) == 0 {
 		return
 	}
-	for p := range h.subs {
+	for p, sentUpTo := range h.subs {
 		evs := events
-		for len(evs) > 0 && evs[0].SeqNum <= p.sentUpTo {
+		for len(evs) > 0 && evs[0].SeqNum <= sentUpTo {
 			evs = evs[1:]
 		}
 		if len(evs) == 0 {
@@ -177,7 +187,7 @@ func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
 		for _, page := range own {
 			p.conn.sendChunk(p.id, page)
 		}
-		p.sentUpTo = evs[len(evs)-1].SeqNum
+		h.subs[p] = evs[len(evs)-1].SeqNum
 		h.srv.metrics.eventsSent.Add(float64(len(evs)))
 	}
 	h.head = events[len(events)-1].SeqNum
@@ -212,8 +222,7 @@ func (h *hub) subscribe(p *pull, sentUpTo int64) (ok bool, head int64) {
 	if h.head > sentUpTo {
 		return false, h.head
 	}
-	p.sentUpTo = sentUpTo
-	h.subs[p] = struct{}{}
+	h.subs[p] = sentUpTo
 	return true, h.head
 }
 

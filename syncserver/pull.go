@@ -20,8 +20,6 @@ type pull struct {
 	acks   chan struct{} // one pending Ack at most
 	done   chan struct{} // closed when the goroutine has returned
 
-	sentUpTo int64 // highest seqNum sent; guarded by hub.mu once registered
-
 	// Encoded bytes and count of the events read so far, to guess how
 	// many events the next page holds and read no more than those.
 	readBytes, readEvents int

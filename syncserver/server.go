@@ -150,8 +150,8 @@ type Server struct {
 
 	pushMeter pushMeter // events stored per store, for StoreStats
 
-	mu    sync.Mutex
-	hubs  map[string]*hub
+	mu    sync.Mutex // guards hubs and conns; see hub for the lock order
+	hubs  map[string]*hubRef
 	conns map[*conn]struct{}
 
 	connWG    sync.WaitGroup // one per served connection
@@ -214,7 +214,7 @@ func New(opts Options) (*Server, error) {
 		scrape:  m.handler(),
 		ctx:     ctx,
 		cancel:  cancel,
-		hubs:    make(map[string]*hub),
+		hubs:    make(map[string]*hubRef),
 		conns:   make(map[*conn]struct{}),
 	}
 	s.pullBudget = newByteBudget(opts.MaxPullBytes, m.pullWaits.Inc, func(d int) { m.pullBytes.Add(float64(d)) })
@@ -245,11 +245,11 @@ func (s *Server) changed(storeID string, head int64) {
 	s.mu.Lock()
 	var hubs []*hub
 	if storeID == "" {
-		for _, h := range s.hubs {
-			hubs = append(hubs, h)
+		for _, ref := range s.hubs {
+			hubs = append(hubs, ref.hub)
 		}
-	} else if h := s.hubs[storeID]; h != nil {
-		hubs = append(hubs, h)
+	} else if ref := s.hubs[storeID]; ref != nil {
+		hubs = append(hubs, ref.hub)
 	}
 	s.mu.Unlock()
 	for _, h := range hubs {
@@ -436,27 +436,38 @@ func equalFoldTrim(s, token string) bool {
 	return true
 }
 
+// hubRef is a store's hub with the number of connections using it; a hub
+// lives while it has connections. Server.mu guards it.
+type hubRef struct {
+	hub   *hub
+	conns int
+}
+
 // acquireHub returns the store's hub, counting one more connection.
 func (s *Server) acquireHub(storeID string) (*hub, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.hubs[storeID]
-	if h == nil {
-		h = newHub(s, storeID)
-		s.hubs[storeID] = h
+	ref := s.hubs[storeID]
+	if ref == nil {
+		ref = &hubRef{hub: newHub(s, storeID)}
+		s.hubs[storeID] = ref
 	}
-	if max := s.opts.MaxConnectionsPerStore; max > 0 && h.conns >= max {
+	if max := s.opts.MaxConnectionsPerStore; max > 0 && ref.conns >= max {
 		return nil, fmt.Errorf("too many connections to store %q (limit %d)", storeID, max)
 	}
-	h.conns++
-	return h, nil
+	ref.conns++
+	return ref.hub, nil
 }
 
+// releaseHub counts one connection of h's store less.
 func (s *Server) releaseHub(h *hub) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h.conns--
-	if h.conns == 0 && s.hubs[h.storeID] == h {
+	ref := s.hubs[h.storeID]
+	if ref == nil || ref.hub != h {
+		return
+	}
+	if ref.conns--; ref.conns == 0 {
 		delete(s.hubs, h.storeID)
 	}
 }

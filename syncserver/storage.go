@@ -76,6 +76,15 @@ func FormatCreatedAt(t time.Time) string {
 	return syncproto.FormatCreatedAt(t)
 }
 
+// StoreLister is implemented by a Storage that can list its stores
+// (sqlitestore.Store and pgstore.Store do), for tools such as the command
+// line's export and inspect, the MCP server and devtools.
+type StoreLister interface {
+	// Stores lists the stores that exist (see [Storage]), ordered by
+	// store id.
+	Stores(ctx context.Context) ([]StoreInfo, error)
+}
+
 // StoreInfo summarises one store of a Storage, for tools such as devtools.
 // Listings hold only stores that exist (see [Storage]).
 type StoreInfo struct {

@@ -472,7 +472,7 @@ func (s *Store) DropSchema(ctx context.Context) error {
 	return err
 }
 
-// Stores lists every store, by id.
+// Stores implements [syncserver.StoreLister].
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	rows, err := s.pool.Query(ctx, "SELECT store_id, backend_id, head, created_at FROM "+s.stores+" ORDER BY store_id")
 	if err != nil {

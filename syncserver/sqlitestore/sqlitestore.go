@@ -484,7 +484,7 @@ func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (i
 	return n, storageErr(fmt.Sprintf("count events of store %q", storeID), err)
 }
 
-// Stores lists every store, by id.
+// Stores implements [syncserver.StoreLister].
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	var out []syncserver.StoreInfo
 	err := s.read(ctx, func(conn *sqlite.Conn) error {
