@@ -124,7 +124,15 @@ type Options struct {
 	// visitor's browser to reach the server; []string{"*"} accepts every
 	// origin, as the reference does (apps that authenticate with their
 	// payload, not with cookies). Other origins are refused with HTTP 403.
+	// On a loopback address a request counts as same-origin only if its
+	// Host names loopback (localhost, 127.0.0.1, [::1]): a page whose DNS
+	// name was rebound to 127.0.0.1 is same-origin with the server but
+	// foreign to the machine. Behind a proxy on loopback, list the public
+	// origin.
 	OriginPatterns []string
+	// OriginRefusalHint, if set, ends the body of an origin refusal, for
+	// example to name the setting that allows more origins.
+	OriginRefusalHint string
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
@@ -336,7 +344,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+	if err := s.checkOrigin(r); err != nil {
 		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
 		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 		http.Error(w, err.Error(), http.StatusForbidden)

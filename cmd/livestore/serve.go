@@ -138,6 +138,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		PingInterval:           cfg.pingInterval,
 		Auth:                   authFn,
 		OriginPatterns:         dep.origins(lns.loopback),
+		OriginRefusalHint:      "see --allowed-origins",
 	})
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.devtools {
 		dt = &devtools.Options{Logger: logger, MaxAnswerBytes: cfg.devtoolsMaxAnswerBytes, QueryTimeout: cfg.devtoolsQueryTimeout}
 	}
-	mainH, adminH, err := dep.handlers(srv, storage, lns, dt, logger)
+	mainH, adminH, err := dep.handlers(srv, storage, lns, dt)
 	if err != nil {
 		_ = srv.Close()
 		return err
