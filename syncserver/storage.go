@@ -159,6 +159,25 @@ func (e *StorageError) Error() string {
 
 func (e *StorageError) Unwrap() error { return e.Err }
 
+// WrapStorageError is for Storage implementations: it wraps a failure of
+// op in a *[StorageError] of the kind kindOf tells. nil stays nil, an error
+// that already is a *StorageError is returned as it is, and context errors,
+// which are not failures of the storage, keep their identity (wrapped with
+// op).
+func WrapStorageError(op string, err error, kindOf func(error) StorageErrorKind) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var se *StorageError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &StorageError{Kind: kindOf(err), Op: op, Err: err}
+}
+
 // StorageErrorKindOf returns the kind of err: that of the [StorageError] it
 // wraps, else [StorageUnavailable].
 func StorageErrorKindOf(err error) StorageErrorKind {
