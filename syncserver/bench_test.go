@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,29 +11,7 @@ import (
 
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
-	"github.com/livestore-go/livestore/syncserver/sqlitestore"
 )
-
-// benchServer serves a Server on a SQLite file over loopback until b ends.
-func benchServer(b *testing.B) string {
-	b.Helper()
-	st, err := sqlitestore.Open(filepath.Join(b.TempDir(), "sync.db"), sqlitestore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := syncserver.New(syncserver.Options{Storage: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	b.Cleanup(func() {
-		hs.CloseClientConnections()
-		_ = srv.Close()
-		hs.Close()
-		_ = st.Close()
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http")
-}
 
 func benchDial(b *testing.B, url, storeID string) *websocket.Conn {
 	b.Helper()
@@ -113,7 +89,7 @@ func benchEvents(after int64, n, argBytes int) []syncproto.Event {
 // 50 live pulls; an iteration ends when every pull has received the batch.
 func BenchmarkLiveFanout(b *testing.B) {
 	const followers, batch = 50, 100
-	url := benchServer(b)
+	url := startServer(b, syncserver.Options{}).url
 	pusher := benchDial(b, url, "fan")
 	live := make([]*websocket.Conn, followers)
 	for i := range live {
@@ -140,7 +116,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 // acknowledged page at a time.
 func BenchmarkPullBacklog(b *testing.B) {
 	const events, batch = 5000, 100
-	url := benchServer(b)
+	url := startServer(b, syncserver.Options{}).url
 	ws := benchDial(b, url, "backlog")
 	for i := 0; i < events/batch; i++ {
 		id := fmt.Sprint(i)

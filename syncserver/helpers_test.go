@@ -31,7 +31,7 @@ type testServer struct {
 
 // startServer runs a Server on a new SQLite file; opts.Storage, if set, is
 // used instead. Everything is stopped when the test ends.
-func startServer(t *testing.T, opts syncserver.Options) *testServer {
+func startServer(t testing.TB, opts syncserver.Options) *testServer {
 	t.Helper()
 	if opts.Storage == nil {
 		st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "sync.db"), sqlitestore.Options{})

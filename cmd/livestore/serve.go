@@ -56,39 +56,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	)
 	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
-	fs.StringVar(&cfg.dataDir, "data", "./livestore-data", "directory of the SQLite storage (file sync.db inside it)")
-	fs.StringVar(&cfg.postgresURL, "postgres", "", "PostgreSQL URL; stores events there instead of SQLite, so that several servers can share them")
-	fs.StringVar(&cfg.pgSchema, "pg-schema", "public", "PostgreSQL schema of the tables (with --postgres)")
-	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message accepted from a client")
-	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
-	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
-	fs.IntVar(&cfg.maxConns, "max-connections", syncserver.DefaultMaxConnections, "most WebSocket connections to the server; more are refused with HTTP 503")
-	fs.IntVar(&cfg.maxPullsPerConn, "max-pulls-per-connection", syncserver.DefaultMaxPullsPerConn, "most pulls open at once on one connection")
-	fs.IntVar(&cfg.maxPullBytes, "max-pull-bytes", syncserver.DefaultMaxPullBytes, "most bytes of pull pages read from storage and not yet sent, over all clients; pulls wait beyond it")
-	fs.IntVar(&cfg.maxArgsDepth, "max-args-depth", syncproto.DefaultMaxArgsDepth, "deepest nesting accepted in a pushed event's args")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", syncserver.DefaultWriteTimeout, "time allowed to send one message to a client before it is disconnected")
-	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/ on the admin surface")
-	fs.IntVar(&cfg.devtoolsMaxAnswerBytes, "devtools-max-answer-bytes", devtools.DefaultMaxAnswerBytes, "largest answer of the devtools API; longer lists and pages are cut and say so")
-	fs.DurationVar(&cfg.devtoolsQueryTimeout, "devtools-query-timeout", devtools.DefaultQueryTimeout, "time allowed to one devtools API request reading the storage")
-	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
-	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to a client to send the headers of an HTTP request")
-	fs.Int64Var(&cfg.maxStorageBytes, "max-storage-bytes", 0, "largest size of the SQLite storage file; pushes beyond it fail with \"storage full\" (0: no limit)")
+	cfg.register(fs)
 	auth.register(fs)
 	dep.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
-		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
-		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
-		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { serveUsage(fs, stderr) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -123,23 +94,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeAuth()
 
-	srv, err := syncserver.New(syncserver.Options{
-		Storage:                storage,
-		Logger:                 logger,
-		MaxMessageBytes:        cfg.maxMessageBytes,
-		MaxBatchSize:           cfg.maxBatchSize,
-		MaxConnectionsPerStore: cfg.maxConnsPerStore,
-		MaxConnections:         cfg.maxConns,
-		MaxPullsPerConnection:  cfg.maxPullsPerConn,
-		MaxPullBytes:           cfg.maxPullBytes,
-		MaxArgsDepth:           cfg.maxArgsDepth,
-		WriteTimeout:           cfg.writeTimeout,
-		MaxPendingBytes:        cfg.maxPendingBytes,
-		PingInterval:           cfg.pingInterval,
-		Auth:                   authFn,
-		OriginPatterns:         dep.origins(lns.loopback),
-		OriginRefusalHint:      "see --allowed-origins",
-	})
+	srv, err := syncserver.New(cfg.syncOptions(storage, logger, authFn, dep.origins(lns.loopback)))
 	if err != nil {
 		return err
 	}
@@ -158,11 +113,76 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if lns.admin != nil {
 		servers[lns.admin] = &http.Server{Handler: adminH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}
 	}
+	return serveHTTP(ctx, cfg, logger, srv, servers, stdout, func() { lns.announce(stdout, describe, cfg.devtools) })
+}
+
+// register adds the flags that set cfg to fs.
+func (cfg *serveConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
+	fs.StringVar(&cfg.dataDir, "data", "./livestore-data", "directory of the SQLite storage (file sync.db inside it)")
+	fs.StringVar(&cfg.postgresURL, "postgres", "", "PostgreSQL URL; stores events there instead of SQLite, so that several servers can share them")
+	fs.StringVar(&cfg.pgSchema, "pg-schema", "public", "PostgreSQL schema of the tables (with --postgres)")
+	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message accepted from a client")
+	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
+	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
+	fs.IntVar(&cfg.maxConns, "max-connections", syncserver.DefaultMaxConnections, "most WebSocket connections to the server; more are refused with HTTP 503")
+	fs.IntVar(&cfg.maxPullsPerConn, "max-pulls-per-connection", syncserver.DefaultMaxPullsPerConn, "most pulls open at once on one connection")
+	fs.IntVar(&cfg.maxPullBytes, "max-pull-bytes", syncserver.DefaultMaxPullBytes, "most bytes of pull pages read from storage and not yet sent, over all clients; pulls wait beyond it")
+	fs.IntVar(&cfg.maxArgsDepth, "max-args-depth", syncproto.DefaultMaxArgsDepth, "deepest nesting accepted in a pushed event's args")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", syncserver.DefaultWriteTimeout, "time allowed to send one message to a client before it is disconnected")
+	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&cfg.devtools, "devtools", true, "serve the devtools page under /_devtools/ on the admin surface")
+	fs.IntVar(&cfg.devtoolsMaxAnswerBytes, "devtools-max-answer-bytes", devtools.DefaultMaxAnswerBytes, "largest answer of the devtools API; longer lists and pages are cut and say so")
+	fs.DurationVar(&cfg.devtoolsQueryTimeout, "devtools-query-timeout", devtools.DefaultQueryTimeout, "time allowed to one devtools API request reading the storage")
+	fs.DurationVar(&cfg.pingInterval, "ping-interval", syncserver.DefaultPingInterval, "time between WebSocket pings to each client; a client that misses the next one is disconnected (negative: never ping)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to a client to send the headers of an HTTP request")
+	fs.Int64Var(&cfg.maxStorageBytes, "max-storage-bytes", 0, "largest size of the SQLite storage file; pushes beyond it fail with \"storage full\" (0: no limit)")
+}
+
+// serveUsage prints the help of serve.
+func serveUsage(fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
+	fmt.Fprintln(stderr)
+	fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
+	fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
+	fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
+	fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
+	fmt.Fprintln(stderr)
+	fs.PrintDefaults()
+}
+
+// syncOptions are the sync server's options that the flags set.
+func (cfg serveConfig) syncOptions(storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string) syncserver.Options {
+	return syncserver.Options{
+		Storage:                storage,
+		Logger:                 logger,
+		MaxMessageBytes:        cfg.maxMessageBytes,
+		MaxBatchSize:           cfg.maxBatchSize,
+		MaxConnectionsPerStore: cfg.maxConnsPerStore,
+		MaxConnections:         cfg.maxConns,
+		MaxPullsPerConnection:  cfg.maxPullsPerConn,
+		MaxPullBytes:           cfg.maxPullBytes,
+		MaxArgsDepth:           cfg.maxArgsDepth,
+		WriteTimeout:           cfg.writeTimeout,
+		MaxPendingBytes:        cfg.maxPendingBytes,
+		PingInterval:           cfg.pingInterval,
+		Auth:                   authFn,
+		OriginPatterns:         origins,
+		OriginRefusalHint:      "see --allowed-origins",
+	}
+}
+
+// serveHTTP serves the sync server's listeners; started is called once they
+// serve. When ctx ends or a listener fails, it stops the HTTP servers and
+// then the sync server within cfg.shutdownTimeout.
+func serveHTTP(ctx context.Context, cfg serveConfig, logger *slog.Logger, srv *syncserver.Server, servers map[net.Listener]*http.Server, stdout io.Writer, started func()) error {
 	served := make(chan error, len(servers))
 	for ln, hs := range servers {
 		go func() { served <- hs.Serve(ln) }()
 	}
-	lns.announce(stdout, describe, cfg.devtools)
+	started()
 
 	var serveErr error
 	pending := len(servers)
