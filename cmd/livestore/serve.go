@@ -54,12 +54,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		auth authFlags
 		dep  deployFlags
 	)
-	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.register(fs)
-	auth.register(fs)
-	dep.register(fs)
-	fs.Usage = func() { serveUsage(fs, stderr) }
+	fs := serveFlagSet(&cfg, &auth, &dep, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeAuth()
 
-	srv, err := syncserver.New(cfg.syncOptions(storage, logger, authFn, dep.origins(lns.loopback)))
+	srv, err := newSyncServer(cfg, storage, logger, authFn, dep.origins(lns.loopback))
 	if err != nil {
 		return err
 	}
@@ -108,16 +103,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	servers := map[net.Listener]*http.Server{lns.sync: {Handler: mainH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}}
-	if lns.admin != nil {
-		servers[lns.admin] = &http.Server{Handler: adminH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}
+	servers := httpServers(cfg, lns, mainH, adminH, logger)
+	served := startHTTP(servers)
+	lns.announce(stdout, describe, cfg.devtools)
+	if err := waitAndShutdown(ctx, cfg.shutdownTimeout, servers, served, srv, logger); err != nil {
+		return err
 	}
-	return serveHTTP(ctx, cfg, logger, srv, servers, stdout, func() { lns.announce(stdout, describe, cfg.devtools) })
+	fmt.Fprintln(stdout, "livestore sync server stopped")
+	return nil
 }
 
-// register adds the flags that set cfg to fs.
-func (cfg *serveConfig) register(fs *flag.FlagSet) {
+// serveFlagSet returns the flag set of serve, writing into cfg, auth and dep.
+func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
 	fs.StringVar(&cfg.dataDir, "data", "./livestore-data", "directory of the SQLite storage (file sync.db inside it)")
 	fs.StringVar(&cfg.postgresURL, "postgres", "", "PostgreSQL URL; stores events there instead of SQLite, so that several servers can share them")
@@ -139,23 +138,24 @@ func (cfg *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time allowed on SIGINT/SIGTERM to finish pushes and close connections")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to a client to send the headers of an HTTP request")
 	fs.Int64Var(&cfg.maxStorageBytes, "max-storage-bytes", 0, "largest size of the SQLite storage file; pushes beyond it fail with \"storage full\" (0: no limit)")
+	auth.register(fs)
+	dep.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
+		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
+		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
+		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
-// serveUsage prints the help of serve.
-func serveUsage(fs *flag.FlagSet, stderr io.Writer) {
-	fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
-	fmt.Fprintln(stderr)
-	fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
-	fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
-	fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
-	fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
-	fmt.Fprintln(stderr)
-	fs.PrintDefaults()
-}
-
-// syncOptions are the sync server's options that the flags set.
-func (cfg serveConfig) syncOptions(storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string) syncserver.Options {
-	return syncserver.Options{
+// newSyncServer builds the sync server from the serve flags.
+func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string) (*syncserver.Server, error) {
+	return syncserver.New(syncserver.Options{
 		Storage:                storage,
 		Logger:                 logger,
 		MaxMessageBytes:        cfg.maxMessageBytes,
@@ -171,19 +171,34 @@ func (cfg serveConfig) syncOptions(storage syncserver.Storage, logger *slog.Logg
 		Auth:                   authFn,
 		OriginPatterns:         origins,
 		OriginRefusalHint:      "see --allowed-origins",
-	}
+	})
 }
 
-// serveHTTP serves the sync server's listeners; started is called once they
-// serve. When ctx ends or a listener fails, it stops the HTTP servers and
-// then the sync server within cfg.shutdownTimeout.
-func serveHTTP(ctx context.Context, cfg serveConfig, logger *slog.Logger, srv *syncserver.Server, servers map[net.Listener]*http.Server, stdout io.Writer, started func()) error {
+// httpServers pairs each listener with the HTTP server answering on it: the
+// sync surface, and the admin surface when it has its own listener.
+func httpServers(cfg serveConfig, lns *serveListeners, mainH, adminH http.Handler, logger *slog.Logger) map[net.Listener]*http.Server {
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	servers := map[net.Listener]*http.Server{lns.sync: {Handler: mainH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}}
+	if lns.admin != nil {
+		servers[lns.admin] = &http.Server{Handler: adminH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}
+	}
+	return servers
+}
+
+// startHTTP serves each listener in its own goroutine; the channel receives
+// one result per server when its Serve returns.
+func startHTTP(servers map[net.Listener]*http.Server) <-chan error {
 	served := make(chan error, len(servers))
 	for ln, hs := range servers {
 		go func() { served <- hs.Serve(ln) }()
 	}
-	started()
+	return served
+}
 
+// waitAndShutdown waits for ctx to end or a server to fail, then shuts the
+// HTTP servers and the sync server down within timeout and waits for every
+// Serve goroutine to return.
+func waitAndShutdown(ctx context.Context, timeout time.Duration, servers map[net.Listener]*http.Server, served <-chan error, srv *syncserver.Server, logger *slog.Logger) error {
 	var serveErr error
 	pending := len(servers)
 	select {
@@ -191,8 +206,8 @@ func serveHTTP(ctx context.Context, cfg serveConfig, logger *slog.Logger, srv *s
 		pending--
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	logger.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Stop accepting first; WebSocket connections are hijacked, so the sync
 	// server closes them itself after finishing their pushes.
@@ -210,7 +225,6 @@ func serveHTTP(ctx context.Context, cfg serveConfig, logger *slog.Logger, srv *s
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	fmt.Fprintln(stdout, "livestore sync server stopped")
 	return nil
 }
 
