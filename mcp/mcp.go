@@ -74,7 +74,7 @@ type Options struct {
 // Storage is what the tools read from a sync server's storage
 // (sqlitestore.Store and pgstore.Store satisfy it).
 type Storage interface {
-	Stores(ctx context.Context) ([]syncserver.StoreInfo, error)
+	syncserver.StoreLister
 	// Read returns, in order, at most limit events with after < seqNum <= upTo.
 	Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]syncserver.StoredEvent, error)
 }

@@ -14,7 +14,14 @@
 // (syncserver). It also holds the rules both sides apply to batches: the chain
 // check ([CheckChain]: consecutive numbers up to [MaxSeqNum]), the checks of
 // a pushed event's fields ([CheckBatch], [CheckEvent], [CheckEventSize]),
-// and the split into messages of at most
-// [MaxEventsPerMessage] events and [MaxPayloadBytes] bytes ([SplitPush],
-// [SplitPull]).
+// and the split into messages of at most [MaxEventsPerMessage] events and
+// [MaxPayloadBytes] bytes ([SplitPush] for pushes, [PageEncoder] for pull
+// pages).
+//
+// It is the one place where messages are encoded: servers build pull pages
+// with [PageEncoder] (each page once, then sent under any number of request
+// ids with [AppendChunk]) and answer with the Exit constructors ([ExitPushed],
+// [ExitFail], [ExitDie], [ExitInterrupted]); clients encode requests with
+// [Marshal]. It holds no connections or I/O: transports live in syncclient
+// and syncserver.
 package syncproto

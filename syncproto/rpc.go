@@ -154,14 +154,7 @@ type PageInfo struct {
 
 // MarshalJSON encodes the page info as its tagged wire form.
 func (p PageInfo) MarshalJSON() ([]byte, error) {
-	switch p.Kind {
-	case MoreKnown:
-		return fmt.Appendf(nil, `{"_tag":"MoreKnown","remaining":%d}`, p.Remaining), nil
-	case MoreUnknown:
-		return []byte(`{"_tag":"MoreUnknown"}`), nil
-	default:
-		return []byte(`{"_tag":"NoMore"}`), nil
-	}
+	return appendPageInfo(nil, p), nil
 }
 
 // UnmarshalJSON decodes the tagged wire form.

@@ -91,15 +91,3 @@ func SplitPush(batch []Event, storeID string, payload json.RawMessage, backendID
 	}
 	return Split(batch, MaxEventsPerMessage, MaxPayloadBytes, len(empty), encodedSize[Event])
 }
-
-// SplitPull cuts pull items into pages as the reference server does: at most
-// [MaxEventsPerMessage] items and [MaxPayloadBytes] bytes of encoded
-// [PullResponse] each. The page info is measured as the longest form
-// (MoreKnown with a large count), so setting it afterwards never overflows.
-func SplitPull(items []PullItem, backendID string) ([][]PullItem, error) {
-	empty, err := marshal(PullResponse{Batch: []PullItem{}, PageInfo: PageInfo{Kind: MoreKnown, Remaining: 1 << 53}, BackendID: backendID})
-	if err != nil {
-		return nil, fmt.Errorf("split pull: %w", err)
-	}
-	return Split(items, MaxEventsPerMessage, MaxPayloadBytes, len(empty), encodedSize[PullItem])
-}

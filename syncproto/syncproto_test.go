@@ -54,6 +54,7 @@ func TestEncodeShapes(t *testing.T) {
 		{"more unknown", syncproto.PageInfo{Kind: syncproto.MoreUnknown}, `{"_tag":"MoreUnknown"}`},
 		{"chunk", &syncproto.Chunk{RequestID: "0", Values: []json.RawMessage{json.RawMessage(`{"a":1}`)}}, `{"_tag":"Chunk","requestId":"0","values":[{"a":1}]}`},
 		{"exit push success", syncproto.ExitSuccess("1", json.RawMessage(`{}`)), `{"_tag":"Exit","requestId":"1","exit":{"_tag":"Success","value":{}}}`},
+		{"exit pushed", syncproto.ExitPushed("1"), `{"_tag":"Exit","requestId":"1","exit":{"_tag":"Success","value":{}}}`},
 		{"exit stream end", syncproto.ExitSuccess("1", nil), `{"_tag":"Exit","requestId":"1","exit":{"_tag":"Success"}}`},
 		{"exit server ahead", syncproto.ExitFail("2", &syncproto.ServerAheadError{MinimumExpectedNum: 7, ProvidedNum: 5}),
 			`{"_tag":"Exit","requestId":"2","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"ServerAheadError","minimumExpectedNum":7,"providedNum":5}}}}`},
@@ -65,6 +66,7 @@ func TestEncodeShapes(t *testing.T) {
 			`{"_tag":"Exit","requestId":"2","exit":{"_tag":"Failure","cause":{"_tag":"Fail","error":{"_tag":"UnknownError","cause":{"name":"Error","message":"m"},"note":"n"}}}}`},
 		{"exit die", syncproto.ExitDie("x", "bad id"), `{"_tag":"Exit","requestId":"x","exit":{"_tag":"Failure","cause":{"_tag":"Die","defect":"bad id"}}}`},
 		{"exit interrupted", syncproto.ExitInterrupted("4"), `{"_tag":"Exit","requestId":"4","exit":{"_tag":"Failure","cause":{"_tag":"Interrupt","fiberId":{"_tag":"Runtime","id":-499,"startTimeMillis":0}}}}`},
+		{"string defect", syncproto.StringDefect(`Unknown request tag: "x"`), `{"_tag":"Defect","defect":"Unknown request tag: \"x\""}`},
 		{"defect", &syncproto.Defect{Defect: syncproto.EncodeDefect("SyntaxError", "bad json")}, `{"_tag":"Defect","defect":{"name":"SyntaxError","message":"bad json"}}`},
 	}
 	for _, tt := range tests {
@@ -361,7 +363,7 @@ func TestSplit(t *testing.T) {
 	}
 }
 
-func TestSplitPushAndPullLimits(t *testing.T) {
+func TestSplitPushLimits(t *testing.T) {
 	big := strings.Repeat("x", 20_000)
 	batch := chain(0, 250)
 	for i := range batch {
@@ -385,17 +387,6 @@ func TestSplitPushAndPullLimits(t *testing.T) {
 		t.Errorf("%d pages with %d events", len(pages), total)
 	}
 
-	items := make([]syncproto.PullItem, 0, 250)
-	for _, ev := range chain(0, 250) {
-		items = append(items, syncproto.PullItem{Event: ev, Metadata: &syncproto.SyncMetadata{CreatedAt: "2025-01-01T00:00:00.000Z"}})
-	}
-	pullPages, err := syncproto.SplitPull(items, backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pullPages) != 3 || len(pullPages[0]) != 100 || len(pullPages[2]) != 50 {
-		t.Errorf("pull pages: %d", len(pullPages))
-	}
 	huge := chain(0, 1)
 	huge[0].Args = json.RawMessage(`"` + strings.Repeat("y", syncproto.MaxPayloadBytes) + `"`)
 	var oe *syncproto.OversizeError

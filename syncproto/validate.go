@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -176,24 +177,25 @@ func firstInvalidUTF8(data []byte) int {
 
 // MaxPulledEventBytes returns the largest encoded event (the length of
 // [Marshal] of the [Event]) that a pull page of a store with backendID can
-// carry: [MaxPayloadBytes] less the page's envelope (with the longest page
-// info, as [SplitPull] measures it) and the event's item wrapper with its
-// metadata. A server that accepts a larger event could never send it.
+// carry: [MaxPayloadBytes] less the page's [PageEncoder.Overhead] and the
+// event's item wrapper with its metadata. A server that accepts a larger
+// event could never send it.
 func MaxPulledEventBytes(backendID string) (int, error) {
-	page, err := marshal(PullResponse{Batch: []PullItem{}, PageInfo: PageInfo{Kind: MoreKnown, Remaining: 1 << 53}, BackendID: backendID})
+	enc, err := NewPageEncoder(backendID)
 	if err != nil {
 		return 0, fmt.Errorf("measure pull page: %w", err)
 	}
-	// createdAt always has this length (ISO-8601 in UTC with milliseconds).
-	item, err := marshal(PullItem{Metadata: &SyncMetadata{CreatedAt: "2006-01-02T15:04:05.000Z"}})
+	var ev Event
+	// createdAt has the same length for every year from 0 to 9999.
+	item, err := enc.Item(&ev, time.Unix(0, 0))
 	if err != nil {
 		return 0, fmt.Errorf("measure pull item: %w", err)
 	}
-	empty, err := marshal(Event{})
+	empty, err := marshal(ev)
 	if err != nil {
 		return 0, fmt.Errorf("measure event: %w", err)
 	}
-	return MaxPayloadBytes - len(page) - (len(item) - len(empty)), nil
+	return MaxPayloadBytes - enc.Overhead() - (len(item) - len(empty)), nil
 }
 
 // ErrEventTooLarge is matched (errors.Is) by the error of [CheckEventSize].

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -172,9 +173,31 @@ func TestMaxPulledEventBytes(t *testing.T) {
 		}
 		return ev
 	}
-	meta := &syncproto.SyncMetadata{CreatedAt: "2026-11-30T16:43:18.123Z"}
+	createdAt := time.Date(2026, 11, 30, 16, 43, 18, 123e6, time.UTC)
+	// The longest page holding ev alone, encoded by Marshal.
+	longest := func(ev syncproto.Event) int {
+		meta := &syncproto.SyncMetadata{CreatedAt: syncproto.FormatCreatedAt(createdAt)}
+		return len(mustMarshal(t, syncproto.PullResponse{Batch: []syncproto.PullItem{{Event: ev, Metadata: meta}},
+			PageInfo: syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: syncproto.MaxSeqNum + 1}, BackendID: backendID}))
+	}
+	enc, err := syncproto.NewPageEncoder(backendID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pages encodes ev as the server does, alone on its page.
+	pages := func(ev syncproto.Event) error {
+		item, err := enc.Item(&ev, createdAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = enc.Pages([][]byte{item}, func(int, int) syncproto.PageInfo { return syncproto.PageInfo{} })
+		return err
+	}
 	fits := sized(limit)
-	if _, err := syncproto.SplitPull([]syncproto.PullItem{{Event: fits, Metadata: meta}}, backendID); err != nil {
+	if n := longest(fits); n != syncproto.MaxPayloadBytes {
+		t.Fatalf("event of %d bytes makes a page of %d bytes, want exactly %d", limit, n, syncproto.MaxPayloadBytes)
+	}
+	if err := pages(fits); err != nil {
 		t.Fatalf("event of %d bytes: %v", limit, err)
 	}
 	if err := syncproto.CheckEventSize(0, &fits, limit); err != nil {
@@ -182,7 +205,7 @@ func TestMaxPulledEventBytes(t *testing.T) {
 	}
 	over := sized(limit + 1)
 	var oe *syncproto.OversizeError
-	if _, err := syncproto.SplitPull([]syncproto.PullItem{{Event: over, Metadata: meta}}, backendID); !errors.As(err, &oe) {
+	if err := pages(over); !errors.As(err, &oe) {
 		t.Fatalf("event of %d bytes: err = %v, want an OversizeError", limit+1, err)
 	}
 	err = syncproto.CheckEventSize(4, &over, limit)

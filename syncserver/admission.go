@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -72,23 +73,22 @@ func (s *Server) callAuth(r *http.Request, storeID string, payload json.RawMessa
 	return s.opts.Auth(r.Context(), storeID, payload, r.Header)
 }
 
-// checkOrigin applies the rule of websocket.Accept (which checks again):
-// no Origin header or the request's own host passes, else the origin must
-// match one of patterns. Checking first lets the server log and count the
-// refusal.
-func checkOrigin(r *http.Request, patterns []string) error {
+// checkOrigin applies the origin rule of [Options].OriginPatterns: no
+// Origin header (a non-browser client), an origin matching a pattern, or the
+// request's own origin passes, except that on a loopback address the Host
+// must then name loopback. websocket.Accept checks again, with its rule,
+// which lets through everything this one does; checking first lets the
+// server log and count the refusal, and refuse DNS rebinding.
+func (s *Server) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return nil
 	}
 	u, err := url.Parse(origin)
 	if err != nil {
-		return fmt.Errorf("origin %q is not allowed: not a URL", origin)
+		return s.originRefusal(fmt.Sprintf("origin %q is not allowed: not a URL", origin))
 	}
-	if strings.EqualFold(r.Host, u.Host) {
-		return nil
-	}
-	for _, p := range patterns {
+	for _, p := range s.opts.OriginPatterns {
 		target := u.Host
 		if strings.Contains(p, "://") {
 			target = u.Scheme + "://" + u.Host
@@ -97,5 +97,40 @@ func checkOrigin(r *http.Request, patterns []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("origin %q is not allowed by this server", origin)
+	// An opaque origin ("null": a sandboxed frame, a file) has no host and
+	// is never the server's own.
+	if u.Host != "" && strings.EqualFold(u.Host, r.Host) && (!reachedOnLoopback(r) || IsLoopbackHost(r.Host)) {
+		return nil
+	}
+	return s.originRefusal(fmt.Sprintf("origin %q is not allowed by this server", origin))
+}
+
+func (s *Server) originRefusal(msg string) error {
+	if hint := s.opts.OriginRefusalHint; hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return errors.New(msg)
+}
+
+// reachedOnLoopback reports whether r came in on a loopback address of this
+// machine.
+func reachedOnLoopback(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
+// IsLoopbackHost reports whether a Host header (with or without port) names
+// this machine's loopback interface: localhost, a name under .localhost, or
+// a loopback IP address.
+func IsLoopbackHost(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -3,7 +3,6 @@ package syncserver
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,15 +31,15 @@ type conn struct {
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // writer and pull goroutines
-	kill   *time.Timer    // set when the client fell too far behind
-	expiry *time.Timer    // set when the connection's access expires
 
-	mu    sync.Mutex
-	pulls map[string]*pull // open pulls by request id
+	mu     sync.Mutex       // guards the three fields below; last in the lock order (see hub)
+	pulls  map[string]*pull // open pulls by request id
+	kill   *time.Timer      // set when the client fell too far behind
+	expiry *time.Timer      // set when the connection's access expires
 
-	stateMu     sync.Mutex
-	busy        bool // handling a message
-	draining    bool // closing: finish the current message, then close with closeCode
+	stateMu     sync.Mutex // guards the fields below; held alone
+	busy        bool       // handling a message
+	draining    bool       // closing: finish the current message, then close with closeCode
 	closeCode   websocket.StatusCode
 	closeReason string
 }
@@ -260,9 +259,9 @@ func (c *conn) protocolError(err error) {
 	case me.RequestID != "":
 		c.send(syncproto.ExitDie(canonicalRequestID(me.RequestID), me.Err.Error()))
 	case me.Tag != "":
-		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + me.Tag)})
+		c.send(syncproto.StringDefect("Unknown request tag: " + me.Tag))
 	default:
-		c.send(&syncproto.Defect{Defect: jsonString(me.Err.Error())})
+		c.send(syncproto.StringDefect(me.Err.Error()))
 	}
 }
 
@@ -281,12 +280,7 @@ func (c *conn) handleOversize(prefix []byte, size int64) {
 		c.send(syncproto.ExitFail(id, &syncproto.UnknownError{Message: msg}))
 		return
 	}
-	c.send(&syncproto.Defect{Defect: jsonString(msg)})
-}
-
-func jsonString(s string) json.RawMessage {
-	b, _ := syncproto.Marshal(s)
-	return b
+	c.send(syncproto.StringDefect(msg))
 }
 
 // requestIDPrefix finds the id of a Request envelope in the beginning of a
@@ -339,7 +333,7 @@ func (c *conn) handleRequest(req *syncproto.Request) {
 		// The reference answers with a Defect for the connection, not an
 		// Exit for the request.
 		c.srv.metrics.protocolErrors.Inc()
-		c.send(&syncproto.Defect{Defect: jsonString("Unknown request tag: " + req.Tag)})
+		c.send(syncproto.StringDefect("Unknown request tag: " + req.Tag))
 	}
 }
 
@@ -443,8 +437,8 @@ func (c *conn) writeLoop() {
 // outbox is the queue of messages for one client. It never blocks its
 // producers: a client whose queue exceeds the limit is disconnected.
 type outbox struct {
-	onOverflow  func()
-	mu          sync.Mutex
+	onOverflow  func()     // called with mu held: takes conn.mu (see hub for the lock order)
+	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
 	bytes       int
 	limit       int

@@ -3,6 +3,7 @@ package syncserver_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -101,4 +102,42 @@ func ExampleOptions_auth() {
 	// Output:
 	// syncclient: dial: HTTP 401: unauthorized: invalid auth token
 	// <nil>
+}
+
+// A storage wraps its failures so that the server can tell clients and
+// /health what is wrong; context errors stay what they are.
+func ExampleWrapStorageError() {
+	kindOf := func(err error) syncserver.StorageErrorKind { return syncserver.StorageFull }
+	err := syncserver.WrapStorageError("mystore: append to store todos", errors.New("no space left on device"), kindOf)
+	fmt.Println(syncserver.StorageErrorKindOf(err), "-", err)
+	err = syncserver.WrapStorageError("mystore: read", context.Canceled, kindOf)
+	fmt.Println(errors.Is(err, context.Canceled), "-", err)
+	// Output:
+	// full - mystore: append to store todos: storage full: no space left on device
+	// true - mystore: read: context canceled
+}
+
+// A storage opened read-only may lack the secret that backend ids of new
+// stores derive from.
+func ExampleBackendIDFor() {
+	secret := make([]byte, syncserver.BackendIDSecretSize) // in a storage: NewBackendIDSecret, kept with the data
+	id, err := syncserver.BackendIDFor(secret, "todos")
+	fmt.Println(len(id), err)
+	_, err = syncserver.BackendIDFor(nil, "todos")
+	fmt.Println(errors.Is(err, syncserver.ErrNoBackendIDSecret))
+	// Output:
+	// 21 <nil>
+	// true
+}
+
+func ExampleIsLoopbackHost() {
+	for _, host := range []string{"localhost:8787", "127.0.0.1", "[::1]:8787", "app.localhost", "sync.example.com"} {
+		fmt.Println(host, syncserver.IsLoopbackHost(host))
+	}
+	// Output:
+	// localhost:8787 true
+	// 127.0.0.1 true
+	// [::1]:8787 true
+	// app.localhost true
+	// sync.example.com false
 }

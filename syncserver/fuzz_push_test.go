@@ -270,7 +270,7 @@ func brokenRule(t *testing.T, batch []syncproto.Event, backendID string) string 
 			!text(ev.Name, false) || !text(ev.ClientID, true) || !text(ev.SessionID, true) ||
 			argsDepth(ev.Args) > syncproto.DefaultMaxArgsDepth
 		if !bad {
-			_, err := syncproto.SplitPull([]syncproto.PullItem{{Event: ev, Metadata: &syncproto.SyncMetadata{CreatedAt: "2026-01-01T00:00:00.000Z"}}}, backendID)
+			_, err := splitPull([]syncproto.PullItem{{Event: ev, Metadata: &syncproto.SyncMetadata{CreatedAt: "2026-01-01T00:00:00.000Z"}}}, backendID)
 			var over *syncproto.OversizeError
 			if err != nil && !errors.As(err, &over) {
 				t.Fatal(err)

@@ -31,7 +31,7 @@ type testServer struct {
 
 // startServer runs a Server on a new SQLite file; opts.Storage, if set, is
 // used instead. Everything is stopped when the test ends.
-func startServer(t *testing.T, opts syncserver.Options) *testServer {
+func startServer(t testing.TB, opts syncserver.Options) *testServer {
 	t.Helper()
 	if opts.Storage == nil {
 		st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "sync.db"), sqlitestore.Options{})
@@ -261,4 +261,18 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// splitPull cuts pull items into pages as the reference server does, by the
+// sizes Marshal gives (independently of the server's page encoder): at most
+// 100 items and 900,000 bytes a page, measured with the longest page info.
+func splitPull(items []syncproto.PullItem, backendID string) ([][]syncproto.PullItem, error) {
+	empty, err := syncproto.Marshal(syncproto.PullResponse{PageInfo: syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: syncproto.MaxSeqNum + 1}, BackendID: backendID})
+	if err != nil {
+		return nil, err
+	}
+	return syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, len(empty), func(it syncproto.PullItem) (int, error) {
+		b, err := syncproto.Marshal(it)
+		return len(b), err
+	})
 }

@@ -11,6 +11,17 @@ import (
 
 // hub is the in-process state of one store with open connections: it
 // serialises this process's pushes and delivers new events to live pulls.
+// The Server keeps the hubs and counts their connections (Server.mu).
+//
+// Lock order of a store's locks: hub.pushMu → hub.mu → outbox.mu → conn.mu.
+// A push holds pushMu while it stores and broadcasts, and mu while it
+// delivers; delivering queues pages in each pull's outbox (outbox.mu); an
+// outbox that overflows arms its connection's kill timer (conn.mu). No lock
+// is taken in the other direction: a connection releases conn.mu before it
+// queues a message or calls the hub. byteBudget.mu, pushMeter.mu and
+// storageHealth.mu are leaves, taken under any of these and holding no
+// other; Server.mu and conn.stateMu are never held while another of this
+// package's locks is taken.
 type hub struct {
 	srv     *Server
 	storeID string
@@ -20,13 +31,12 @@ type hub struct {
 	mu        sync.Mutex
 	loaded    bool
 	backendID string
-	head      int64 // last seqNum delivered to live pulls
-	subs      map[*pull]struct{}
-	conns     int // guarded by srv.mu, not mu
+	head      int64           // last seqNum delivered to live pulls
+	subs      map[*pull]int64 // live pulls, each with the highest seqNum it was sent
 }
 
 func newHub(s *Server, storeID string) *hub {
-	return &hub{srv: s, storeID: storeID, subs: make(map[*pull]struct{})}
+	return &hub{srv: s, storeID: storeID, subs: make(map[*pull]int64)}
 }
 
 // loadLocked reads the store's backend id and head once. h.mu must be held.
@@ -151,9 +161,9 @@ func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
 	if len(events) == 0 {
 		return
 	}
-	for p := range h.subs {
+	for p, sentUpTo := range h.subs {
 		evs := events
-		for len(evs) > 0 && evs[0].SeqNum <= p.sentUpTo {
+		for len(evs) > 0 && evs[0].SeqNum <= sentUpTo {
 			evs = evs[1:]
 		}
 		if len(evs) == 0 {
@@ -177,7 +187,7 @@ func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
 		for _, page := range own {
 			p.conn.sendChunk(p.id, page)
 		}
-		p.sentUpTo = evs[len(evs)-1].SeqNum
+		h.subs[p] = evs[len(evs)-1].SeqNum
 		h.srv.metrics.eventsSent.Add(float64(len(evs)))
 	}
 	h.head = events[len(events)-1].SeqNum
@@ -212,8 +222,7 @@ func (h *hub) subscribe(p *pull, sentUpTo int64) (ok bool, head int64) {
 	if h.head > sentUpTo {
 		return false, h.head
 	}
-	p.sentUpTo = sentUpTo
-	h.subs[p] = struct{}{}
+	h.subs[p] = sentUpTo
 	return true, h.head
 }
 
@@ -232,113 +241,19 @@ func (h *hub) dropSubsLocked() {
 	}
 }
 
-// encodePages splits events into pull pages of at most
-// syncproto.MaxEventsPerMessage events and syncproto.MaxPayloadBytes bytes,
-// and encodes each as a PullResponse; info gives the page info of a page
-// after which sent of the n events have been sent. Each event is encoded
-// once; the page is assembled around the encoded items.
+// encodePages encodes events as pull pages (see syncproto.PageEncoder);
+// info gives the page info of a page after which sent of the n events have
+// been sent. Each event is encoded once.
 func encodePages(events []StoredEvent, backendID string, info func(sent, n int) syncproto.PageInfo) ([][]byte, error) {
-	enc, err := newPageEncoder(backendID)
+	enc, err := syncproto.NewPageEncoder(backendID)
 	if err != nil {
 		return nil, err
 	}
 	items := make([][]byte, len(events))
-	for i, ev := range events {
-		if items[i], err = enc.item(ev); err != nil {
+	for i := range events {
+		if items[i], err = enc.Item(&events[i].Event, events[i].CreatedAt); err != nil {
 			return nil, err
 		}
 	}
-	split, err := syncproto.Split(items, syncproto.MaxEventsPerMessage, syncproto.MaxPayloadBytes, enc.overhead,
-		func(b []byte) (int, error) { return len(b), nil })
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(split))
-	sent := 0
-	for i, items := range split {
-		sent += len(items)
-		if out[i], err = enc.page(items, info(sent, len(events))); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// pageEncoder encodes the pull pages of one store.
-type pageEncoder struct {
-	backendJSON []byte
-	// overhead is the size of a page without its items, measured with the
-	// longest page info so that any page info fits.
-	overhead int
-
-	meta       []byte // encoded metadata of the last createdAt seen
-	metaMillis int64
-}
-
-func newPageEncoder(backendID string) (*pageEncoder, error) {
-	backendJSON, err := syncproto.Marshal(backendID)
-	if err != nil {
-		return nil, err
-	}
-	longest, err := syncproto.Marshal(syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: 1 << 53})
-	if err != nil {
-		return nil, err
-	}
-	return &pageEncoder{
-		backendJSON: backendJSON,
-		overhead:    len(`{"batch":[],"pageInfo":,"backendId":}`) + len(longest) + len(backendJSON),
-		metaMillis:  -1,
-	}, nil
-}
-
-// maxPageBytes is the largest page the encoder produces.
-func (e *pageEncoder) maxPageBytes() int { return syncproto.MaxPayloadBytes }
-
-// item encodes one element of a page's batch. Batches share createdAt, so
-// the metadata of the previous event is reused.
-func (e *pageEncoder) item(ev StoredEvent) ([]byte, error) {
-	if ms := ev.CreatedAt.UnixMilli(); ms != e.metaMillis || e.meta == nil {
-		m, err := syncproto.Marshal(syncproto.SyncMetadata{CreatedAt: FormatCreatedAt(ev.CreatedAt)})
-		if err != nil {
-			return nil, err
-		}
-		e.meta, e.metaMillis = m, ms
-	}
-	evJSON, err := syncproto.Marshal(ev.Event)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %d: %w", ev.SeqNum, err)
-	}
-	b := make([]byte, 0, len(evJSON)+len(e.meta)+60)
-	b = append(b, `{"eventEncoded":`...)
-	b = append(b, evJSON...)
-	b = append(b, `,"metadata":{"_tag":"Some","value":`...)
-	b = append(b, e.meta...)
-	b = append(b, "}}"...)
-	return b, nil
-}
-
-// page assembles a PullResponse around encoded items.
-func (e *pageEncoder) page(items [][]byte, info syncproto.PageInfo) ([]byte, error) {
-	pi, err := syncproto.Marshal(info)
-	if err != nil {
-		return nil, err
-	}
-	size := e.overhead
-	for _, it := range items {
-		size += len(it) + 1
-	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"batch":[`...)
-	for j, it := range items {
-		if j > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it...)
-	}
-	b = append(b, `],"pageInfo":`...)
-	b = append(b, pi...)
-	b = append(b, `,"backendId":`...)
-	b = append(b, e.backendJSON...)
-	b = append(b, '}')
-	return b, nil
+	return enc.Pages(items, info)
 }

@@ -277,7 +277,7 @@ func TestPullPagesMatchWindowModel(t *testing.T) {
 		for _, ev := range stored[start:min(start+256, n)] {
 			items = append(items, syncproto.PullItem{Event: ev.Event, Metadata: &syncproto.SyncMetadata{CreatedAt: syncserver.FormatCreatedAt(ev.CreatedAt)}})
 		}
-		pages, err := syncproto.SplitPull(items, backend)
+		pages, err := splitPull(items, backend)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +346,7 @@ func TestPullsPerConnectionLimit(t *testing.T) {
 // another client's pull waits for the budget, that it can be interrupted
 // while waiting, and that it is served once the bytes are released.
 func TestPullBytesBudget(t *testing.T) {
-	ts := startServer(t, syncserver.Options{MaxPullBytes: mib, MaxPullsPerConnection: 32})
+	ts := startServer(t, syncserver.Options{MaxPullBytes: mib, MaxPullsPerConnection: 64})
 	fillStore(t, ts, "budget", 100, 80_000)
 
 	ctx := t.Context()
@@ -355,8 +355,9 @@ func TestPullBytesBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.CloseNow()
-	// 32 pages of 880 KB: more than the socket buffers take.
-	for i := range 32 {
+	// 64 pages of 880 KB: more than the socket buffers take (loopback
+	// receive buffers can grow to 32 MiB).
+	for i := range 64 {
 		if err := stuck.Write(ctx, websocket.MessageText, []byte(pullMsg(t, strconv.Itoa(i), "budget", false, nil))); err != nil {
 			t.Fatal(err)
 		}

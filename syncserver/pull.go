@@ -20,8 +20,6 @@ type pull struct {
 	acks   chan struct{} // one pending Ack at most
 	done   chan struct{} // closed when the goroutine has returned
 
-	sentUpTo int64 // highest seqNum sent; guarded by hub.mu once registered
-
 	// Encoded bytes and count of the events read so far, to guess how
 	// many events the next page holds and read no more than those.
 	readBytes, readEvents int
@@ -100,6 +98,10 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 	if cursor != nil && cursor.BackendID != backendID {
 		return &syncproto.BackendIDMismatchError{Expected: backendID, Received: cursor.BackendID}
 	}
+	enc, err := syncproto.NewPageEncoder(backendID)
+	if err != nil {
+		return &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
+	}
 	var after int64
 	if cursor != nil {
 		after = cursor.EventSequenceNumber
@@ -112,12 +114,12 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 	unacked := false
 	for first := true; ; first = false {
 		if after < upTo {
-			if unacked, err = p.sendRange(backendID, after, upTo, unacked); err != nil {
+			if unacked, err = p.sendRange(enc, after, upTo, unacked); err != nil {
 				return err
 			}
 			after = upTo
 		} else if first {
-			if err := p.sendPage(emptyPage(backendID), unacked); err != nil {
+			if err := p.sendPage(enc.Page(nil, syncproto.PageInfo{Kind: syncproto.NoMore}), unacked); err != nil {
 				return err
 			}
 			unacked = true
@@ -146,16 +148,12 @@ const pullWindow = 256
 // only after the previous one was acknowledged, and holds bytes of the
 // server's pull budget until it is written to the socket: an unacknowledged
 // pull holds no events.
-func (p *pull) sendRange(backendID string, after, upTo int64, unacked bool) (bool, error) {
+func (p *pull) sendRange(enc *syncproto.PageEncoder, after, upTo int64, unacked bool) (bool, error) {
 	c := p.conn
 	total, err := c.srv.storage.Count(p.ctx, c.hub.storeID, after, upTo)
 	c.srv.storageDone(p.ctx, err, false)
 	if err != nil {
 		return unacked, p.storageError("pull: count events", err)
-	}
-	enc, err := newPageEncoder(backendID)
-	if err != nil {
-		return unacked, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
 	}
 	var sent int64
 	windowLeft := 0
@@ -168,7 +166,7 @@ func (p *pull) sendRange(backendID string, after, upTo int64, unacked bool) (boo
 		if windowLeft == 0 {
 			windowLeft = pullWindow
 		}
-		held, err := c.srv.pullBudget.acquire(p.ctx, enc.maxPageBytes())
+		held, err := c.srv.pullBudget.acquire(p.ctx, syncproto.MaxPayloadBytes)
 		if err != nil {
 			return unacked, err
 		}
@@ -183,11 +181,7 @@ func (p *pull) sendRange(backendID string, after, upTo int64, unacked bool) (boo
 		if remaining := total - sent; remaining > 0 {
 			info = syncproto.PageInfo{Kind: syncproto.MoreKnown, Remaining: remaining}
 		}
-		page, err := enc.page(items, info)
-		if err != nil {
-			c.srv.pullBudget.release(held)
-			return unacked, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
-		}
+		page := enc.Page(items, info)
 		if len(page) < held {
 			c.srv.pullBudget.release(held - len(page))
 			held = len(page)
@@ -215,9 +209,9 @@ const firstRead = 8
 // events after many small ones are read by up to 100 (the Storage reads by
 // count, not by bytes), and dropped at once. exhausted reports that no
 // events remain in (last, upTo].
-func (p *pull) readPage(enc *pageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
+func (p *pull) readPage(enc *syncproto.PageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
 	c := p.conn
-	size := enc.overhead
+	size := enc.Overhead()
 	for len(items) < maxEvents {
 		n := maxEvents - len(items)
 		if p.readEvents == 0 {
@@ -231,7 +225,7 @@ func (p *pull) readPage(enc *pageEncoder, after, upTo int64, maxEvents int) (ite
 			return nil, 0, false, p.storageError("pull: read events", err)
 		}
 		for _, ev := range events {
-			item, err := enc.item(ev)
+			item, err := enc.Item(&ev.Event, ev.CreatedAt)
 			if err != nil {
 				return nil, 0, false, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
 			}
@@ -286,11 +280,6 @@ func (p *pull) storageError(what string, err error) error {
 		return p.ctx.Err()
 	}
 	return p.conn.srv.storageFailed(p.ctx, p.conn.log, what, err, false)
-}
-
-func emptyPage(backendID string) []byte {
-	b, _ := syncproto.Marshal(syncproto.PullResponse{Batch: []syncproto.PullItem{}, PageInfo: syncproto.PageInfo{Kind: syncproto.NoMore}, BackendID: backendID})
-	return b
 }
 
 // interrupt ends an open pull and answers with the interruption Exit, as the

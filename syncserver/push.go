@@ -1,15 +1,12 @@
 package syncserver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
-
-var pushAck = json.RawMessage(`{}`)
 
 // push handles a SyncWsRpc.Push request in the order of the reference: empty
 // batch, backend id, (ours) batch size, chain and events (checkBatch), then
@@ -34,7 +31,7 @@ func (c *conn) doPush(req *syncproto.Request) (result string) {
 	// As in the reference, the connection's URL names the store (the one
 	// Auth admitted); the payload's storeId is not checked.
 	if len(p.Batch) == 0 {
-		c.send(syncproto.ExitSuccess(req.ID, pushAck))
+		c.send(syncproto.ExitPushed(req.ID))
 		return pushOK
 	}
 	backendID, err := c.hub.backend(c.ctx)
@@ -57,7 +54,7 @@ func (c *conn) doPush(req *syncproto.Request) (result string) {
 		return pushRejected
 	}
 
-	err = c.hub.push(c.ctx, p.Batch, func() { c.send(syncproto.ExitSuccess(req.ID, pushAck)) })
+	err = c.hub.push(c.ctx, p.Batch, func() { c.send(syncproto.ExitPushed(req.ID)) })
 	var ahead *syncproto.ServerAheadError
 	var refused *syncproto.UnknownError
 	switch {

@@ -124,7 +124,15 @@ type Options struct {
 	// visitor's browser to reach the server; []string{"*"} accepts every
 	// origin, as the reference does (apps that authenticate with their
 	// payload, not with cookies). Other origins are refused with HTTP 403.
+	// On a loopback address a request counts as same-origin only if its
+	// Host names loopback (localhost, 127.0.0.1, [::1]): a page whose DNS
+	// name was rebound to 127.0.0.1 is same-origin with the server but
+	// foreign to the machine. Behind a proxy on loopback, list the public
+	// origin.
 	OriginPatterns []string
+	// OriginRefusalHint, if set, ends the body of an origin refusal, for
+	// example to name the setting that allows more origins.
+	OriginRefusalHint string
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
@@ -150,8 +158,8 @@ type Server struct {
 
 	pushMeter pushMeter // events stored per store, for StoreStats
 
-	mu    sync.Mutex
-	hubs  map[string]*hub
+	mu    sync.Mutex // guards hubs and conns; see hub for the lock order
+	hubs  map[string]*hubRef
 	conns map[*conn]struct{}
 
 	connWG    sync.WaitGroup // one per served connection
@@ -214,7 +222,7 @@ func New(opts Options) (*Server, error) {
 		scrape:  m.handler(),
 		ctx:     ctx,
 		cancel:  cancel,
-		hubs:    make(map[string]*hub),
+		hubs:    make(map[string]*hubRef),
 		conns:   make(map[*conn]struct{}),
 	}
 	s.pullBudget = newByteBudget(opts.MaxPullBytes, m.pullWaits.Inc, func(d int) { m.pullBytes.Add(float64(d)) })
@@ -245,11 +253,11 @@ func (s *Server) changed(storeID string, head int64) {
 	s.mu.Lock()
 	var hubs []*hub
 	if storeID == "" {
-		for _, h := range s.hubs {
-			hubs = append(hubs, h)
+		for _, ref := range s.hubs {
+			hubs = append(hubs, ref.hub)
 		}
-	} else if h := s.hubs[storeID]; h != nil {
-		hubs = append(hubs, h)
+	} else if ref := s.hubs[storeID]; ref != nil {
+		hubs = append(hubs, ref.hub)
 	}
 	s.mu.Unlock()
 	for _, h := range hubs {
@@ -336,7 +344,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+	if err := s.checkOrigin(r); err != nil {
 		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
 		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 		http.Error(w, err.Error(), http.StatusForbidden)
@@ -436,27 +444,38 @@ func equalFoldTrim(s, token string) bool {
 	return true
 }
 
+// hubRef is a store's hub with the number of connections using it; a hub
+// lives while it has connections. Server.mu guards it.
+type hubRef struct {
+	hub   *hub
+	conns int
+}
+
 // acquireHub returns the store's hub, counting one more connection.
 func (s *Server) acquireHub(storeID string) (*hub, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.hubs[storeID]
-	if h == nil {
-		h = newHub(s, storeID)
-		s.hubs[storeID] = h
+	ref := s.hubs[storeID]
+	if ref == nil {
+		ref = &hubRef{hub: newHub(s, storeID)}
+		s.hubs[storeID] = ref
 	}
-	if max := s.opts.MaxConnectionsPerStore; max > 0 && h.conns >= max {
+	if max := s.opts.MaxConnectionsPerStore; max > 0 && ref.conns >= max {
 		return nil, fmt.Errorf("too many connections to store %q (limit %d)", storeID, max)
 	}
-	h.conns++
-	return h, nil
+	ref.conns++
+	return ref.hub, nil
 }
 
+// releaseHub counts one connection of h's store less.
 func (s *Server) releaseHub(h *hub) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h.conns--
-	if h.conns == 0 && s.hubs[h.storeID] == h {
+	ref := s.hubs[h.storeID]
+	if ref == nil || ref.hub != h {
+		return
+	}
+	if ref.conns--; ref.conns == 0 {
 		delete(s.hubs, h.storeID)
 	}
 }

@@ -30,8 +30,8 @@ func (s *Server) StoreStats() []StoreStats {
 	now := time.Now()
 	byID := map[string]*StoreStats{}
 	s.mu.Lock()
-	for id, h := range s.hubs {
-		byID[id] = &StoreStats{StoreID: id, Clients: h.conns}
+	for id, ref := range s.hubs {
+		byID[id] = &StoreStats{StoreID: id, Clients: ref.conns}
 	}
 	s.mu.Unlock()
 	s.pushMeter.each(now, func(id string, rate float64, last time.Time) {

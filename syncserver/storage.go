@@ -70,9 +70,19 @@ type Watcher interface {
 }
 
 // FormatCreatedAt renders t as the reference does (JavaScript's
-// Date.prototype.toISOString): UTC, millisecond precision, "Z" suffix.
+// Date.prototype.toISOString): UTC, millisecond precision, "Z" suffix. It is
+// [syncproto.FormatCreatedAt], the form of createdAt in pulled events.
 func FormatCreatedAt(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+	return syncproto.FormatCreatedAt(t)
+}
+
+// StoreLister is implemented by a Storage that can list its stores
+// (sqlitestore.Store and pgstore.Store do), for tools such as the command
+// line's export and inspect, the MCP server and devtools.
+type StoreLister interface {
+	// Stores lists the stores that exist (see [Storage]), ordered by
+	// store id.
+	Stores(ctx context.Context) ([]StoreInfo, error)
 }
 
 // StoreInfo summarises one store of a Storage, for tools such as devtools.
@@ -148,6 +158,25 @@ func (e *StorageError) Error() string {
 }
 
 func (e *StorageError) Unwrap() error { return e.Err }
+
+// WrapStorageError is for Storage implementations: it wraps a failure of
+// op in a *[StorageError] of the kind kindOf tells. nil stays nil, an error
+// that already is a *StorageError is returned as it is, and context errors,
+// which are not failures of the storage, keep their identity (wrapped with
+// op).
+func WrapStorageError(op string, err error, kindOf func(error) StorageErrorKind) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var se *StorageError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &StorageError{Kind: kindOf(err), Op: op, Err: err}
+}
 
 // StorageErrorKindOf returns the kind of err: that of the [StorageError] it
 // wraps, else [StorageUnavailable].

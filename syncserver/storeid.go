@@ -75,6 +75,20 @@ func DeriveBackendID(secret []byte, storeID string) string {
 	return nanoid(mac.Sum(nil)[:21])
 }
 
+// ErrNoBackendIDSecret is the error of [BackendIDFor] without a secret: a
+// storage written before backend-id secrets were kept, opened read-only.
+// Opening it read-write once creates the secret.
+var ErrNoBackendIDSecret = errors.New("the storage has no backend id secret yet (opening it read-write once creates one)")
+
+// BackendIDFor is [DeriveBackendID] for a storage whose secret may be
+// missing (nil): then it fails with [ErrNoBackendIDSecret].
+func BackendIDFor(secret []byte, storeID string) (string, error) {
+	if secret == nil {
+		return "", ErrNoBackendIDSecret
+	}
+	return DeriveBackendID(secret, storeID), nil
+}
+
 // nanoid renders 21 random bytes in the nanoid alphabet; 6 bits of each
 // byte are used, as nanoid does.
 func nanoid(b []byte) string {

@@ -37,3 +37,13 @@ func TestDeriveBackendID(t *testing.T) {
 		t.Fatal("two secrets give one id")
 	}
 }
+
+func TestBackendIDFor(t *testing.T) {
+	secret := syncserver.NewBackendIDSecret()
+	if id, err := syncserver.BackendIDFor(secret, "todos"); err != nil || id != syncserver.DeriveBackendID(secret, "todos") {
+		t.Fatalf("with a secret: %q, %v", id, err)
+	}
+	if id, err := syncserver.BackendIDFor(nil, "todos"); !errors.Is(err, syncserver.ErrNoBackendIDSecret) || id != "" {
+		t.Fatalf("without a secret: %q, %v", id, err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"path"
 	"strings"
@@ -67,7 +66,7 @@ func viaProxy(h http.Header) bool {
 }
 
 func (g *adminGate) hostAllowed(hostport string) bool {
-	if isLoopbackHost(hostport) {
+	if syncserver.IsLoopbackHost(hostport) {
 		return true
 	}
 	h := hostName(hostport)
@@ -133,8 +132,9 @@ func metricsRoute(sync, rest http.Handler) http.Handler {
 
 // handlers returns the handler of the sync listener and, when the admin
 // surface has a listener of its own, that listener's handler. dt configures
-// the devtools page; nil leaves it out.
-func (d *deployFlags) handlers(srv *syncserver.Server, storage syncserver.Storage, lns *serveListeners, dt *devtools.Options, logger *slog.Logger) (main, admin http.Handler, err error) {
+// the devtools page; nil leaves it out. The sync server itself refuses
+// browser origins that may not connect (its OriginPatterns, see serve).
+func (d *deployFlags) handlers(srv *syncserver.Server, storage syncserver.Storage, lns *serveListeners, dt *devtools.Options) (main, admin http.Handler, err error) {
 	admin = http.NotFoundHandler()
 	if !lns.plan.off {
 		amux := http.NewServeMux()
@@ -148,14 +148,13 @@ func (d *deployFlags) handlers(srv *syncserver.Server, storage syncserver.Storag
 		gate.proxied = lns.plan.onMain && d.adminToken == ""
 		admin = gate
 	}
-	sync := &originGuard{next: srv, patterns: d.origins(lns.loopback), loopback: lns.loopback, log: logger}
 	mux := http.NewServeMux()
-	mux.Handle("/", sync)
+	mux.Handle("/", srv)
 	if !lns.plan.onMain {
-		mux.Handle("/metrics", metricsRoute(sync, http.NotFoundHandler()))
+		mux.Handle("/metrics", metricsRoute(srv, http.NotFoundHandler()))
 		return mux, admin, nil
 	}
-	mux.Handle("/metrics", metricsRoute(sync, admin))
+	mux.Handle("/metrics", metricsRoute(srv, admin))
 	mux.Handle("/_devtools/", admin)
 	mux.Handle("/_devtools", admin)
 	return mux, nil, nil

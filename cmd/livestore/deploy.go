@@ -2,14 +2,10 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -159,17 +155,6 @@ func isLoopbackListener(ln net.Listener) bool {
 	return ok && a.IP.IsLoopback()
 }
 
-// isLoopbackHost reports whether a Host header (with or without port)
-// names this machine's loopback interface.
-func isLoopbackHost(hostport string) bool {
-	h := hostName(hostport)
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // hostName is the lower-case host of a Host header, without port, brackets
 // or trailing dot.
 func hostName(hostport string) string {
@@ -179,59 +164,6 @@ func hostName(hostport string) string {
 	}
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
-
-// originGuard refuses sync connections from browser pages of origins that
-// may not use the server (cross-site WebSocket hijacking). Requests without
-// an Origin header come from non-browser clients and pass; a page of the
-// server's own origin passes too, except on a loopback listener where the
-// Host must then name loopback: a page whose DNS name was rebound to
-// 127.0.0.1 is same-origin with the server but foreign to the machine.
-type originGuard struct {
-	next     http.Handler
-	patterns []string
-	loopback bool
-	log      *slog.Logger
-}
-
-func (g *originGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Has("storeId") && q.Has("transport") {
-		if err := g.check(r); err != nil {
-			g.log.Info("connection refused by origin", "store", q.Get("storeId"), "err", err)
-			http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
-			return
-		}
-	}
-	g.next.ServeHTTP(w, r)
-}
-
-var errOrigin = errors.New("origin not allowed")
-
-func (g *originGuard) check(r *http.Request) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return nil
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return fmt.Errorf("%w: Origin %q (see --allowed-origins)", errOrigin, origin)
-	}
-	for _, p := range g.patterns {
-		target := u.Host
-		if strings.Contains(p, "://") {
-			target = u.Scheme + "://" + u.Host
-		}
-		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
-			return nil
-		}
-	}
-	// An opaque origin ("null": a sandboxed frame, a file) has no host; only
-	// "*" lets it in.
-	if u.Host != "" && strings.EqualFold(u.Host, r.Host) && (!g.loopback || isLoopbackHost(r.Host)) {
-		return nil
-	}
-	return fmt.Errorf("%w: Origin %q (see --allowed-origins)", errOrigin, origin)
 }
 
 // serveListeners are the sockets of serve: the sync listener and, when the

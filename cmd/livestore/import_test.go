@@ -34,17 +34,22 @@ func historyLines(n, at int, edit func(*exportLine)) string {
 
 // importTarget is a storage given by command-line flags.
 type importTarget struct {
-	name  string
-	flags []string
-	open  func(t *testing.T) syncserver.Storage
+	name string
+	// prepare returns the flags naming a new, empty storage (or skips t)
+	// and opens that storage.
+	prepare func(t *testing.T) (flags []string, open func(t *testing.T) syncserver.Storage)
 }
 
-func importTargets(t *testing.T) []importTarget {
-	dataDir := filepath.Join(t.TempDir(), "data")
-	schema := pgtest.Schema(t)
+func importTargets() []importTarget {
 	return []importTarget{
-		{"sqlite", []string{"--data", dataDir}, func(t *testing.T) syncserver.Storage { return openSQLite(t, dataDir) }},
-		{"postgres", []string{"--postgres", pgtest.URL(t), "--pg-schema", schema}, func(t *testing.T) syncserver.Storage { return pgtest.Open(t, schema) }},
+		{"sqlite", func(t *testing.T) ([]string, func(t *testing.T) syncserver.Storage) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			return []string{"--data", dataDir}, func(t *testing.T) syncserver.Storage { return openSQLite(t, dataDir) }
+		}},
+		{"postgres", func(t *testing.T) ([]string, func(t *testing.T) syncserver.Storage) {
+			schema := pgtest.Schema(t)
+			return []string{"--postgres", pgtest.URL(t), "--pg-schema", schema}, func(t *testing.T) syncserver.Storage { return pgtest.Open(t, schema) }
+		}},
 	}
 }
 
@@ -56,13 +61,14 @@ func TestImportRefusesAnotherHistory(t *testing.T) {
 		}
 		return p
 	}
-	for _, target := range importTargets(t) {
+	for _, target := range importTargets() {
 		t.Run(target.name, func(t *testing.T) {
-			code, stdout, stderr := runCLI(t, append(append([]string{"import"}, target.flags...), file(t, historyLines(3, 0, nil)))...)
+			flags, open := target.prepare(t)
+			code, stdout, stderr := runCLI(t, append(append([]string{"import"}, flags...), file(t, historyLines(3, 0, nil)))...)
 			if code != 0 || !strings.Contains(stdout, "s: imported 3 events") {
 				t.Fatalf("first import: exit %d\n%s%s", code, stdout, stderr)
 			}
-			st := target.open(t)
+			st := open(t)
 			ctx := context.Background()
 			before, err := st.Read(ctx, "s", 0, 100, 100)
 			if err != nil || len(before) != 3 {
@@ -81,7 +87,7 @@ func TestImportRefusesAnotherHistory(t *testing.T) {
 				{"sessionId", 2, func(l *exportLine) { l.SessionID = "s2" }, `already holds a different e2 (sessionId "s1", the input's "s2")`},
 			} {
 				// Lines 4 and 5 continue the other history: none is appended.
-				code, stdout, stderr := runCLI(t, append(append([]string{"import"}, target.flags...), file(t, historyLines(5, tc.at, tc.edit)))...)
+				code, stdout, stderr := runCLI(t, append(append([]string{"import"}, flags...), file(t, historyLines(5, tc.at, tc.edit)))...)
 				if code != 1 || !strings.Contains(stderr, `store "s" `+tc.want) || !strings.Contains(stderr, "nothing of it was appended") {
 					t.Errorf("%s: exit %d\n%s%s", tc.name, code, stdout, stderr)
 				}
@@ -93,7 +99,7 @@ func TestImportRefusesAnotherHistory(t *testing.T) {
 			// The same events, spelt otherwise (keys reordered, no blanks), are
 			// skipped, and the import goes on.
 			same := historyLines(5, 2, func(l *exportLine) { l.Args = json.RawMessage(`{"value":2,"key":"k2"}`) })
-			code, stdout, stderr = runCLI(t, append(append([]string{"import"}, target.flags...), file(t, same))...)
+			code, stdout, stderr = runCLI(t, append(append([]string{"import"}, flags...), file(t, same))...)
 			if code != 0 || !strings.Contains(stdout, "s: imported 2 events, skipped 3 already present, head e5") {
 				t.Fatalf("same history: exit %d\n%s%s", code, stdout, stderr)
 			}

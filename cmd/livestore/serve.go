@@ -97,7 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.devtools {
 		dt = &devtools.Options{Logger: logger, MaxAnswerBytes: cfg.devtoolsMaxAnswerBytes, QueryTimeout: cfg.devtoolsQueryTimeout}
 	}
-	mainH, adminH, err := dep.handlers(srv, storage, lns, dt, logger)
+	mainH, adminH, err := dep.handlers(srv, storage, lns, dt)
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -170,6 +170,7 @@ func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Log
 		PingInterval:           cfg.pingInterval,
 		Auth:                   authFn,
 		OriginPatterns:         origins,
+		OriginRefusalHint:      "see --allowed-origins",
 	})
 }
 

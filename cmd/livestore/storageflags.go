@@ -30,7 +30,7 @@ func (f *storageFlags) register(fs *flag.FlagSet) {
 // storageReader is what reading commands need of a storage.
 type storageReader interface {
 	syncserver.Storage
-	Stores(ctx context.Context) ([]syncserver.StoreInfo, error)
+	syncserver.StoreLister
 }
 
 // open opens the storage for writing (import). With mustExist, a missing

@@ -1,9 +1,7 @@
 package pgstore
 
 import (
-	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -17,26 +15,18 @@ const (
 	tooManyConnections    = "53300"
 )
 
-// errNoSecret is the failure of BackendID for a missing store in a
-// read-only schema written before backend-id secrets were kept.
-var errNoSecret = errors.New("the schema has no backend id secret yet (opening it read-write once creates one)")
-
 func isCode(err error, code string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == code
 }
 
 // storageErr wraps a failure of op in a *syncserver.StorageError with the
-// kind its SQLSTATE tells. Context errors are not storage failures and keep
-// their own identity.
+// kind its SQLSTATE tells (see syncserver.WrapStorageError).
 func storageErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("pgstore: %s: %w", op, err)
-	}
-	return &syncserver.StorageError{Kind: kindOf(err), Op: "pgstore: " + op, Err: err}
+	return syncserver.WrapStorageError("pgstore: "+op, err, kindOf)
 }
 
 // kindOf: class 53 (insufficient resources: disk_full, out_of_memory,

@@ -266,19 +266,12 @@ func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
 	var id string
 	err := s.pool.QueryRow(ctx, s.backendQ, storeID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		id, err = s.deriveBackendID(storeID)
+		id, err = syncserver.BackendIDFor(s.secret, storeID)
 	}
 	if err != nil {
 		return "", storageErr(fmt.Sprintf("backend id of store %q", storeID), err)
 	}
 	return id, nil
-}
-
-func (s *Store) deriveBackendID(storeID string) (string, error) {
-	if s.secret == nil {
-		return "", errNoSecret
-	}
-	return syncserver.DeriveBackendID(s.secret, storeID), nil
 }
 
 // CreateStore implements [syncserver.StoreCreator].
@@ -340,7 +333,7 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 	}
 	var backendID string // only a batch based on e0 can create the store
 	if first == 0 {
-		if backendID, err = s.deriveBackendID(storeID); err != nil {
+		if backendID, err = syncserver.BackendIDFor(s.secret, storeID); err != nil {
 			return storageErr(op, err)
 		}
 	}
@@ -472,7 +465,7 @@ func (s *Store) DropSchema(ctx context.Context) error {
 	return err
 }
 
-// Stores lists every store, by id.
+// Stores implements [syncserver.StoreLister].
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	rows, err := s.pool.Query(ctx, "SELECT store_id, backend_id, head, created_at FROM "+s.stores+" ORDER BY store_id")
 	if err != nil {

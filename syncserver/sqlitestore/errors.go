@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"syscall"
@@ -45,25 +44,13 @@ func (e *LockedError) Error() string {
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
-// errNoSecret is the failure of BackendID for a missing store in a
-// read-only file written before backend-id secrets were kept.
-var errNoSecret = errors.New("the file has no backend id secret yet (opening it read-write once creates one)")
-
 // storageErr wraps a failure of op in a *syncserver.StorageError with the
-// kind its cause tells. Context errors are not storage failures and keep
-// their own identity.
+// kind its cause tells (see syncserver.WrapStorageError).
 func storageErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	var se *syncserver.StorageError
-	if errors.As(err, &se) {
-		return err
-	}
-	return &syncserver.StorageError{Kind: kindOf(err), Op: "sqlitestore: " + op, Err: err}
+	return syncserver.WrapStorageError("sqlitestore: "+op, err, kindOf)
 }
 
 func kindOf(err error) syncserver.StorageErrorKind {

@@ -350,17 +350,10 @@ func (s *Store) BackendID(ctx context.Context, storeID string) (string, error) {
 			id = backendID
 			return err
 		}
-		id, err = s.deriveBackendID(storeID)
+		id, err = syncserver.BackendIDFor(s.secret, storeID)
 		return err
 	})
 	return id, storageErr(fmt.Sprintf("backend id of store %q", storeID), err)
-}
-
-func (s *Store) deriveBackendID(storeID string) (string, error) {
-	if s.secret == nil {
-		return "", errNoSecret
-	}
-	return syncserver.DeriveBackendID(s.secret, storeID), nil
 }
 
 // CreateStore implements [syncserver.StoreCreator].
@@ -416,7 +409,7 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 			return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: batch[0].ParentSeqNum}
 		}
 		if !found {
-			backendID, err := s.deriveBackendID(storeID)
+			backendID, err := syncserver.BackendIDFor(s.secret, storeID)
 			if err != nil {
 				return err
 			}
@@ -484,7 +477,7 @@ func (s *Store) Count(ctx context.Context, storeID string, after, upTo int64) (i
 	return n, storageErr(fmt.Sprintf("count events of store %q", storeID), err)
 }
 
-// Stores lists every store, by id.
+// Stores implements [syncserver.StoreLister].
 func (s *Store) Stores(ctx context.Context) ([]syncserver.StoreInfo, error) {
 	var out []syncserver.StoreInfo
 	err := s.read(ctx, func(conn *sqlite.Conn) error {

@@ -100,7 +100,7 @@ func testNewStorageNewIDs(t *testing.T, s1, s2 syncserver.Storage) {
 // assertNoStores fails unless s lists no stores (when it can list them).
 func assertNoStores(t *testing.T, s syncserver.Storage) {
 	t.Helper()
-	l, ok := s.(lister)
+	l, ok := s.(syncserver.StoreLister)
 	if !ok {
 		return
 	}
@@ -174,7 +174,7 @@ func testFirstPushKeepsID(t *testing.T, s syncserver.Storage) {
 	if after, err := s.BackendID(c, "first"); err != nil || after != before {
 		t.Fatalf("backend id after the first push = %q, %v; reported %q before", after, err, before)
 	}
-	if l, ok := s.(lister); ok {
+	if l, ok := s.(syncserver.StoreLister); ok {
 		got, err := l.Stores(c)
 		if err != nil {
 			t.Fatal(err)
@@ -373,13 +373,8 @@ func testIsolation(t *testing.T, s syncserver.Storage) {
 	}
 }
 
-// lister is implemented by storages that can list their stores.
-type lister interface {
-	Stores(ctx context.Context) ([]syncserver.StoreInfo, error)
-}
-
 func testStores(t *testing.T, s syncserver.Storage) {
-	l, ok := s.(lister)
+	l, ok := s.(syncserver.StoreLister)
 	if !ok {
 		t.Fatalf("%T does not list its stores", s)
 	}

@@ -1,12 +1,15 @@
 // Package pgtest helps tests that need PostgreSQL: it reads the server's URL
 // from LIVESTORE_TEST_POSTGRES_URL and gives each test its own schema, which
-// is dropped when the test ends.
+// is dropped when the test ends. Without the URL such tests are skipped,
+// saying what to set, except under CI (the environment variable CI set),
+// where they fail: CI must run them.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -17,16 +20,34 @@ import (
 // EnvURL is the environment variable holding the test database's URL.
 const EnvURL = "LIVESTORE_TEST_POSTGRES_URL"
 
-// URL returns the test database's URL, failing the test with instructions
-// when it is not set.
+// CIEnv is the environment variable that, when set (as CI services set it),
+// turns a missing URL from a skip into a failure.
+const CIEnv = "CI"
+
+// Missing returns "" when the test database's URL is set. Otherwise it
+// returns the reason to skip what needs PostgreSQL, saying what to set, or
+// fails t when [CIEnv] is set. It lets a test that also runs without
+// PostgreSQL skip only the parts that need it.
+func Missing(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(EnvURL) != "" {
+		return ""
+	}
+	how := fmt.Sprintf("set %s=… to run (the URL of a PostgreSQL database, e.g. %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable')", EnvURL, EnvURL)
+	if os.Getenv(CIEnv) != "" {
+		t.Fatalf("%s is not set, and %s is: CI must run the PostgreSQL tests; %s", EnvURL, CIEnv, how)
+	}
+	return how
+}
+
+// URL returns the test database's URL. Without it the test is skipped (see
+// [Missing]).
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvURL)
-	if u == "" {
-		t.Fatalf("%s is not set; these tests need PostgreSQL. Start one and run e.g.\n"+
-			"  %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go test ./...", EnvURL, EnvURL)
+	if why := Missing(t); why != "" {
+		t.Skip(why)
 	}
-	return u
+	return os.Getenv(EnvURL)
 }
 
 // Schema returns a new schema name for the test and drops that schema when
