@@ -57,7 +57,7 @@ func serverLog(t *testing.T, st syncserver.Storage, storeID string) []syncproto.
 func TestSyncOverWebSocket(t *testing.T) {
 	url, storage := startSyncServer(t)
 	a := newTodoApp(t)
-	backend := livestore.WebSocketBackend(url, syncclient.Options{})
+	backend := syncclient.WebSocketBackend(url, syncclient.Options{})
 	open := func(dir string) *livestore.Store {
 		s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir, StoreID: "ws-store",
 			Sync: &livestore.SyncOptions{Backend: backend, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})

@@ -5,7 +5,7 @@
 // Each test starts a sync server on loopback — ours (package syncserver, on
 // SQLite or PostgreSQL storage) or the reference (@livestore/sync-cf in
 // workerd, see package harness) — and drives Go stores (livestore.Store with
-// livestore.WebSocketBackend) and Node clients (interop/js/client.mjs)
+// syncclient.WebSocketBackend) and Node clients (interop/js/client.mjs)
 // against it: events flow both ways and decode on both sides, concurrent
 // commits converge through rebases on both sides, clients continue from their
 // cursors across a server restart, and the Go store syncs through the

@@ -81,7 +81,7 @@ func openGoStore(t testing.TB, app *todoApp, url, storeID, name string) *livesto
 		StoreID: storeID,
 		Logger:  testLogger(t, "Go store "+name),
 		Sync: &livestore.SyncOptions{
-			Backend:    livestore.WebSocketBackend(url, syncclient.Options{}),
+			Backend:    syncclient.WebSocketBackend(url, syncclient.Options{}),
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
 		},
