@@ -86,7 +86,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
+		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws, or")
+		fmt.Fprintln(stderr, "POST requests of the HTTP transport to http://ADDR/?storeId=ID&transport=http;")
 		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
 		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
 		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
