@@ -76,20 +76,25 @@ func (s *Server) serveHTTPRPC(w http.ResponseWriter, r *http.Request, storeID st
 
 // readBody reads the request's body, at most MaxMessageBytes of it, within
 // HTTPBodyTimeout. A longer body fails with an *http.MaxBytesError, after
-// its first MaxMessageBytes bytes, which are returned.
+// its first bytes, which are returned. After a failure the connection is
+// closed with the answer: what is left of the body is not read.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) ([]byte, error) {
 	limit := int64(s.opts.MaxMessageBytes)
 	if r.ContentLength > limit {
 		// Known to be too long: read only a prefix, to name the request.
+		w.Header().Set("Connection", "close")
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 512))
 		return b, &http.MaxBytesError{Limit: limit}
 	}
 	_ = rc.SetReadDeadline(time.Now().Add(s.opts.HTTPBodyTimeout)) // not supported by every ResponseWriter
-	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	var buf bytes.Buffer
 	buf.Grow(int(max(min(r.ContentLength, limit), 512)))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	return buf.Bytes(), err
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		w.Header().Set("Connection", "close")
+		return buf.Bytes(), err
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	return buf.Bytes(), nil
 }
 
 func (s *Server) trackRequest(q *httpRequest) bool {
