@@ -14,7 +14,6 @@ import (
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/interop/harness"
-	"github.com/livestore-go/livestore/syncclient"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
@@ -76,12 +75,18 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // at url. It reconnects quickly, so that server restarts are short.
 func openGoStore(t testing.TB, app *todoApp, url, storeID, name string) *livestore.Store {
 	t.Helper()
+	return openGoStoreVia(t, app, overWS.backend(url), storeID, name)
+}
+
+// openGoStoreVia is openGoStore with the given backend.
+func openGoStoreVia(t testing.TB, app *todoApp, backend livestore.SyncBackend, storeID, name string) *livestore.Store {
+	t.Helper()
 	s, err := livestore.Open(context.Background(), app.schema, livestore.Options{
 		Dir:     t.TempDir(),
 		StoreID: storeID,
 		Logger:  testLogger(t, "Go store "+name),
 		Sync: &livestore.SyncOptions{
-			Backend:    syncclient.WebSocketBackend(url, syncclient.Options{}),
+			Backend:    backend,
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
 		},
