@@ -103,12 +103,7 @@ type httpStream struct {
 	failures int                      // failed requests in a row
 }
 
-func (s *httpStream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *httpStream) signal() { poke(s.wake) }
 
 // Next returns the next page: io.EOF once a non-live pull has delivered the
 // server's events, the pull's error (such as

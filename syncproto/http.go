@@ -45,21 +45,11 @@ func (p HTTPPullRequest) MarshalJSON() ([]byte, error) {
 // cursor must be present and well-typed. Other fields (such as a "live" a
 // WebSocket client would send) are ignored, as the reference ignores them.
 func DecodeHTTPPullRequest(raw json.RawMessage) (HTTPPullRequest, error) {
-	var w struct {
-		StoreID *string          `json:"storeId"`
-		Payload json.RawMessage  `json:"payload"`
-		Cursor  *option[*Cursor] `json:"cursor"`
+	p, err := decodePullRequest(raw, false)
+	if err != nil {
+		return HTTPPullRequest{}, err
 	}
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return HTTPPullRequest{}, fmt.Errorf("decode pull request: %w", err)
-	}
-	switch {
-	case w.StoreID == nil:
-		return HTTPPullRequest{}, errors.New(`decode pull request: missing field "storeId"`)
-	case w.Cursor == nil:
-		return HTTPPullRequest{}, errors.New(`decode pull request: missing field "cursor"`)
-	}
-	return HTTPPullRequest{StoreID: *w.StoreID, Payload: nullToNil(w.Payload), Cursor: w.Cursor.value}, nil
+	return HTTPPullRequest{StoreID: p.StoreID, Payload: p.Payload, Cursor: p.Cursor}, nil
 }
 
 // PingRequest is the payload of a [TagHTTPPing] request.

@@ -47,11 +47,11 @@ func (s *Server) serveHTTPRPC(w http.ResponseWriter, r *http.Request, storeID st
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	req := &httpRequest{cancel: cancel}
-	if !s.trackRequest(req) {
+	if !track(s, s.reqs, req) {
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.untrackRequest(req)
+	defer untrack(s, s.reqs, req)
 
 	allowCORS(w, r)
 	ans := &httpAnswer{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
@@ -95,24 +95,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rc *http.Respo
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	return buf.Bytes(), nil
-}
-
-func (s *Server) trackRequest(q *httpRequest) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.reqs[q] = struct{}{}
-	s.connWG.Add(1)
-	return true
-}
-
-func (s *Server) untrackRequest(q *httpRequest) {
-	s.mu.Lock()
-	delete(s.reqs, q)
-	s.mu.Unlock()
-	s.connWG.Done()
 }
 
 // httpRPC is the handling of one request's message.

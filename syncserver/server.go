@@ -380,60 +380,14 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		return
 	}
 	c := newConn(s, ws, g.hub, s.nextID.Add(1), g.access)
-	if !s.track(c) {
+	if !track(s, s.conns, c) {
 		_ = ws.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
 	}
-	defer s.untrack(c)
+	defer untrack(s, s.conns, c)
 	s.metrics.clients.Inc()
 	defer s.metrics.clients.Dec()
 	c.run()
-}
-
-// grant is what admitSync grants a sync request.
-type grant struct {
-	access Access
-	hub    *hub
-	done   func() // to call when the connection or request ends
-}
-
-// admitSync applies the checks every sync request passes before it is
-// served, whatever its transport: shutdown, Origin, the server's connection
-// limit (MaxConnections), Auth and the store's (MaxConnectionsPerStore).
-// When it refuses, it answers the request and ok is false.
-func (s *Server) admitSync(w http.ResponseWriter, r *http.Request, storeID string, payload json.RawMessage) (g grant, ok bool) {
-	if s.closing.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-		return grant{}, false
-	}
-	if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
-		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
-		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
-		http.Error(w, err.Error(), http.StatusForbidden)
-		return grant{}, false
-	}
-	if !s.admit() {
-		s.metrics.refused.WithLabelValues(refusedConnLimit).Inc()
-		s.log.Warn("connection refused: server connection limit reached", "store", storeID, "remote", r.RemoteAddr, "limit", s.opts.MaxConnections)
-		http.Error(w, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
-		return grant{}, false
-	}
-	access, ok := s.authorize(w, r, storeID, payload)
-	if !ok {
-		s.open.Add(-1)
-		return grant{}, false
-	}
-	h, err := s.acquireHub(storeID)
-	if err != nil {
-		s.open.Add(-1)
-		s.metrics.refused.WithLabelValues(refusedStoreLimit).Inc()
-		http.Error(w, err.Error(), http.StatusTooManyRequests)
-		return grant{}, false
-	}
-	return grant{access: access, hub: h, done: func() {
-		s.releaseHub(h)
-		s.open.Add(-1)
-	}}, true
 }
 
 // decodePayloadParam decodes the payload query parameter. The reference
@@ -520,20 +474,22 @@ func (s *Server) releaseHub(h *hub) {
 	}
 }
 
-func (s *Server) track(c *conn) bool {
+// track registers a connection or request being served (k, in m, which
+// s.mu guards) for Shutdown; false if the server is closing.
+func track[K comparable](s *Server, m map[K]struct{}, k K) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	m[k] = struct{}{}
 	s.connWG.Add(1)
 	return true
 }
 
-func (s *Server) untrack(c *conn) {
+func untrack[K comparable](s *Server, m map[K]struct{}, k K) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	delete(m, k)
 	s.mu.Unlock()
 	s.connWG.Done()
 }

@@ -75,18 +75,12 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // at url. It reconnects quickly, so that server restarts are short.
 func openGoStore(t testing.TB, app *todoApp, url, storeID, name string) *livestore.Store {
 	t.Helper()
-	return openGoStoreVia(t, app, overWS.backend(url), storeID, name)
-}
-
-// openGoStoreVia is openGoStore with the given backend.
-func openGoStoreVia(t testing.TB, app *todoApp, backend livestore.SyncBackend, storeID, name string) *livestore.Store {
-	t.Helper()
 	s, err := livestore.Open(context.Background(), app.schema, livestore.Options{
 		Dir:     t.TempDir(),
 		StoreID: storeID,
 		Logger:  testLogger(t, "Go store "+name),
 		Sync: &livestore.SyncOptions{
-			Backend:    backend,
+			Backend:    backendFor(url),
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
 		},

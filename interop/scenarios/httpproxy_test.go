@@ -25,16 +25,7 @@ type httpHoldProxy struct {
 
 func newHTTPHoldProxy(t testing.TB, upstream string, hold bool) *httpHoldProxy {
 	p := &httpHoldProxy{upstream: strings.TrimRight(upstream, "/")}
-	p.holdState = holdState{released: make(chan struct{}), log: testLogger(t, "HTTP proxy to "+upstream)}
-	if hold {
-		p.Hold()
-	}
-	p.hs = httptest.NewServer(http.HandlerFunc(p.serve))
-	t.Cleanup(func() {
-		p.Release()
-		p.hs.CloseClientConnections()
-		p.hs.Close()
-	})
+	p.hs = p.start(t, "HTTP proxy to "+upstream, hold, p.serve)
 	return p
 }
 

@@ -59,7 +59,7 @@ func testManyEvents(t *testing.T, tr transport) {
 	compareLog(t, "B's eventlog", log, readJSEventlog(t, bLog))
 
 	app := newTodoApp(t)
-	g := openGoStoreVia(t, app, tr.backend(url), storeID, "g")
+	g := openGoStore(t, app, url, storeID, "g")
 	compareLog(t, "Go eventlog", waitGoSynced(ctx, t, app, g, srv.URL(), 270), goEvents(ctx, t, g))
 	gs, err := app.state(ctx, g)
 	if err != nil {

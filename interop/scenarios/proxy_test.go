@@ -55,17 +55,24 @@ type proxy interface {
 // holding pages. It is stopped when the test ends.
 func newHoldProxy(t testing.TB, upstream string, hold bool) *holdProxy {
 	p := &holdProxy{t: t, upstream: strings.TrimRight(upstream, "/")}
-	p.holdState = holdState{released: make(chan struct{}), log: testLogger(t, "proxy to "+upstream)}
+	p.hs = p.start(t, "proxy to "+upstream, hold, p.serve)
+	return p
+}
+
+// start serves handler until the test ends (then lets go of what is held),
+// holding from the start if hold is set; name labels the log.
+func (p *holdState) start(t testing.TB, name string, hold bool, handler http.HandlerFunc) *httptest.Server {
+	p.released, p.log = make(chan struct{}), testLogger(t, name)
 	if hold {
 		p.Hold()
 	}
-	p.hs = httptest.NewServer(http.HandlerFunc(p.serve))
+	hs := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		p.Release()
-		p.hs.CloseClientConnections()
-		p.hs.Close()
+		hs.CloseClientConnections()
+		hs.Close()
 	})
-	return p
+	return hs
 }
 
 // URL is the proxy's WebSocket base URL, for clients.

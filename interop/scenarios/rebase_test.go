@@ -44,7 +44,7 @@ func testConcurrentRebase(t *testing.T, kind storageKind, tr transport) {
 	storeID := newStoreID("rebase")
 
 	goProxy := tr.holdProxy(t, srv.URL(), false)
-	g := openGoStoreVia(t, app, tr.backend(goProxy.URL()), storeID, "g")
+	g := openGoStore(t, app, goProxy.URL(), storeID, "g")
 	if err := g.Commit(ctx, app.events(goWork{prefix: "g1", n: 3, complete: 1})...); err != nil {
 		t.Fatal(err)
 	}

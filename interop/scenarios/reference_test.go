@@ -59,8 +59,8 @@ func testGoThroughReference(t *testing.T, url string, tr transport) {
 	defer cancel()
 	app := newTodoApp(t)
 	storeID := newStoreID("reference")
-	g1 := openGoStoreVia(t, app, tr.backend(url), storeID, "g1")
-	g2 := openGoStoreVia(t, app, tr.backend(url), storeID, "g2")
+	g1 := openGoStore(t, app, tr.url(url), storeID, "g1")
+	g2 := openGoStore(t, app, tr.url(url), storeID, "g2")
 
 	jsLog := filepath.Join(t.TempDir(), "js-eventlog.db")
 	// Events: Go 2×(4 todos × (created, annotated) + 1 completed + 1 deleted)

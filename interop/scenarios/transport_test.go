@@ -41,9 +41,10 @@ func (tr transport) jsArgs(args ...string) []string {
 	return args
 }
 
-// backend is a Go store's backend for the server at url (of either form).
-func (tr transport) backend(url string) livestore.SyncBackend {
-	if tr == overHTTP {
+// backendFor is a Go store's backend for the server at url (openGoStore's):
+// the HTTP transport for an http:// URL (see transport.url), else WebSocket.
+func backendFor(url string) livestore.SyncBackend {
+	if strings.HasPrefix(url, "http://") {
 		return syncclient.HTTPBackend(url, syncclient.HTTPOptions{PollInterval: httpPollMS * time.Millisecond})
 	}
 	return syncclient.WebSocketBackend(url, syncclient.Options{})
