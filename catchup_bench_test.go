@@ -55,7 +55,7 @@ func BenchmarkCatchUp20kWith5kPending(b *testing.B) {
 
 		b.StartTimer()
 		s, err = livestore.Open(ctx, a.schema, livestore.Options{Dir: dir, StoreID: storeID,
-			Sync: &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{})}})
+			Sync: &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{})}})
 		if err != nil {
 			b.Fatal(err)
 		}

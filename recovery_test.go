@@ -451,7 +451,7 @@ func TestBackendChangeRepushOverWebSocket(t *testing.T) {
 		t.Helper()
 		var sync *livestore.SyncOptions
 		if url != "" {
-			sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{}),
+			sync = &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{}),
 				OnBackendIDMismatch: livestore.RepushOnBackendIDMismatch, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 		}
 		return openSynced(t, a.schema, dir, sync)

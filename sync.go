@@ -13,36 +13,17 @@ import (
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// SyncBackend connects a store to a sync server. The WebSocket client in
-// package syncclient implements it for servers speaking the sync-cf
-// protocol; package memsync provides an in-process server for tests.
-type SyncBackend interface {
-	// Connect opens a connection for storeID, passing the application's sync
-	// payload (e.g. an auth token; nil if none).
-	Connect(ctx context.Context, storeID string, payload json.RawMessage) (SyncConn, error)
-}
+// SyncBackend connects a store to a sync server: [syncproto.Backend].
+// Package syncclient implements it for servers speaking the sync-cf
+// protocol (syncclient.WebSocketBackend, syncclient.HTTPBackend); package
+// memsync provides an in-process server for tests.
+type SyncBackend = syncproto.Backend
 
-// SyncConn is one connection to a sync server.
-type SyncConn interface {
-	// Pull streams the events after cursor (nil: from the start). With live
-	// set the stream stays open and delivers events pushed later.
-	Pull(ctx context.Context, cursor *syncproto.Cursor, live bool) (PullStream, error)
-	// Push appends batch to the server's log. It fails with
-	// *syncproto.ServerAheadError when the server has events the client has
-	// not pulled yet, and *syncproto.BackendIDMismatchError when backendID
-	// names another server database.
-	Push(ctx context.Context, batch []syncproto.Event, backendID *string) error
-	// Close closes the connection; streams end.
-	Close() error
-}
+// SyncConn is one connection to a sync server: [syncproto.Conn].
+type SyncConn = syncproto.Conn
 
-// PullStream delivers the pages of a pull.
-type PullStream interface {
-	// Next returns the next page; io.EOF after the last page of a non-live
-	// pull.
-	Next(ctx context.Context) (syncproto.PullResponse, error)
-	Close() error
-}
+// PullStream delivers the pages of a pull: [syncproto.PullStream].
+type PullStream = syncproto.PullStream
 
 // BackendIDMismatchPolicy says what a store does when the sync server turns
 // out to be another one than it synced with before (its backendId changed,

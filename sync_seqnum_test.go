@@ -110,7 +110,7 @@ func (ss *scriptServer) pushed() [][]syncproto.Event {
 }
 
 func (ss *scriptServer) sync() *livestore.SyncOptions {
-	return &livestore.SyncOptions{Backend: livestore.WebSocketBackend(ss.url, syncclient.Options{}),
+	return &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(ss.url, syncclient.Options{}),
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 }
 

@@ -51,13 +51,31 @@ func serverLog(t *testing.T, st syncserver.Storage, storeID string) []syncproto.
 	return out
 }
 
-// TestSyncOverWebSocket runs three stores against the real server over
-// loopback WebSockets: concurrent commits converge, and a store reopened
-// later catches up from its cursor.
-func TestSyncOverWebSocket(t *testing.T) {
+// syncTransports are the transports of package syncclient, each as the
+// backend of a store syncing with the server at url.
+var syncTransports = []struct {
+	name    string
+	backend func(url string) livestore.SyncBackend
+}{
+	{"ws", func(url string) livestore.SyncBackend { return syncclient.WebSocketBackend(url, syncclient.Options{}) }},
+	{"http", func(url string) livestore.SyncBackend {
+		return syncclient.HTTPBackend(url, syncclient.HTTPOptions{PollInterval: 20 * time.Millisecond})
+	}},
+}
+
+// TestSyncOverTransports runs three stores against the real server over
+// loopback, on each transport: concurrent commits converge, and a store
+// reopened later catches up from its cursor.
+func TestSyncOverTransports(t *testing.T) {
+	for _, tr := range syncTransports {
+		t.Run(tr.name, func(t *testing.T) { testSyncOver(t, tr.backend) })
+	}
+}
+
+func testSyncOver(t *testing.T, newBackend func(url string) livestore.SyncBackend) {
 	url, storage := startSyncServer(t)
 	a := newTodoApp(t)
-	backend := livestore.WebSocketBackend(url, syncclient.Options{})
+	backend := newBackend(url)
 	open := func(dir string) *livestore.Store {
 		s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: dir, StoreID: "ws-store",
 			Sync: &livestore.SyncOptions{Backend: backend, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})

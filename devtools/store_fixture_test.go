@@ -119,7 +119,7 @@ func openStore(t testing.TB, a *todoSchema, url string) *livestore.Store {
 	t.Helper()
 	opts := livestore.Options{Dir: t.TempDir(), StoreID: "devtools-store"}
 	if url != "" {
-		opts.Sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{}),
+		opts.Sync = &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{}),
 			MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 	}
 	s, err := livestore.Open(context.Background(), a.schema, opts)

@@ -405,7 +405,7 @@ func TestStoreSyncRetryAt(t *testing.T) {
 	ln.Close() // connections are refused from now on
 	a := newTodoSchema(t)
 	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: t.TempDir(), StoreID: "retry",
-		Sync: &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{}),
+		Sync: &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{}),
 			MinBackoff: 2 * time.Second, MaxBackoff: 4 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

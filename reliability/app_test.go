@@ -120,7 +120,7 @@ func eventKey(name string, args json.RawMessage) string {
 // wsBackend is the store's WebSocket backend with pings frequent enough for
 // lost connections to be noticed quickly.
 func wsBackend(url string) livestore.SyncBackend {
-	return livestore.WebSocketBackend(url, fastClientOptions())
+	return syncclient.WebSocketBackend(url, fastClientOptions())
 }
 
 func fastClientOptions() syncclient.Options {

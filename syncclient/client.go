@@ -1,6 +1,9 @@
 // Package syncclient is a client of the LiveStore sync protocol (the
-// WebSocket transport of @livestore/sync-cf, see package syncproto). It talks
-// to this module's sync server and to the reference Cloudflare server alike.
+// WebSocket and HTTP transports of @livestore/sync-cf, see package
+// syncproto). It talks to this module's sync server and to the reference
+// Cloudflare server alike. [WebSocketBackend] and [HTTPBackend] are the
+// backends a store syncs with (syncproto.Backend, the root package's
+// SyncBackend); the package holds no sync engine.
 //
 // A [Client] is one WebSocket connection to one store. It pulls ([Client.Pull]
 // returns a stream of pages; live streams stay open for new events) and
@@ -20,7 +23,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -178,27 +180,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 // base with storeId, transport=ws and, if payload is set, payload (the JSON
 // URI-component-encoded, then query-encoded, as the reference does).
 func SyncURL(base, storeID string, payload json.RawMessage) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("syncclient: url: %w", err)
-	}
-	switch u.Scheme {
-	case "http", "https", "ws", "wss":
-	default:
-		return "", fmt.Errorf("syncclient: url %q: scheme must be http, https, ws or wss", base)
-	}
-	q := u.Query()
-	q.Set("storeId", storeID)
-	q.Set("transport", "ws")
-	if payload != nil {
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, payload); err != nil {
-			return "", fmt.Errorf("syncclient: payload: %w", err)
-		}
-		q.Set("payload", encodeURIComponent(compact.String()))
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return syncURL(base, storeID, payload, "ws")
 }
 
 // encodeURIComponent escapes s like JavaScript's encodeURIComponent.

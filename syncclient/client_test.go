@@ -88,23 +88,53 @@ func TestSyncURL(t *testing.T) {
 	}
 }
 
+// transports are the client's transports, each as a backend for a server
+// at url; the tests of a client's behaviour run on each.
+var transports = []struct {
+	name    string
+	backend func(url string) syncproto.Backend
+}{
+	{"ws", func(url string) syncproto.Backend { return syncclient.WebSocketBackend(url, syncclient.Options{}) }},
+	{"http", func(url string) syncproto.Backend {
+		return syncclient.HTTPBackend(url, syncclient.HTTPOptions{PollInterval: 20 * time.Millisecond})
+	}},
+}
+
+// eachTransport runs test once per transport, as a subtest.
+func eachTransport(t *testing.T, test func(t *testing.T, backend func(url string) syncproto.Backend)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { test(t, tr.backend) })
+	}
+}
+
+func connect(t *testing.T, b syncproto.Backend, storeID string) syncproto.Conn {
+	t.Helper()
+	c, err := b.Connect(t.Context(), storeID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 func TestClientServerSQLite(t *testing.T) {
-	url, _ := serve(t, sqliteStorage(t))
-	testClientServer(t, url)
+	eachTransport(t, func(t *testing.T, backend func(string) syncproto.Backend) {
+		url, _ := serve(t, sqliteStorage(t))
+		testClientServer(t, backend(url))
+	})
 }
 
 func TestClientServerPostgres(t *testing.T) {
-	url, _ := serve(t, pgtest.Open(t, pgtest.Schema(t)))
-	testClientServer(t, url)
+	eachTransport(t, func(t *testing.T, backend func(string) syncproto.Backend) {
+		url, _ := serve(t, pgtest.Open(t, pgtest.Schema(t)))
+		testClientServer(t, backend(url))
+	})
 }
 
-func testClientServer(t *testing.T, url string) {
+func testClientServer(t *testing.T, server syncproto.Backend) {
 	ctx := t.Context()
-	a := dial(t, url, "cs")
-	b := dial(t, url, "cs")
-	if err := a.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := connect(t, server, "cs")
+	b := connect(t, server, "cs")
 
 	// An empty store: one empty page, then the end.
 	s, err := a.Pull(ctx, nil, false)
@@ -328,15 +358,15 @@ func TestInterruptStopsLivePull(t *testing.T) {
 // live pull and pushes its own events, rebasing them on the server's head
 // when the server is ahead.
 type replica struct {
-	c    *syncclient.Client
+	c    syncproto.Conn
 	id   string
 	mu   sync.Mutex
 	log  []syncproto.Event
 	grew chan struct{}
 }
 
-func newReplica(t *testing.T, url, storeID, id string) *replica {
-	r := &replica{c: dial(t, url, storeID), id: id, grew: make(chan struct{}, 1)}
+func newReplica(t *testing.T, server syncproto.Backend, storeID, id string) *replica {
+	r := &replica{c: connect(t, server, storeID), id: id, grew: make(chan struct{}, 1)}
 	s, err := r.c.Pull(t.Context(), nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -444,45 +474,49 @@ func converge(t *testing.T, replicas []*replica, rounds, perCommit int) {
 }
 
 func TestReplicasConvergeSQLite(t *testing.T) {
-	url, _ := serve(t, sqliteStorage(t))
-	var rs []*replica
-	for i := range 4 {
-		rs = append(rs, newReplica(t, url, "conv", fmt.Sprintf("r%d", i)))
-	}
-	converge(t, rs, 10, 3)
+	eachTransport(t, func(t *testing.T, backend func(string) syncproto.Backend) {
+		url, _ := serve(t, sqliteStorage(t))
+		var rs []*replica
+		for i := range 4 {
+			rs = append(rs, newReplica(t, backend(url), "conv", fmt.Sprintf("r%d", i)))
+		}
+		converge(t, rs, 10, 3)
+	})
 }
 
 // TestTwoServersOnePostgres runs two servers, each with its own pool, on one
 // schema: clients of either converge on one log.
 func TestTwoServersOnePostgres(t *testing.T) {
-	schema := pgtest.Schema(t)
-	url1, _ := serve(t, pgtest.Open(t, schema))
-	url2, _ := serve(t, pgtest.Open(t, schema))
-	rs := []*replica{
-		newReplica(t, url1, "shared", "a1"),
-		newReplica(t, url2, "shared", "b1"),
-		newReplica(t, url1, "shared", "a2"),
-		newReplica(t, url2, "shared", "b2"),
-	}
-	converge(t, rs, 10, 3)
+	eachTransport(t, func(t *testing.T, backend func(string) syncproto.Backend) {
+		schema := pgtest.Schema(t)
+		url1, _ := serve(t, pgtest.Open(t, schema))
+		url2, _ := serve(t, pgtest.Open(t, schema))
+		s1, s2 := backend(url1), backend(url2)
+		rs := []*replica{
+			newReplica(t, s1, "shared", "a1"),
+			newReplica(t, s2, "shared", "b1"),
+			newReplica(t, s1, "shared", "a2"),
+			newReplica(t, s2, "shared", "b2"),
+		}
+		converge(t, rs, 10, 3)
 
-	// Both servers report the same backend.
-	ctx := t.Context()
-	var ids []string
-	for _, u := range []string{url1, url2} {
-		c := dial(t, u, "shared")
-		s, err := c.Pull(ctx, nil, false)
-		if err != nil {
-			t.Fatal(err)
+		// Both servers report the same backend.
+		ctx := t.Context()
+		var ids []string
+		for _, server := range []syncproto.Backend{s1, s2} {
+			s, err := connect(t, server, "shared").Pull(ctx, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, p.BackendID)
+			s.Close()
 		}
-		p, err := s.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
+		if ids[0] != ids[1] {
+			t.Fatalf("backend ids %v", ids)
 		}
-		ids = append(ids, p.BackendID)
-		s.Close()
-	}
-	if ids[0] != ids[1] {
-		t.Fatalf("backend ids %v", ids)
-	}
+	})
 }

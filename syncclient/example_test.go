@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/livestore-go/livestore/syncclient"
 	"github.com/livestore-go/livestore/syncproto"
@@ -91,4 +92,40 @@ func ExampleClient_Push() {
 	// Output:
 	// server head: 1
 	// <nil>
+}
+
+// The HTTP transport: every call is one request, and a live pull asks the
+// server again every PollInterval (at once after a push of its own
+// connection).
+func ExampleHTTPBackend() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	backend := syncclient.HTTPBackend(url, syncclient.HTTPOptions{PollInterval: time.Second})
+	conn, err := backend.Connect(ctx, "todos", nil) // pings the server
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+
+	live, err := conn.Pull(ctx, nil, true)
+	if err != nil {
+		panic(err)
+	}
+	defer live.Close()
+	first, _ := live.Next(ctx) // the store is empty: one empty page
+	fmt.Println(len(first.Batch), first.PageInfo.Kind)
+
+	_ = conn.Push(ctx, []syncproto.Event{event(1, "v1.TodoCreated", `{"id":"a1","text":"Buy milk"}`)}, &first.BackendID)
+	next, _ := live.Next(ctx) // the next poll brings the push
+	fmt.Println(next.Batch[0].Event.Name, next.Batch[0].Event.SeqNum)
+
+	err = conn.Push(ctx, []syncproto.Event{event(1, "v1.TodoCreated", `{"id":"b1"}`)}, &first.BackendID)
+	var ahead *syncproto.ServerAheadError
+	fmt.Println(errors.As(err, &ahead), ahead.MinimumExpectedNum)
+	// Output:
+	// 0 NoMore
+	// v1.TodoCreated 1
+	// true 1
 }

@@ -47,9 +47,13 @@ func (s *PullStream) finish(err error) {
 	s.signal()
 }
 
-func (s *PullStream) signal() {
+func (s *PullStream) signal() { poke(s.wake) }
+
+// poke wakes the one waiter on ch (a channel of capacity one), if it is not
+// already woken.
+func poke(ch chan struct{}) {
 	select {
-	case s.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }

@@ -1,14 +1,20 @@
 // Package syncproto defines the wire format of the LiveStore sync protocol:
-// the WebSocket transport of the reference's Cloudflare sync provider
-// (@livestore/sync-cf), which speaks Effect RPC with JSON serialization.
+// the WebSocket and HTTP transports of the reference's Cloudflare sync
+// provider (@livestore/sync-cf), which speak Effect RPC with JSON
+// serialization, and the interfaces a store syncs through ([Backend],
+// [Conn], [PullStream]; package syncclient implements them, package
+// syncserver serves the protocol).
 //
 // Every WebSocket text message carries one JSON object, an envelope tagged by
 // "_tag". A client sends [Request], [Ack], [Interrupt], [Ping] and [Eof]; a
 // server answers with [Chunk], [Exit], [Defect] and [Pong]. Two procedures
 // exist: [TagPull] (a stream of [PullResponse] pages) and [TagPush] (a single
-// answer). Their failures are the tagged errors [ServerAheadError],
-// [BackendIDMismatchError] and [UnknownError], which are ordinary Go errors
-// here, matchable with errors.As.
+// answer). Over HTTP each request is one POST answered with a JSON array of
+// the server's messages for it; its procedures are [TagHTTPPull] (no live
+// mode: clients poll), [TagHTTPPush] and [TagHTTPPing]. Failures are the
+// tagged errors [ServerAheadError], [BackendIDMismatchError] and
+// [UnknownError], which are ordinary Go errors here, matchable with
+// errors.As.
 //
 // The package is shared by the client (syncclient) and the server
 // (syncserver). It also holds the rules both sides apply to batches: the chain

@@ -52,6 +52,12 @@ func (p PullRequest) MarshalJSON() ([]byte, error) {
 // DecodePullRequest decodes a [TagPull] payload strictly: storeId, live and
 // cursor must be present and well-typed.
 func DecodePullRequest(raw json.RawMessage) (PullRequest, error) {
+	return decodePullRequest(raw, true)
+}
+
+// decodePullRequest decodes a pull payload of either transport; live says
+// whether the "live" field is required (it is ignored otherwise).
+func decodePullRequest(raw json.RawMessage, live bool) (PullRequest, error) {
 	var w struct {
 		StoreID *string          `json:"storeId"`
 		Payload json.RawMessage  `json:"payload"`
@@ -64,12 +70,16 @@ func DecodePullRequest(raw json.RawMessage) (PullRequest, error) {
 	switch {
 	case w.StoreID == nil:
 		return PullRequest{}, errors.New(`decode pull request: missing field "storeId"`)
-	case w.Live == nil:
+	case live && w.Live == nil:
 		return PullRequest{}, errors.New(`decode pull request: missing field "live"`)
 	case w.Cursor == nil:
 		return PullRequest{}, errors.New(`decode pull request: missing field "cursor"`)
 	}
-	return PullRequest{StoreID: *w.StoreID, Payload: nullToNil(w.Payload), Live: *w.Live, Cursor: w.Cursor.value}, nil
+	p := PullRequest{StoreID: *w.StoreID, Payload: nullToNil(w.Payload), Cursor: w.Cursor.value}
+	if live {
+		p.Live = *w.Live
+	}
+	return p, nil
 }
 
 // PushRequest is the payload of a [TagPush] request.

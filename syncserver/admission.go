@@ -12,6 +12,52 @@ import (
 	"time"
 )
 
+// grant is what admitSync grants a sync request.
+type grant struct {
+	access Access
+	hub    *hub
+	done   func() // to call when the connection or request ends
+}
+
+// admitSync applies the checks every sync request passes before it is
+// served, whatever its transport: shutdown, Origin, the server's connection
+// limit (MaxConnections), Auth and the store's (MaxConnectionsPerStore).
+// When it refuses, it answers the request and ok is false.
+func (s *Server) admitSync(w http.ResponseWriter, r *http.Request, storeID string, payload json.RawMessage) (g grant, ok bool) {
+	if s.closing.Load() {
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return grant{}, false
+	}
+	if err := s.checkOrigin(r); err != nil {
+		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
+		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return grant{}, false
+	}
+	if !s.admit() {
+		s.metrics.refused.WithLabelValues(refusedConnLimit).Inc()
+		s.log.Warn("connection refused: server connection limit reached", "store", storeID, "remote", r.RemoteAddr, "limit", s.opts.MaxConnections)
+		http.Error(w, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
+		return grant{}, false
+	}
+	access, ok := s.authorize(w, r, storeID, payload)
+	if !ok {
+		s.open.Add(-1)
+		return grant{}, false
+	}
+	h, err := s.acquireHub(storeID)
+	if err != nil {
+		s.open.Add(-1)
+		s.metrics.refused.WithLabelValues(refusedStoreLimit).Inc()
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return grant{}, false
+	}
+	return grant{access: access, hub: h, done: func() {
+		s.releaseHub(h)
+		s.open.Add(-1)
+	}}, true
+}
+
 // admit counts one more connection under MaxConnections; false if the
 // server is full. The caller undoes it with s.open.Add(-1).
 func (s *Server) admit() bool {

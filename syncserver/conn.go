@@ -244,43 +244,54 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// protocolError answers an undecodable message: for the request it names if
-// any (Exit with a defect), else with a Defect, as the reference does.
+// protocolError answers an undecodable message (see protocolErrorAnswer).
 func (c *conn) protocolError(err error) {
 	c.srv.metrics.protocolErrors.Inc()
 	c.log.Info("protocol error", "err", err)
+	c.send(protocolErrorAnswer(err))
+}
+
+// protocolErrorAnswer is the answer to an undecodable message: an Exit with
+// a defect for the request it names, if any, else a Defect, as the
+// reference answers.
+func protocolErrorAnswer(err error) syncproto.ServerMessage {
 	var me *syncproto.MessageError
 	if !errors.As(err, &me) {
 		me = &syncproto.MessageError{Err: err}
 	}
 	switch {
 	case me.Syntax:
-		c.send(&syncproto.Defect{Defect: syncproto.EncodeDefect("SyntaxError", me.Err.Error())})
+		return &syncproto.Defect{Defect: syncproto.EncodeDefect("SyntaxError", me.Err.Error())}
 	case me.RequestID != "":
-		c.send(syncproto.ExitDie(canonicalRequestID(me.RequestID), me.Err.Error()))
+		return syncproto.ExitDie(canonicalRequestID(me.RequestID), me.Err.Error())
 	case me.Tag != "":
-		c.send(syncproto.StringDefect("Unknown request tag: " + me.Tag))
+		return syncproto.StringDefect("Unknown request tag: " + me.Tag)
 	default:
-		c.send(syncproto.StringDefect(me.Err.Error()))
+		return syncproto.StringDefect(me.Err.Error())
 	}
 }
 
-// handleOversize answers a message over MaxMessageBytes. If its beginning
-// names a request, that request fails with an UnknownError.
+// handleOversize answers a message over MaxMessageBytes (see
+// oversizeAnswer).
 func (c *conn) handleOversize(prefix []byte, size int64) {
 	if !c.begin() {
 		return
 	}
 	defer c.end()
-	c.srv.metrics.protocolErrors.Inc()
-	msg := fmt.Sprintf("message of %d bytes exceeds the server's limit of %d bytes", size, c.srv.opts.MaxMessageBytes)
 	c.log.Info("oversize message", "bytes", size)
+	c.send(c.srv.oversizeAnswer(prefix, fmt.Sprintf("message of %d bytes exceeds the server's limit of %d bytes", size, c.srv.opts.MaxMessageBytes)))
+}
+
+// oversizeAnswer is the answer to a message too large to decode: if its
+// beginning names a request, that request fails with an UnknownError saying
+// msg; else a Defect says it.
+func (s *Server) oversizeAnswer(prefix []byte, msg string) syncproto.ServerMessage {
+	s.metrics.protocolErrors.Inc()
 	if id, ok := requestIDPrefix(prefix); ok {
-		c.srv.metrics.pushes.WithLabelValues(pushRejected).Inc()
-		c.send(syncproto.ExitFail(id, &syncproto.UnknownError{Message: msg}))
-		return
+		s.metrics.pushes.WithLabelValues(pushRejected).Inc()
+		return syncproto.ExitFail(id, &syncproto.UnknownError{Message: msg})
 	}
-	c.send(syncproto.StringDefect(msg))
+	return syncproto.StringDefect(msg)
 }
 
 // requestIDPrefix finds the id of a Request envelope in the beginning of a
@@ -306,9 +317,8 @@ func requestIDPrefix(b []byte) (string, bool) {
 }
 
 func (c *conn) handleRequest(req *syncproto.Request) {
-	if !syncproto.ValidRequestID(req.ID) {
-		c.srv.metrics.protocolErrors.Inc()
-		c.send(syncproto.ExitDie(req.ID, fmt.Sprintf("invalid request id %q: must be a decimal integer string such as \"0\"", req.ID)))
+	if bad := c.srv.checkRequestID(req.ID); bad != nil {
+		c.send(bad)
 		return
 	}
 	c.mu.Lock()
@@ -335,6 +345,17 @@ func (c *conn) handleRequest(req *syncproto.Request) {
 		c.srv.metrics.protocolErrors.Inc()
 		c.send(syncproto.StringDefect("Unknown request tag: " + req.Tag))
 	}
+}
+
+// checkRequestID returns the answer to a request whose id is not a decimal
+// integer string, or nil if the id is one. (The reference's RPC server dies
+// on such ids and never answers.)
+func (s *Server) checkRequestID(id string) *syncproto.Exit {
+	if syncproto.ValidRequestID(id) {
+		return nil
+	}
+	s.metrics.protocolErrors.Inc()
+	return syncproto.ExitDie(id, fmt.Sprintf("invalid request id %q: must be a decimal integer string such as \"0\"", id))
 }
 
 // canonicalRequestID is the form in which the reference echoes a request id:

@@ -1,14 +1,20 @@
 // Package syncserver is the LiveStore sync server: it keeps the one total
 // order of each store's events and fans new events out to connected clients.
 //
-// It speaks the WebSocket protocol of the reference's Cloudflare sync
-// provider (@livestore/sync-cf 0.4.0, see package syncproto), so unmodified
-// JavaScript LiveStore apps using makeWsSync({ url }) can use it, and so can
-// the Go client (package syncclient).
+// It speaks both transports of the reference's Cloudflare sync provider
+// (@livestore/sync-cf 0.4.0, see package syncproto), WebSocket and HTTP, so
+// unmodified JavaScript LiveStore apps using makeWsSync({ url }) or
+// makeHttpSync({ url }) can use it, and so can the Go clients (package
+// syncclient).
 //
 // A [Server] is an [http.Handler]. Requests carrying the sync query
 // parameters (?storeId=…&transport=ws, on any path, as in the reference
-// worker) are upgraded to WebSockets; GET /health and GET /metrics serve
+// worker) are upgraded to WebSockets; with transport=http each POST carries
+// one request of the HTTP transport, answered with the JSON array of its
+// messages (a pull's pages, then its Exit; a live pull is the client
+// polling). Both transports share the admission checks (Origin, Auth,
+// connection limits), the push rules and the pull paging. GET /health and
+// GET /metrics serve
 // health and Prometheus metrics. Events are kept by a [Storage]: package
 // sqlitestore (one file, one process) or pgstore (PostgreSQL, any number of
 // server processes on one database).
@@ -58,5 +64,10 @@
 //     bytes held and per-client queues (see [Options]), each answered with
 //     a protocol error or an HTTP status, not a dropped socket;
 //   - browsers may connect only from the server's own origin unless
-//     [Options].OriginPatterns lists others (the reference accepts any).
+//     [Options].OriginPatterns lists others (the reference accepts any);
+//   - over HTTP, one pull's answer holds at most [Options].MaxHTTPPullPages
+//     pages (the reference sends the whole log), a request other than POST
+//     (or a CORS preflight) gets 405, a body over MaxMessageBytes gets 413
+//     with the request's UnknownError, and a request envelope without
+//     "headers" is accepted (the reference answers 500).
 package syncserver

@@ -40,6 +40,7 @@ type metrics struct {
 	pullsRefused   prometheus.Counter
 	pullBytes      prometheus.Gauge
 	pullWaits      prometheus.Counter
+	httpRequests   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -94,8 +95,12 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "livestore_sync_pull_budget_waits_total",
 			Help: "Pull pages that waited because MaxPullBytes were held.",
 		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livestore_sync_http_requests_total",
+			Help: "Requests of the HTTP transport admitted, by procedure (pull, push, ping).",
+		}, []string{"procedure"}),
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors, m.pingTimeouts, m.refused, m.pullsRefused, m.pullBytes, m.pullWaits} {
+	for _, c := range []prometheus.Collector{m.clients, m.pushes, m.pulls, m.eventsPushed, m.eventsSent, m.pushDuration, m.protocolErrors, m.pingTimeouts, m.refused, m.pullsRefused, m.pullBytes, m.pullWaits, m.httpRequests} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

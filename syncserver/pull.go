@@ -3,6 +3,7 @@ package syncserver
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/livestore-go/livestore/syncproto"
@@ -12,17 +13,56 @@ import (
 // after the cursor, one page per client Ack; a live pull then registers with
 // the hub, which sends later events without waiting for Acks.
 type pull struct {
-	conn   *conn
-	id     string
-	live   bool
-	ctx    context.Context
-	cancel context.CancelFunc
-	acks   chan struct{} // one pending Ack at most
-	done   chan struct{} // closed when the goroutine has returned
+	pageReader
+	conn    *conn
+	id      string
+	live    bool
+	cancel  context.CancelFunc
+	acks    chan struct{} // one pending Ack at most
+	done    chan struct{} // closed when the goroutine has returned
+	unacked bool          // a page was sent and its Ack has not come yet
+
+	sentUpTo int64 // highest seqNum sent; guarded by hub.mu once registered
+}
+
+// pageReader reads the pages of one pull (of either transport) from storage.
+type pageReader struct {
+	srv     *Server
+	storeID string
+	log     *slog.Logger
+	ctx     context.Context
 
 	// Encoded bytes and count of the events read so far, to guess how
 	// many events the next page holds and read no more than those.
 	readBytes, readEvents int
+}
+
+// pageSink is where a pageReader puts the pages it reads.
+type pageSink interface {
+	// ready returns once the next page may be read: for a WebSocket pull,
+	// when the client acknowledged the page before.
+	ready() error
+	// put sends page; release must be called once it is written or dropped.
+	put(page []byte, release func()) error
+}
+
+// ready waits for the Ack of the page sent before, if any.
+func (p *pull) ready() error {
+	if !p.unacked {
+		return nil
+	}
+	if err := p.waitAck(); err != nil {
+		return err
+	}
+	p.unacked = false
+	return nil
+}
+
+// put queues page; the client's Ack for it lets the next one be read.
+func (p *pull) put(page []byte, release func()) error {
+	p.conn.sendPullChunk(p.id, page, release)
+	p.unacked = true
+	return nil
 }
 
 func (p *pull) ack() {
@@ -41,7 +81,10 @@ func (c *conn) startPull(req *syncproto.Request) {
 	// As in the reference, the connection's URL names the store; the
 	// payload's storeId is not checked.
 	ctx, cancel := context.WithCancel(c.ctx)
-	p := &pull{conn: c, id: req.ID, live: r.Live, ctx: ctx, cancel: cancel, acks: make(chan struct{}, 1), done: make(chan struct{})}
+	p := &pull{
+		pageReader: pageReader{srv: c.srv, storeID: c.hub.storeID, log: c.log, ctx: ctx},
+		conn:       c, id: req.ID, live: r.Live, cancel: cancel, acks: make(chan struct{}, 1), done: make(chan struct{}),
+	}
 	c.mu.Lock()
 	if max := c.srv.opts.MaxPullsPerConnection; len(c.pulls) >= max {
 		c.mu.Unlock()
@@ -91,42 +134,26 @@ func (c *conn) forget(p *pull) bool {
 // is the failure to answer (a tagged protocol error or an UnknownError).
 func (p *pull) run(cursor *syncproto.Cursor) error {
 	c := p.conn
-	backendID, err := c.hub.backend(p.ctx)
+	backendID, after, upTo, err := p.start(c.hub, cursor)
 	if err != nil {
-		return p.storageError("pull: load store", err)
+		return err
 	}
-	if cursor != nil && cursor.BackendID != backendID {
-		return &syncproto.BackendIDMismatchError{Expected: backendID, Received: cursor.BackendID}
-	}
-	enc, err := syncproto.NewPageEncoder(backendID)
-	if err != nil {
-		return &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
-	}
-	var after int64
-	if cursor != nil {
-		after = cursor.EventSequenceNumber
-	}
-	upTo, err := c.srv.storage.Head(p.ctx, c.hub.storeID)
-	c.srv.storageDone(p.ctx, err, false)
-	if err != nil {
-		return p.storageError("pull: read head", err)
-	}
-	unacked := false
 	for first := true; ; first = false {
 		if after < upTo {
-			if unacked, err = p.sendRange(enc, after, upTo, unacked); err != nil {
+			if _, err := p.sendRange(p, backendID, after, upTo, 0); err != nil {
 				return err
 			}
 			after = upTo
 		} else if first {
-			if err := p.sendPage(enc.Page(nil, syncproto.PageInfo{Kind: syncproto.NoMore}), unacked); err != nil {
+			if err := p.ready(); err != nil {
 				return err
 			}
-			unacked = true
+			p.conn.sendChunk(p.id, emptyPage(backendID))
+			p.unacked = true
 		}
 		if !p.live {
 			// The stream ends only after the client acknowledged its last page.
-			return p.waitAck()
+			return p.ready()
 		}
 		ok, head := c.hub.subscribe(p, after)
 		if ok {
@@ -136,6 +163,28 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 	}
 }
 
+// start checks a pull's cursor against the store (BackendIDMismatchError
+// for another backend's) and returns the store's backend id, the seqNum the
+// pull starts after, and the store's head: the pull sends (after, upTo].
+func (r *pageReader) start(h *hub, cursor *syncproto.Cursor) (backendID string, after, upTo int64, err error) {
+	backendID, err = h.backend(r.ctx)
+	if err != nil {
+		return "", 0, 0, r.storageError("pull: load store", err)
+	}
+	if cursor != nil && cursor.BackendID != backendID {
+		return "", 0, 0, &syncproto.BackendIDMismatchError{Expected: backendID, Received: cursor.BackendID}
+	}
+	if cursor != nil {
+		after = cursor.EventSequenceNumber
+	}
+	upTo, err = r.srv.storage.Head(r.ctx, r.storeID)
+	r.srv.storageDone(r.ctx, err, false)
+	if err != nil {
+		return "", 0, 0, r.storageError("pull: read head", err)
+	}
+	return backendID, after, upTo, nil
+}
+
 // pullWindow is the reference's unit of reading (sync-cf's DO_PAGE_SIZE: it
 // reads 256 rows at a time and cuts each window into pages of at most 100
 // events / 900,000 bytes), so a window's last page may be short: 260 events
@@ -143,37 +192,40 @@ func (p *pull) run(cursor *syncproto.Cursor) error {
 // this server reads only the events of the page it is about to send.
 const pullWindow = 256
 
-// sendRange sends the events in (after, upTo] as pages with MoreKnown page
-// info until the last, which has NoMore. Each page is read from storage
-// only after the previous one was acknowledged, and holds bytes of the
-// server's pull budget until it is written to the socket: an unacknowledged
-// pull holds no events.
-func (p *pull) sendRange(enc *syncproto.PageEncoder, after, upTo int64, unacked bool) (bool, error) {
-	c := p.conn
-	total, err := c.srv.storage.Count(p.ctx, c.hub.storeID, after, upTo)
-	c.srv.storageDone(p.ctx, err, false)
+// sendRange puts the events in (after, upTo] into sink as pages with
+// MoreKnown page info until the last, which has NoMore; with maxPages > 0 it
+// stops after that many pages (the last then says how many remain). Each
+// page is read from storage only once sink is ready for it, and holds bytes
+// of the server's pull budget until it is written: a WebSocket pull waiting
+// for an Ack holds no events. It returns the seqNum of the last event put.
+func (r *pageReader) sendRange(sink pageSink, backendID string, after, upTo int64, maxPages int) (int64, error) {
+	s := r.srv
+	total, err := s.storage.Count(r.ctx, r.storeID, after, upTo)
+	s.storageDone(r.ctx, err, false)
 	if err != nil {
-		return unacked, p.storageError("pull: count events", err)
+		return after, r.storageError("pull: count events", err)
+	}
+	enc, err := syncproto.NewPageEncoder(backendID)
+	if err != nil {
+		return after, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
 	}
 	var sent int64
 	windowLeft := 0
-	for after < upTo {
-		if unacked {
-			if err := p.waitAck(); err != nil {
-				return unacked, err
-			}
+	for pages := 0; after < upTo && (maxPages <= 0 || pages < maxPages); pages++ {
+		if err := sink.ready(); err != nil {
+			return after, err
 		}
 		if windowLeft == 0 {
 			windowLeft = pullWindow
 		}
-		held, err := c.srv.pullBudget.acquire(p.ctx, syncproto.MaxPayloadBytes)
+		held, err := s.pullBudget.acquire(r.ctx, syncproto.MaxPayloadBytes)
 		if err != nil {
-			return unacked, err
+			return after, err
 		}
-		items, last, exhausted, err := p.readPage(enc, after, upTo, min(windowLeft, syncproto.MaxEventsPerMessage))
+		items, last, exhausted, err := r.readPage(enc, after, upTo, min(windowLeft, syncproto.MaxEventsPerMessage))
 		if err != nil || len(items) == 0 {
-			c.srv.pullBudget.release(held)
-			return unacked, err
+			s.pullBudget.release(held)
+			return after, err
 		}
 		sent += int64(len(items))
 		windowLeft -= len(items)
@@ -183,18 +235,19 @@ func (p *pull) sendRange(enc *syncproto.PageEncoder, after, upTo int64, unacked 
 		}
 		page := enc.Page(items, info)
 		if len(page) < held {
-			c.srv.pullBudget.release(held - len(page))
+			s.pullBudget.release(held - len(page))
 			held = len(page)
 		}
-		c.sendPullChunk(p.id, page, func() { c.srv.pullBudget.release(held) })
-		unacked = true
-		c.srv.metrics.eventsSent.Add(float64(len(items)))
+		if err := sink.put(page, func() { s.pullBudget.release(held) }); err != nil {
+			return after, err
+		}
+		s.metrics.eventsSent.Add(float64(len(items)))
 		after = last
 		if exhausted {
 			break
 		}
 	}
-	return unacked, nil
+	return after, nil
 }
 
 // firstRead is how many events a pull reads for its first page, before it
@@ -209,28 +262,28 @@ const firstRead = 8
 // events after many small ones are read by up to 100 (the Storage reads by
 // count, not by bytes), and dropped at once. exhausted reports that no
 // events remain in (last, upTo].
-func (p *pull) readPage(enc *syncproto.PageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
-	c := p.conn
+func (r *pageReader) readPage(enc *syncproto.PageEncoder, after, upTo int64, maxEvents int) (items [][]byte, last int64, exhausted bool, err error) {
+	s := r.srv
 	size := enc.Overhead()
 	for len(items) < maxEvents {
 		n := maxEvents - len(items)
-		if p.readEvents == 0 {
+		if r.readEvents == 0 {
 			n = min(n, firstRead)
-		} else if avg := p.readBytes / p.readEvents; avg > 0 {
+		} else if avg := r.readBytes / r.readEvents; avg > 0 {
 			n = min(n, (syncproto.MaxPayloadBytes-size)/avg+1)
 		}
-		events, err := c.srv.storage.Read(p.ctx, c.hub.storeID, after, upTo, n)
-		c.srv.storageDone(p.ctx, err, false)
+		events, err := s.storage.Read(r.ctx, r.storeID, after, upTo, n)
+		s.storageDone(r.ctx, err, false)
 		if err != nil {
-			return nil, 0, false, p.storageError("pull: read events", err)
+			return nil, 0, false, r.storageError("pull: read events", err)
 		}
 		for _, ev := range events {
 			item, err := enc.Item(&ev.Event, ev.CreatedAt)
 			if err != nil {
 				return nil, 0, false, &syncproto.UnknownError{Message: "encode pull page: " + err.Error()}
 			}
-			p.readBytes += len(item)
-			p.readEvents++
+			r.readBytes += len(item)
+			r.readEvents++
 			add := len(item)
 			if len(items) > 0 {
 				add++ // comma
@@ -253,18 +306,6 @@ func (p *pull) readPage(enc *syncproto.PageEncoder, after, upTo int64, maxEvents
 	return items, last, false, nil
 }
 
-// sendPage waits for the Ack of the previous page, if one is outstanding,
-// then queues page.
-func (p *pull) sendPage(page []byte, unacked bool) error {
-	if unacked {
-		if err := p.waitAck(); err != nil {
-			return err
-		}
-	}
-	p.conn.sendChunk(p.id, page)
-	return nil
-}
-
 func (p *pull) waitAck() error {
 	select {
 	case <-p.acks:
@@ -275,11 +316,11 @@ func (p *pull) waitAck() error {
 }
 
 // storageError is the answer to a failed storage operation (what names it).
-func (p *pull) storageError(what string, err error) error {
-	if p.ctx.Err() != nil {
-		return p.ctx.Err()
+func (r *pageReader) storageError(what string, err error) error {
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
 	}
-	return p.conn.srv.storageFailed(p.ctx, p.conn.log, what, err, false)
+	return r.srv.storageFailed(r.ctx, r.log, what, err, false)
 }
 
 // interrupt ends an open pull and answers with the interruption Exit, as the
@@ -311,4 +352,13 @@ func (c *conn) stopPulls() {
 		p.cancel()
 		c.hub.unsubscribe(p)
 	}
+}
+
+// emptyPage is the page of a pull with nothing to send: no events, NoMore.
+func emptyPage(backendID string) []byte {
+	enc, err := syncproto.NewPageEncoder(backendID)
+	if err != nil {
+		return nil
+	}
+	return enc.Page(nil, syncproto.PageInfo{Kind: syncproto.NoMore})
 }

@@ -1,76 +1,95 @@
 package syncserver
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// push handles a SyncWsRpc.Push request in the order of the reference: empty
-// batch, backend id, (ours) batch size, chain and events (checkBatch), then
-// the head check and the write
-// (atomic in the storage), acknowledgement, broadcast.
+var pushAck = json.RawMessage(`{}`)
+
+// pushCall is what a push needs of the transport that carries it: the
+// request's context, the store's hub, a logger and where to send the answer.
+type pushCall struct {
+	ctx  context.Context
+	hub  *hub
+	log  *slog.Logger
+	send func(msg any)
+}
+
+// push handles a SyncWsRpc.Push request.
 func (c *conn) push(req *syncproto.Request) {
+	c.srv.push(pushCall{ctx: c.ctx, hub: c.hub, log: c.log, send: c.send}, req)
+}
+
+// push handles a push request (SyncWsRpc.Push or SyncHttpRpc.Push) in the
+// order of the reference: empty batch, backend id, (ours) batch size, chain
+// and events (checkBatch), then the head check and the write (atomic in the
+// storage), acknowledgement, broadcast.
+func (s *Server) push(pc pushCall, req *syncproto.Request) {
 	start := time.Now()
-	result := c.doPush(req)
-	c.srv.metrics.pushes.WithLabelValues(result).Inc()
+	result := s.doPush(pc, req)
+	s.metrics.pushes.WithLabelValues(result).Inc()
 	if result == pushOK {
-		c.srv.metrics.pushDuration.Observe(time.Since(start).Seconds())
+		s.metrics.pushDuration.Observe(time.Since(start).Seconds())
 	}
 }
 
-func (c *conn) doPush(req *syncproto.Request) (result string) {
+func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 	p, err := syncproto.DecodePushRequest(req.Payload)
 	if err != nil {
 		// The reference answers a payload its schema rejects with a defect.
-		c.send(syncproto.ExitDie(req.ID, err.Error()))
+		pc.send(syncproto.ExitDie(req.ID, err.Error()))
 		return pushRejected
 	}
 	// As in the reference, the connection's URL names the store (the one
 	// Auth admitted); the payload's storeId is not checked.
 	if len(p.Batch) == 0 {
-		c.send(syncproto.ExitPushed(req.ID))
+		pc.send(syncproto.ExitSuccess(req.ID, pushAck))
 		return pushOK
 	}
-	backendID, err := c.hub.backend(c.ctx)
+	backendID, err := pc.hub.backend(pc.ctx)
 	if err != nil {
-		c.log.Error("load store", "err", err)
-		c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: "storage unavailable"}))
+		pc.log.Error("load store", "err", err)
+		pc.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: "storage unavailable"}))
 		return pushFailed
 	}
 	if p.BackendID != nil && *p.BackendID != backendID {
-		c.send(syncproto.ExitFail(req.ID, &syncproto.BackendIDMismatchError{Expected: backendID, Received: *p.BackendID}))
+		pc.send(syncproto.ExitFail(req.ID, &syncproto.BackendIDMismatchError{Expected: backendID, Received: *p.BackendID}))
 		return pushBackendMismatch
 	}
-	if max := c.srv.opts.MaxBatchSize; len(p.Batch) > max {
-		c.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: fmt.Sprintf("batch of %d events exceeds the server's limit of %d events per push", len(p.Batch), max)}))
+	if max := s.opts.MaxBatchSize; len(p.Batch) > max {
+		pc.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: fmt.Sprintf("batch of %d events exceeds the server's limit of %d events per push", len(p.Batch), max)}))
 		return pushRejected
 	}
-	if err := c.checkBatch(p.Batch, backendID); err != nil {
-		c.log.Info("push refused", "err", err)
-		c.send(syncproto.ExitFail(req.ID, err))
+	if err := s.checkBatch(p.Batch, backendID); err != nil {
+		pc.log.Info("push refused", "err", err)
+		pc.send(syncproto.ExitFail(req.ID, err))
 		return pushRejected
 	}
 
-	err = c.hub.push(c.ctx, p.Batch, func() { c.send(syncproto.ExitPushed(req.ID)) })
+	err = pc.hub.push(pc.ctx, p.Batch, func() { pc.send(syncproto.ExitSuccess(req.ID, pushAck)) })
 	var ahead *syncproto.ServerAheadError
 	var refused *syncproto.UnknownError
 	switch {
 	case err == nil:
-		c.srv.metrics.eventsPushed.Add(float64(len(p.Batch)))
+		s.metrics.eventsPushed.Add(float64(len(p.Batch)))
 		return pushOK
 	case errors.As(err, &ahead):
-		c.send(syncproto.ExitFail(req.ID, ahead))
+		pc.send(syncproto.ExitFail(req.ID, ahead))
 		return pushServerAhead
 	case errors.As(err, &refused):
 		// The hub refuses what the client got wrong; nothing was stored.
-		c.log.Info("push refused", "err", err)
-		c.send(syncproto.ExitFail(req.ID, refused))
+		pc.log.Info("push refused", "err", err)
+		pc.send(syncproto.ExitFail(req.ID, refused))
 		return pushRejected
 	default:
-		c.send(syncproto.ExitFail(req.ID, c.srv.storageFailed(c.ctx, c.log, "store push", err, true)))
+		pc.send(syncproto.ExitFail(req.ID, s.storageFailed(pc.ctx, pc.log, "store push", err, true)))
 		return pushFailed
 	}
 }
@@ -80,8 +99,8 @@ func (c *conn) doPush(req *syncproto.Request) (result string) {
 // the events chain and are numbered as clients number them, their names,
 // ids and args depth are within bounds, and each fits a pull page, so that
 // every stored event can be stored by every storage and sent to every client.
-func (c *conn) checkBatch(batch []syncproto.Event, backendID string) error {
-	if err := syncproto.CheckBatch(batch, c.srv.opts.MaxArgsDepth); err != nil {
+func (s *Server) checkBatch(batch []syncproto.Event, backendID string) error {
+	if err := syncproto.CheckBatch(batch, s.opts.MaxArgsDepth); err != nil {
 		return &syncproto.UnknownError{Message: "malformed batch: " + err.Error()}
 	}
 	limit, err := syncproto.MaxPulledEventBytes(backendID)

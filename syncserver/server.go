@@ -29,6 +29,8 @@ const (
 	DefaultMaxConnections  = 10000
 	DefaultMaxPullsPerConn = 8
 	DefaultMaxPullBytes    = 256 << 20
+	DefaultHTTPPullPages   = 100
+	DefaultHTTPBodyTimeout = 30 * time.Second
 )
 
 // AuthFunc decides whether a client may connect to a store. payload is the
@@ -70,18 +72,22 @@ type Options struct {
 	Auth AuthFunc
 	// CheckStoreID validates store ids; nil means [CheckStoreID].
 	CheckStoreID func(storeID string) error
-	// MaxMessageBytes bounds one incoming WebSocket message. A larger
-	// message is answered with an UnknownError (or a Defect if it names no
-	// request) and the connection stays open. Default 2 MiB, comfortably
-	// above the 900,000-byte payloads clients send.
+	// MaxMessageBytes bounds one incoming WebSocket message, and the body
+	// of one request of the HTTP transport. A larger message is answered
+	// with an UnknownError (or a Defect if it names no request) and the
+	// connection stays open; a larger body is answered the same way, with
+	// HTTP status 413. Default 2 MiB, comfortably above the 900,000-byte
+	// payloads clients send.
 	MaxMessageBytes int
 	// MaxBatchSize bounds the events of one push (UnknownError beyond it).
 	// Default 1000; clients split pushes into at most 100 events.
 	MaxBatchSize int
-	// MaxConnections bounds the WebSocket connections of the whole server,
-	// counted from before the auth check to the end of the connection;
-	// more are refused with HTTP 503 ("server connection limit (N)
-	// reached") before the upgrade. Default 10,000.
+	// MaxConnections bounds the WebSocket connections of the whole server
+	// together with the requests of the HTTP transport being served, each
+	// counted from before the auth check to the end of the connection or
+	// request; more are refused with HTTP 503 ("server connection limit (N)
+	// reached") before the upgrade or the request's body is read. Default
+	// 10,000.
 	MaxConnections int
 	// MaxPullsPerConnection bounds the pulls open at once on one
 	// connection; a pull beyond it fails with an UnknownError naming the
@@ -97,8 +103,9 @@ type Options struct {
 	// MaxArgsDepth bounds the nesting depth of a pushed event's args
 	// (UnknownError beyond it). Default [syncproto.DefaultMaxArgsDepth].
 	MaxArgsDepth int
-	// MaxConnectionsPerStore bounds the WebSocket connections to one store;
-	// more are refused with HTTP 429 before the upgrade. 0 means no limit.
+	// MaxConnectionsPerStore bounds the WebSocket connections to one store
+	// together with the HTTP transport's requests for it being served; more
+	// are refused with HTTP 429. 0 means no limit.
 	MaxConnectionsPerStore int
 	// WriteTimeout bounds the time to send one message to a client; a client
 	// that does not read is disconnected after it. Default 30 s.
@@ -133,6 +140,19 @@ type Options struct {
 	// OriginRefusalHint, if set, ends the body of an origin refusal, for
 	// example to name the setting that allows more origins.
 	OriginRefusalHint string
+	// MaxHTTPPullPages bounds the pull pages (of at most 100 events and
+	// 900,000 bytes each) in the answer to one pull of the HTTP transport.
+	// The last page of a cut answer says how many events remain
+	// (MoreKnown); clients pull again from there, at once when catching up
+	// and at their next poll when live. The pages are written as they are
+	// read, each holding bytes of MaxPullBytes until it is written. Default
+	// 100 (10,000 events).
+	MaxHTTPPullPages int
+	// HTTPBodyTimeout bounds the time a client of the HTTP transport may
+	// take to send a request's body (a slow client holds a place under
+	// MaxConnections meanwhile); writing each page of the answer is bounded
+	// by WriteTimeout. Default 30 s.
+	HTTPBodyTimeout time.Duration
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
@@ -161,8 +181,9 @@ type Server struct {
 	mu    sync.Mutex // guards hubs and conns; see hub for the lock order
 	hubs  map[string]*hubRef
 	conns map[*conn]struct{}
+	reqs  map[*httpRequest]struct{} // HTTP transport requests being served
 
-	connWG    sync.WaitGroup // one per served connection
+	connWG    sync.WaitGroup // one per served connection or HTTP request
 	watcherWG sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -200,6 +221,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxPullBytes <= 0 {
 		opts.MaxPullBytes = DefaultMaxPullBytes
 	}
+	if opts.MaxHTTPPullPages <= 0 {
+		opts.MaxHTTPPullPages = DefaultHTTPPullPages
+	}
+	if opts.HTTPBodyTimeout <= 0 {
+		opts.HTTPBodyTimeout = DefaultHTTPBodyTimeout
+	}
 	if opts.MaxArgsDepth <= 0 {
 		opts.MaxArgsDepth = syncproto.DefaultMaxArgsDepth
 	}
@@ -224,6 +251,7 @@ func New(opts Options) (*Server, error) {
 		cancel:  cancel,
 		hubs:    make(map[string]*hubRef),
 		conns:   make(map[*conn]struct{}),
+		reqs:    make(map[*httpRequest]struct{}),
 	}
 	s.pullBudget = newByteBudget(opts.MaxPullBytes, m.pullWaits.Inc, func(d int) { m.pullBytes.Add(float64(d)) })
 	if w, ok := opts.Storage.(Watcher); ok {
@@ -268,7 +296,8 @@ func (s *Server) changed(storeID string, head int64) {
 }
 
 // ServeHTTP routes a request: sync requests (query parameters storeId and
-// transport, any path) become WebSocket connections; GET /health and GET
+// transport, any path) become WebSocket connections (transport=ws) or are
+// requests of the HTTP transport (transport=http); GET /health and GET
 // /metrics serve health and metrics; GET / describes the endpoint; anything
 // else is answered 400, like the reference worker.
 //
@@ -294,7 +323,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/":
 		if r.Method == http.MethodGet {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = io.WriteString(w, "Info: LiveStore sync endpoint (WebSocket protocol of @livestore/sync-cf). Connect with ?storeId=<id>&transport=ws.\n")
+			_, _ = io.WriteString(w, "Info: LiveStore sync endpoint (WebSocket and HTTP transports of @livestore/sync-cf). Connect with ?storeId=<id>&transport=ws, or POST to ?storeId=<id>&transport=http.\n")
 			return
 		}
 	}
@@ -320,11 +349,14 @@ func (s *Server) serveHealth(w http.ResponseWriter) {
 	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 }
 
-// serveSync checks a sync request and runs its WebSocket connection.
+// serveSync checks a sync request and serves it: a WebSocket connection
+// (transport=ws) or one request of the HTTP transport (transport=http, see
+// serveHTTPRPC).
 func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values) {
 	storeID := q.Get("storeId")
-	if t := q.Get("transport"); t != "ws" {
-		http.Error(w, fmt.Sprintf("transport %q is not supported by this server; use transport=ws", t), http.StatusBadRequest)
+	transport := q.Get("transport")
+	if transport != "ws" && transport != "http" {
+		http.Error(w, fmt.Sprintf("transport %q is not supported by this server; use transport=ws or transport=http", transport), http.StatusBadRequest)
 		return
 	}
 	if err := s.opts.CheckStoreID(storeID); err != nil {
@@ -336,50 +368,31 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if transport == "http" {
+		s.serveHTTPRPC(w, r, storeID, payload)
+		return
+	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
 		http.Error(w, "expected Upgrade: websocket", http.StatusUpgradeRequired)
 		return
 	}
-	if s.closing.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if err := s.checkOrigin(r); err != nil {
-		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
-		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
-		http.Error(w, err.Error(), http.StatusForbidden)
-		return
-	}
-	if !s.admit() {
-		s.metrics.refused.WithLabelValues(refusedConnLimit).Inc()
-		s.log.Warn("connection refused: server connection limit reached", "store", storeID, "remote", r.RemoteAddr, "limit", s.opts.MaxConnections)
-		http.Error(w, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
-		return
-	}
-	defer s.open.Add(-1)
-	access, ok := s.authorize(w, r, storeID, payload)
+	g, ok := s.admitSync(w, r, storeID, payload)
 	if !ok {
 		return
 	}
-	h, err := s.acquireHub(storeID)
-	if err != nil {
-		s.metrics.refused.WithLabelValues(refusedStoreLimit).Inc()
-		http.Error(w, err.Error(), http.StatusTooManyRequests)
-		return
-	}
-	defer s.releaseHub(h)
+	defer g.done()
 
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.opts.OriginPatterns})
 	if err != nil {
 		s.log.Info("websocket upgrade failed", "store", storeID, "err", err)
 		return
 	}
-	c := newConn(s, ws, h, s.nextID.Add(1), access)
-	if !s.track(c) {
+	c := newConn(s, ws, g.hub, s.nextID.Add(1), g.access)
+	if !track(s, s.conns, c) {
 		_ = ws.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
 	}
-	defer s.untrack(c)
+	defer untrack(s, s.conns, c)
 	s.metrics.clients.Inc()
 	defer s.metrics.clients.Dec()
 	c.run()
@@ -480,29 +493,32 @@ func (s *Server) releaseHub(h *hub) {
 	}
 }
 
-func (s *Server) track(c *conn) bool {
+// track registers a connection or request being served (k, in m, which
+// s.mu guards) for Shutdown; false if the server is closing.
+func track[K comparable](s *Server, m map[K]struct{}, k K) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	m[k] = struct{}{}
 	s.connWG.Add(1)
 	return true
 }
 
-func (s *Server) untrack(c *conn) {
+func untrack[K comparable](s *Server, m map[K]struct{}, k K) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	delete(m, k)
 	s.mu.Unlock()
 	s.connWG.Done()
 }
 
 // Shutdown stops the server gracefully: new connections are refused, pushes
 // being processed are finished and acknowledged, then every connection is
-// closed with status 1001 (going away) after its queued messages are sent.
-// A push that was acknowledged is always stored. If ctx ends first, the
-// remaining connections are closed at once and ctx's error is returned.
+// closed with status 1001 (going away) after its queued messages are sent,
+// and requests of the HTTP transport in progress are answered. A push that
+// was acknowledged is always stored. If ctx ends first, the remaining
+// connections and requests are cut at once and ctx's error is returned.
 // Shutdown does not close the Storage, nor an http.Server serving s.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -531,6 +547,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.abort()
+		}
+		for q := range s.reqs {
+			q.cancel()
 		}
 		s.mu.Unlock()
 		<-done

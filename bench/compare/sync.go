@@ -74,7 +74,7 @@ func goSync(ctx context.Context, app *benchApp, a childArgs) (result, error) {
 	s, err := livestore.Open(ctx, app.schema, livestore.Options{
 		Dir:     a.dir,
 		StoreID: syncStoreID,
-		Sync:    &livestore.SyncOptions{Backend: livestore.WebSocketBackend(a.url, syncclient.Options{})},
+		Sync:    &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(a.url, syncclient.Options{})},
 	})
 	if err != nil {
 		return result{}, err

@@ -34,6 +34,8 @@ type serveConfig struct {
 	maxPullsPerConn  int
 	maxPullBytes     int
 	maxArgsDepth     int
+	maxHTTPPullPages int
+	httpBodyTimeout  time.Duration
 	writeTimeout     time.Duration
 	maxPendingBytes  int
 	logLevel         string
@@ -121,12 +123,14 @@ func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io
 	fs.StringVar(&cfg.dataDir, "data", "./livestore-data", "directory of the SQLite storage (file sync.db inside it)")
 	fs.StringVar(&cfg.postgresURL, "postgres", "", "PostgreSQL URL; stores events there instead of SQLite, so that several servers can share them")
 	fs.StringVar(&cfg.pgSchema, "pg-schema", "public", "PostgreSQL schema of the tables (with --postgres)")
-	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message accepted from a client")
+	fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", syncserver.DefaultMaxMessageBytes, "largest WebSocket message, or HTTP transport request body, accepted from a client")
 	fs.IntVar(&cfg.maxBatchSize, "max-batch-size", syncserver.DefaultMaxBatchSize, "most events accepted in one push")
-	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections to one store (0: no limit)")
-	fs.IntVar(&cfg.maxConns, "max-connections", syncserver.DefaultMaxConnections, "most WebSocket connections to the server; more are refused with HTTP 503")
+	fs.IntVar(&cfg.maxConnsPerStore, "max-connections-per-store", 0, "most WebSocket connections and HTTP transport requests in progress for one store (0: no limit)")
+	fs.IntVar(&cfg.maxConns, "max-connections", syncserver.DefaultMaxConnections, "most WebSocket connections and HTTP transport requests in progress on the server; more are refused with HTTP 503")
 	fs.IntVar(&cfg.maxPullsPerConn, "max-pulls-per-connection", syncserver.DefaultMaxPullsPerConn, "most pulls open at once on one connection")
 	fs.IntVar(&cfg.maxPullBytes, "max-pull-bytes", syncserver.DefaultMaxPullBytes, "most bytes of pull pages read from storage and not yet sent, over all clients; pulls wait beyond it")
+	fs.IntVar(&cfg.maxHTTPPullPages, "max-http-pull-pages", syncserver.DefaultHTTPPullPages, "most pull pages (100 events each) in the answer to one pull of the HTTP transport; the client pulls again for the rest")
+	fs.DurationVar(&cfg.httpBodyTimeout, "http-body-timeout", syncserver.DefaultHTTPBodyTimeout, "time allowed to a client of the HTTP transport to send a request's body")
 	fs.IntVar(&cfg.maxArgsDepth, "max-args-depth", syncproto.DefaultMaxArgsDepth, "deepest nesting accepted in a pushed event's args")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", syncserver.DefaultWriteTimeout, "time allowed to send one message to a client before it is disconnected")
 	fs.IntVar(&cfg.maxPendingBytes, "max-pending-bytes", syncserver.DefaultMaxPendingBytes, "most bytes queued for one client; a client further behind is disconnected")
@@ -143,7 +147,8 @@ func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: livestore serve [flags]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws;")
+		fmt.Fprintln(stderr, "Runs the sync server. Clients connect to ws://ADDR/?storeId=ID&transport=ws, or")
+		fmt.Fprintln(stderr, "POST requests of the HTTP transport to http://ADDR/?storeId=ID&transport=http;")
 		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
 		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
 		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
@@ -165,6 +170,8 @@ func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Log
 		MaxPullsPerConnection:  cfg.maxPullsPerConn,
 		MaxPullBytes:           cfg.maxPullBytes,
 		MaxArgsDepth:           cfg.maxArgsDepth,
+		MaxHTTPPullPages:       cfg.maxHTTPPullPages,
+		HTTPBodyTimeout:        cfg.httpBodyTimeout,
 		WriteTimeout:           cfg.writeTimeout,
 		MaxPendingBytes:        cfg.maxPendingBytes,
 		PingInterval:           cfg.pingInterval,

@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	store, err := livestore.Open(ctx, a.schema, livestore.Options{
 		Dir:     *dir,
 		StoreID: *storeID,
-		Sync:    &livestore.SyncOptions{Backend: livestore.WebSocketBackend(*url, syncclient.Options{})},
+		Sync:    &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(*url, syncclient.Options{})},
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

@@ -80,7 +80,7 @@ func TestConsumerKilledHandlesEachConfirmedEventOnce(t *testing.T) {
 	ctx := context.Background()
 	producer, err := livestore.Open(ctx, a.schema, livestore.Options{
 		Dir: t.TempDir(), StoreID: "todos",
-		Sync: &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{})},
+		Sync: &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{})},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func TestReactorTagsTodosOfAnotherClient(t *testing.T) {
 	ctx := context.Background()
 	appStore, err := livestore.Open(ctx, a.schema, livestore.Options{
 		Dir: t.TempDir(), StoreID: "todos",
-		Sync: &livestore.SyncOptions{Backend: livestore.WebSocketBackend(url, syncclient.Options{})},
+		Sync: &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(url, syncclient.Options{})},
 	})
 	if err != nil {
 		t.Fatal(err)

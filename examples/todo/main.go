@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	// A changed schema rebuilds state from the eventlog: show it.
 	opts := livestore.Options{Dir: *dir, StoreID: *storeID, OnRematerialize: progress.Rematerialize(os.Stderr)}
 	if *syncURL != "" {
-		opts.Sync = &livestore.SyncOptions{Backend: livestore.WebSocketBackend(*syncURL, syncclient.Options{})}
+		opts.Sync = &livestore.SyncOptions{Backend: syncclient.WebSocketBackend(*syncURL, syncclient.Options{})}
 	}
 	store, err := livestore.Open(ctx, sch, opts)
 	if err != nil {

@@ -1,14 +1,20 @@
 // A LiveStore 0.4.0 client driven from the command line, for interop tests.
 //
 //   node js/client.mjs --url ws://127.0.0.1:8787 --store S --commit 3 --prefix a --wait-rows 6
+//   node js/client.mjs --transport http --url http://127.0.0.1:8787 --store S ...
 //
-// It opens store S with the Node adapter and the WebSocket sync backend,
+// It opens store S with the Node adapter and the sync backend of --transport
+// (ws: makeWsSync, the default; http: makeHttpSync, which polls for live
+// updates every --poll-ms),
 // commits --commit todos (ids "<prefix>-000", "<prefix>-001", ...), waits
 // until the todos table has at least --wait-rows rows, makes sure the server
 // has every event this client committed, then prints the state as one JSON
 // line on stdout and shuts the store down. Everything else goes to stderr.
 //
 // Exit codes: 0 ok, 1 error, 2 timeout (the last state seen goes to stderr).
+// First: see node-fetch.mjs (makeHttpSync fails on Node 20 without it).
+import './node-fetch.mjs'
+
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -16,7 +22,7 @@ import { parseArgs } from 'node:util'
 
 import { makeAdapter } from '@livestore/adapter-node'
 import { createStorePromise, StoreInternalsSymbol } from '@livestore/livestore'
-import { makeWsSync } from '@livestore/sync-cf/client'
+import { makeHttpSync, makeWsSync } from '@livestore/sync-cf/client'
 import { Effect } from 'effect'
 import WebSocket from 'ws'
 
@@ -35,7 +41,7 @@ const usage = `usage: node client.mjs --url ws://HOST:PORT --store ID [--commit 
   [--wait-rows M] [--timeout-ms T] [--storage memory|fs:DIR] [--client-id ID]
   [--complete K] [--delete K] [--deleted-at ISO] [--annotate] [--note-bytes B]
   [--text-suffix S] [--wait-server-events N] [--wait-server-head] [--session-id ID]
-  [--eventlog-out FILE] [--sync-payload JSON]`
+  [--eventlog-out FILE] [--sync-payload JSON] [--transport ws|http] [--poll-ms P]`
 
 const { values: opts } = parseArgs({
   options: {
@@ -58,6 +64,8 @@ const { values: opts } = parseArgs({
     'wait-server-events': { type: 'string', default: '0' },
     'session-id': { type: 'string' },
     'sync-payload': { type: 'string' },
+    transport: { type: 'string', default: 'ws' },
+    'poll-ms': { type: 'string', default: '250' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -82,6 +90,8 @@ const completeCount = Math.min(intOpt('complete'), commitCount)
 const deleteCount = Math.min(intOpt('delete'), commitCount)
 const noteBytes = intOpt('note-bytes')
 const waitServerEvents = intOpt('wait-server-events')
+const pollMs = intOpt('poll-ms')
+if (opts.transport !== 'ws' && opts.transport !== 'http') fail(1, `--transport must be ws or http, got ${opts.transport}`)
 const deletedAt = new Date(opts['deleted-at'])
 if (Number.isNaN(deletedAt.getTime())) fail(1, `--deleted-at is not a date: ${opts['deleted-at']}`)
 
@@ -137,7 +147,11 @@ const readState = (store) => ({
 })
 
 const main = async () => {
-  const adapter = makeAdapter({ storage, clientId, sessionId, sync: { backend: makeWsSync({ url: opts.url }) } })
+  const backend =
+    opts.transport === 'http'
+      ? makeHttpSync({ url: opts.url, livePull: { pollInterval: pollMs } })
+      : makeWsSync({ url: opts.url })
+  const adapter = makeAdapter({ storage, clientId, sessionId, sync: { backend } })
   const store = await createStorePromise({ adapter, schema, storeId: opts.store, syncPayload })
 
   let committed = 0
@@ -174,6 +188,7 @@ const main = async () => {
     try {
       const serverEvents = await fetchServerEvents({
         url: opts.url,
+        transport: opts.transport,
         storeId: opts.store,
         payload: syncPayload,
         timeoutMs: Math.max(1000, Math.min(10_000, remainingMs())),

@@ -14,7 +14,6 @@ import (
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/interop/harness"
-	"github.com/livestore-go/livestore/syncclient"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
@@ -81,7 +80,7 @@ func openGoStore(t testing.TB, app *todoApp, url, storeID, name string) *livesto
 		StoreID: storeID,
 		Logger:  testLogger(t, "Go store "+name),
 		Sync: &livestore.SyncOptions{
-			Backend:    livestore.WebSocketBackend(url, syncclient.Options{}),
+			Backend:    backendFor(url),
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
 		},

@@ -26,32 +26,53 @@ import (
 // Everything else (pushes, Pings, Exits) passes through at once. Holding
 // reorders messages of different requests only, which the protocol allows.
 type holdProxy struct {
+	holdState
 	t        testing.TB
 	upstream string // ws://host:port of the server
 	hs       *httptest.Server
+}
 
+// holdState is the switch of a proxy that holds back what tells clients
+// of new events, until a ServerAheadError passes.
+type holdState struct {
 	mu          sync.Mutex
 	holding     bool
 	released    chan struct{} // closed when holding ends
 	serverAhead []string      // the ServerAheadError exits passed on
-	held        int           // pages held so far
+	held        int           // pages (or pull requests) held so far
 	log         *slog.Logger  // what passed, printed if the test fails
+}
+
+// proxy is a holding proxy of either transport.
+type proxy interface {
+	URL() string
+	Hold()
+	Release()
+	ServerAheadErrors() []string
 }
 
 // newHoldProxy starts a proxy to upstream; hold says whether it starts
 // holding pages. It is stopped when the test ends.
 func newHoldProxy(t testing.TB, upstream string, hold bool) *holdProxy {
-	p := &holdProxy{t: t, upstream: strings.TrimRight(upstream, "/"), released: make(chan struct{}), log: testLogger(t, "proxy to "+upstream)}
+	p := &holdProxy{t: t, upstream: strings.TrimRight(upstream, "/")}
+	p.hs = p.start(t, "proxy to "+upstream, hold, p.serve)
+	return p
+}
+
+// start serves handler until the test ends (then lets go of what is held),
+// holding from the start if hold is set; name labels the log.
+func (p *holdState) start(t testing.TB, name string, hold bool, handler http.HandlerFunc) *httptest.Server {
+	p.released, p.log = make(chan struct{}), testLogger(t, name)
 	if hold {
 		p.Hold()
 	}
-	p.hs = httptest.NewServer(http.HandlerFunc(p.serve))
+	hs := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		p.Release()
-		p.hs.CloseClientConnections()
-		p.hs.Close()
+		hs.CloseClientConnections()
+		hs.Close()
 	})
-	return p
+	return hs
 }
 
 // URL is the proxy's WebSocket base URL, for clients.
@@ -64,7 +85,7 @@ const holdLimit = 3 * time.Minute
 
 // Hold makes the proxy hold back pull pages until a ServerAheadError passes,
 // Release is called or holdLimit passes.
-func (p *holdProxy) Hold() {
+func (p *holdState) Hold() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.holding {
@@ -84,7 +105,7 @@ func (p *holdProxy) Hold() {
 }
 
 // Release sends the held pages on and stops holding.
-func (p *holdProxy) Release() {
+func (p *holdState) Release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.holding {
@@ -94,15 +115,24 @@ func (p *holdProxy) Release() {
 }
 
 // ServerAheadErrors returns the ServerAheadError exits passed to clients.
-func (p *holdProxy) ServerAheadErrors() []string {
+func (p *holdState) ServerAheadErrors() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.serverAhead...)
 }
 
+// passedServerAhead records a ServerAheadError answer passed to a client and
+// releases what is held.
+func (p *holdState) passedServerAhead(exit string) {
+	p.mu.Lock()
+	p.serverAhead = append(p.serverAhead, exit)
+	p.mu.Unlock()
+	p.Release()
+}
+
 // state reports whether pages are held, and a channel closed when that ends
 // (nil when not holding).
-func (p *holdProxy) state() (bool, <-chan struct{}) {
+func (p *holdState) state() (bool, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.holding {
@@ -222,10 +252,7 @@ func (p *holdProxy) pipeDown(ctx context.Context, up, down *websocket.Conn) erro
 				if err := write(f); err != nil {
 					return err
 				}
-				p.mu.Lock()
-				p.serverAhead = append(p.serverAhead, string(f.data))
-				p.mu.Unlock()
-				p.Release()
+				p.passedServerAhead(string(f.data))
 			default:
 				if err := write(f); err != nil {
 					return err

@@ -17,26 +17,33 @@ import (
 // Go store's later push (the JS events came first). Both must rebase (the
 // eventlogs show rebase generation ≥ 1) and push again. Then freely: both
 // commit at the same time without a proxy, and converge again.
+//
+// Subtest "http" runs it on SQLite with both sides on the HTTP transport
+// (makeHttpSync, syncclient.HTTPBackend; the proxy holds pull requests).
 func TestConcurrentCommitsRebaseOnBothSides(t *testing.T) {
 	harnessReady(t)
 	t.Parallel()
-	for _, kind := range []storageKind{onSQLite, onPostgres} {
-		t.Run(string(kind), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kind storageKind
+		tr   transport
+	}{{"sqlite", onSQLite, overWS}, {"postgres", onPostgres, overWS}, {"http", onSQLite, overHTTP}} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			timed(t)
-			testConcurrentRebase(t, kind)
+			testConcurrentRebase(t, tc.kind, tc.tr)
 		})
 	}
 }
 
-func testConcurrentRebase(t *testing.T, kind storageKind) {
+func testConcurrentRebase(t *testing.T, kind storageKind, tr transport) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	srv := startGoServer(t, kind)
 	app := newTodoApp(t)
 	storeID := newStoreID("rebase")
 
-	goProxy := newHoldProxy(t, srv.URL(), false)
+	goProxy := tr.holdProxy(t, srv.URL(), false)
 	g := openGoStore(t, app, goProxy.URL(), storeID, "g")
 	if err := g.Commit(ctx, app.events(goWork{prefix: "g1", n: 3, complete: 1})...); err != nil {
 		t.Fatal(err)
@@ -47,10 +54,10 @@ func testConcurrentRebase(t *testing.T, kind storageKind) {
 	goProxy.Hold()
 
 	// The JS client sees none of the server's events before its push fails.
-	jsProxy := newHoldProxy(t, srv.URL(), true)
+	jsProxy := tr.holdProxy(t, srv.URL(), true)
 	jsLog := filepath.Join(t.TempDir(), "js1-eventlog.db")
-	mustJS(ctx, t, jsProxy.URL(), storeID, "--commit", "3", "--prefix", "j1", "--complete", "2",
-		"--wait-rows", "6", "--wait-server-head", "--eventlog-out", jsLog)
+	mustJS(ctx, t, jsProxy.URL(), storeID, tr.jsArgs("--commit", "3", "--prefix", "j1", "--complete", "2",
+		"--wait-rows", "6", "--wait-server-head", "--eventlog-out", jsLog)...)
 	if errs := jsProxy.ServerAheadErrors(); len(errs) == 0 {
 		t.Errorf("the JS client was never answered with ServerAheadError")
 	} else {
@@ -88,8 +95,8 @@ func testConcurrentRebase(t *testing.T, kind storageKind) {
 
 	// Free-running: a JS client and the Go store commit at the same time.
 	js2Log := filepath.Join(t.TempDir(), "js2-eventlog.db")
-	js2 := startJS(ctx, t, srv.URL(), storeID, "--commit", "4", "--prefix", "j2", "--complete", "4",
-		"--wait-rows", "17", "--wait-server-events", "32", "--wait-server-head", "--eventlog-out", js2Log)
+	js2 := startJS(ctx, t, tr.url(srv.URL()), storeID, tr.jsArgs("--commit", "4", "--prefix", "j2", "--complete", "4",
+		"--wait-rows", "17", "--wait-server-events", "32", "--wait-server-head", "--eventlog-out", js2Log)...)
 	for i := range 4 {
 		if err := g.Commit(ctx, app.events(goWork{prefix: fmt.Sprintf("g3%d", i), n: 1, complete: 1})...); err != nil {
 			t.Fatal(err)

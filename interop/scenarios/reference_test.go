@@ -25,7 +25,21 @@ func TestOnReferenceServer(t *testing.T) {
 	t.Run("two Go stores and a JS client converge", func(t *testing.T) {
 		t.Parallel()
 		timed(t)
-		testGoThroughReference(t, url)
+		testGoThroughReference(t, url, overWS)
+	})
+	// The same over the HTTP transport: the reference answers the Go
+	// client's requests and the JS client's (makeHttpSync) alike.
+	t.Run("over HTTP", func(t *testing.T) {
+		t.Parallel()
+		timed(t)
+		testGoThroughReference(t, url, overHTTP)
+	})
+	// The reference as the oracle of the HTTP transport: our server answers
+	// the same requests with the same messages.
+	t.Run("HTTP answers equal ours", func(t *testing.T) {
+		t.Parallel()
+		timed(t)
+		testHTTPAnswersMatch(t, url)
 	})
 	// Scenario 4 again: the JS client's handling of ServerAheadError does
 	// not depend on which server sends it.
@@ -40,20 +54,20 @@ func TestOnReferenceServer(t *testing.T) {
 // time through the reference server and converge: equal states field by
 // field, eventlogs equal to the reference's log. The Go stores' pushes race
 // each other's and the JS client's, so rebases happen on all sides.
-func testGoThroughReference(t *testing.T, url string) {
+func testGoThroughReference(t *testing.T, url string, tr transport) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	app := newTodoApp(t)
 	storeID := newStoreID("reference")
-	g1 := openGoStore(t, app, url, storeID, "g1")
-	g2 := openGoStore(t, app, url, storeID, "g2")
+	g1 := openGoStore(t, app, tr.url(url), storeID, "g1")
+	g2 := openGoStore(t, app, tr.url(url), storeID, "g2")
 
 	jsLog := filepath.Join(t.TempDir(), "js-eventlog.db")
 	// Events: Go 2×(4 todos × (created, annotated) + 1 completed + 1 deleted)
 	// = 20, JS 4 created + 4 annotated + 1 completed + 1 deleted = 10.
-	js := startJS(ctx, t, url, storeID, "--commit", "4", "--prefix", "js", "--complete", "1", "--delete", "1",
+	js := startJS(ctx, t, tr.url(url), storeID, tr.jsArgs("--commit", "4", "--prefix", "js", "--complete", "1", "--delete", "1",
 		"--annotate", "--note-bytes", "50000", "--wait-rows", "12", "--wait-server-events", "30", "--wait-server-head",
-		"--eventlog-out", jsLog)
+		"--eventlog-out", jsLog)...)
 	// Each Go store commits one event at a time, so their pushes interleave
 	// with each other's and the JS client's.
 	var wg sync.WaitGroup
