@@ -41,4 +41,16 @@
 // map[string]any receives every column; any other T receives the first
 // column. Booleans read 0/1 integers, time.Time reads ISO-8601 text,
 // pointers are nil for NULL, and structs, maps and slices decode JSON text.
+//
+// # What is here and what is not
+//
+// This package holds the store: schema, commits, materialization, reactive
+// queries, the registry of open stores, and the sync algorithm (pull, push,
+// rebase) over the [SyncBackend] interface. It holds no transport and no
+// server: the WebSocket and HTTP clients are in package syncclient, the
+// in-process server for tests in memsync, the sync server in syncserver,
+// the wire format in syncproto. The SQL on the store's own bookkeeping
+// tables (eventlog, sync status, changesets) lives in internal/clientdb;
+// read-only tools over a store directory are in package inspect, the web
+// page in devtools and the assistant tools in mcp.
 package livestore

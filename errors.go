@@ -20,10 +20,10 @@ type UnknownEventError struct {
 }
 
 func (e *UnknownEventError) Error() string {
-	if e.Reason != "" {
-		return fmt.Sprintf("livestore: event %q: %s", e.Name, e.Reason)
+	if e.Reason == "" {
+		return fmt.Sprintf("livestore: unknown event %q", e.Name)
 	}
-	return fmt.Sprintf("livestore: unknown event %q", e.Name)
+	return fmt.Sprintf("livestore: event %q: %s", e.Name, e.Reason)
 }
 
 // MaterializerError reports a materializer that failed (or panicked), or

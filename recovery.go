@@ -373,15 +373,14 @@ func (y *syncer) backendChanged(ctx context.Context, newID string, cause error) 
 
 // String names the policy as its constant does, without the suffix.
 func (p BackendIDMismatchPolicy) String() string {
-	switch p {
-	case ShutdownOnBackendIDMismatch:
-		return "shutdown"
-	case RepushOnBackendIDMismatch:
-		return "repush"
-	case ResetOnBackendIDMismatch:
-		return "reset"
-	case IgnoreBackendIDMismatch:
-		return "ignore"
+	names := [...]string{
+		ShutdownOnBackendIDMismatch: "shutdown",
+		RepushOnBackendIDMismatch:   "repush",
+		ResetOnBackendIDMismatch:    "reset",
+		IgnoreBackendIDMismatch:     "ignore",
+	}
+	if p >= 0 && int(p) < len(names) {
+		return names[p]
 	}
 	return fmt.Sprintf("BackendIDMismatchPolicy(%d)", int(p))
 }

@@ -62,7 +62,7 @@ var assets embed.FS
 // Source is what the page reads: a sync server's storage that can list its
 // stores (sqlitestore.Store and pgstore.Store are Sources).
 type Source interface {
-	Stores(ctx context.Context) ([]syncserver.StoreInfo, error)
+	syncserver.StoreLister
 	Read(ctx context.Context, storeID string, after, upTo int64, limit int) ([]syncserver.StoredEvent, error)
 }
 

@@ -30,6 +30,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/livestore-go/livestore/internal/heartbeat"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
@@ -335,24 +336,19 @@ func (c *Client) dispatch(msg syncproto.ServerMessage) {
 
 func (c *Client) pingLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.opts.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
+	// Only an unanswered ping ends the loop; other failures end the
+	// connection by themselves.
+	err := heartbeat.Run(c.ctx, c.opts.PingInterval, func(ctx context.Context) error {
+		if err := c.Ping(ctx); errors.Is(err, context.DeadlineExceeded) {
+			return err
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.PingInterval)
-		err := c.Ping(ctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			c.log.Warn("server stopped answering pings; closing")
-			c.fail(ErrPingTimeout)
-			_ = c.ws.CloseNow()
-			c.cancel()
-			return
-		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("server stopped answering pings; closing")
+		c.fail(ErrPingTimeout)
+		_ = c.ws.CloseNow()
+		c.cancel()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/livestore-go/livestore/internal/heartbeat"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
@@ -132,26 +133,11 @@ func (c *conn) readLoop() error {
 // read by readLoop, which always runs.
 func (c *conn) pingLoop(every time.Duration) {
 	defer c.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, every)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err == nil {
-			continue
-		}
-		if c.ctx.Err() == nil {
-			c.srv.metrics.pingTimeouts.Inc()
-			c.log.Info("client did not answer a ping; disconnecting", "after", every, "err", err)
-			c.abort()
-		}
-		return
+	err := heartbeat.Run(c.ctx, every, c.ws.Ping)
+	if err != nil && c.ctx.Err() == nil {
+		c.srv.metrics.pingTimeouts.Inc()
+		c.log.Info("client did not answer a ping; disconnecting", "after", every, "err", err)
+		c.abort()
 	}
 }
 

@@ -2,7 +2,8 @@
 // from LIVESTORE_TEST_POSTGRES_URL and gives each test its own schema, which
 // is dropped when the test ends. Without the URL such tests are skipped,
 // saying what to set, except under CI (the environment variable CI set),
-// where they fail: CI must run them.
+// where they fail: CI must run them. It is for tests only: the storage
+// itself is package pgstore, its conformance suite package storagetest.
 package pgtest
 
 import (
