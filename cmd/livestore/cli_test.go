@@ -14,7 +14,7 @@ import (
 // newClientStoreDir writes a client store with three todos and closes it.
 func newClientStoreDir(t *testing.T) string {
 	t.Helper()
-	app := newRestoreApp(t)
+	app := newTodoApp(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 	s, err := livestore.Open(ctx, app.schema, livestore.Options{Dir: dir})

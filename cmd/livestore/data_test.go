@@ -250,20 +250,8 @@ type todoCreated struct {
 }
 
 func TestInspectAndQueryClientStore(t *testing.T) {
-	todos := livestore.NewTable("todos", livestore.Text("id").PrimaryKey(), livestore.Text("text"))
-	created := livestore.Synced[todoCreated]("v1.TodoCreated")
-	schema, err := livestore.NewSchema(livestore.SchemaDef{
-		Tables: []*livestore.Table{todos},
-		Events: []livestore.Definition{created},
-		Materializers: []livestore.Materializer{
-			livestore.Materialize(created, func(_ *livestore.MaterializeContext, e todoCreated) ([]livestore.Statement, error) {
-				return []livestore.Statement{todos.Insert(livestore.Values{"id": e.ID, "text": e.Text})}, nil
-			}),
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := newTodoApp(t)
+	schema, created := app.schema, app.created
 	dir := t.TempDir()
 	ctx := context.Background()
 	store, err := livestore.Open(ctx, schema, livestore.Options{Dir: dir})
@@ -297,7 +285,7 @@ func TestInspectAndQueryClientStore(t *testing.T) {
 	if code, _, _ := runCLI(t, "query", "SELECT 1"); code != 2 {
 		t.Fatalf("no --dir: exit %d", code)
 	}
-	rows, err := livestore.Query[todoCreated](ctx, store, todos.Select())
+	rows, err := livestore.Query[todoCreated](ctx, store, app.todos.Select())
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("store after refused write: %v, %v", rows, err)
 	}

@@ -17,20 +17,8 @@ import (
 // TestDevtoolsDirCommand serves the page of a client store directory that
 // its program holds open, and refuses --dir together with a sync storage.
 func TestDevtoolsDirCommand(t *testing.T) {
-	todos := livestore.NewTable("todos", livestore.Text("id").PrimaryKey(), livestore.Text("text"))
-	created := livestore.Synced[todoCreated]("v1.TodoCreated")
-	schema, err := livestore.NewSchema(livestore.SchemaDef{
-		Tables: []*livestore.Table{todos},
-		Events: []livestore.Definition{created},
-		Materializers: []livestore.Materializer{
-			livestore.Materialize(created, func(_ *livestore.MaterializeContext, e todoCreated) ([]livestore.Statement, error) {
-				return []livestore.Statement{todos.Insert(livestore.Values{"id": e.ID, "text": e.Text})}, nil
-			}),
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := newTodoApp(t)
+	schema, created := app.schema, app.created
 	dir := t.TempDir()
 	store, err := livestore.Open(context.Background(), schema, livestore.Options{Dir: dir})
 	if err != nil {

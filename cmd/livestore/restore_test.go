@@ -13,13 +13,14 @@ import (
 	"github.com/livestore-go/livestore/memsync"
 )
 
-// restoreApp is a todo schema for the restore tests.
-type restoreApp struct {
+// todoApp is the todo schema of this package's tests.
+type todoApp struct {
 	schema  *livestore.Schema
+	todos   *livestore.Table
 	created *livestore.EventDef[todoCreated]
 }
 
-func newRestoreApp(t *testing.T) restoreApp {
+func newTodoApp(t *testing.T) todoApp {
 	t.Helper()
 	todos := livestore.NewTable("todos", livestore.Text("id").PrimaryKey(), livestore.Text("text"))
 	created := livestore.Synced[todoCreated]("v1.TodoCreated")
@@ -35,7 +36,7 @@ func newRestoreApp(t *testing.T) restoreApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return restoreApp{schema: schema, created: created}
+	return todoApp{schema: schema, todos: todos, created: created}
 }
 
 // waitFor polls cond until it holds.
@@ -69,7 +70,7 @@ func todoIDs(t *testing.T, s *livestore.Store) string {
 // adds nothing), and the reopened store shows them and pushes them to the
 // new server.
 func TestRestoreRecoveryFileIntoStoreDir(t *testing.T) {
-	app := newRestoreApp(t)
+	app := newTodoApp(t)
 	ctx := context.Background()
 	srv := memsync.NewServer()
 	link := srv.NewLink()
