@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -156,6 +158,23 @@ type Options struct {
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
+	// TracerProvider, if set, receives the server's spans (scope
+	// [TelemetryScope]): livestore.server.push for each push request, with
+	// a child livestore.server.append for its storage write;
+	// livestore.server.pull for each pull request (a live pull's until it
+	// has caught up); and livestore.server.pull.page for each page of a
+	// live update, a child of the push that stored its events. A request
+	// whose envelope carries a sampled trace context (traceId, spanId,
+	// sampled, as the JavaScript clients and package syncclient send it)
+	// gets its span as that context's child. nil starts no spans.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, if set, receives the server's OpenTelemetry metrics
+	// (scope [TelemetryScope]), next to the Prometheus ones of Registry:
+	// livestore.server.append.duration (histogram, seconds),
+	// livestore.server.connections (by livestore.transport, ws or http),
+	// livestore.server.events.in and livestore.server.events.out (by
+	// livestore.store_id). nil measures nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // Server is the sync server. Create it with [New]; it is an http.Handler.
@@ -164,6 +183,7 @@ type Server struct {
 	storage Storage
 	log     *slog.Logger
 	metrics *metrics
+	tel     *serverTelemetry
 	scrape  http.Handler
 
 	ctx    context.Context // cancelled by Close: ends storage calls and the watcher
@@ -240,12 +260,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syncserver: register metrics: %w", err)
 	}
+	tel, err := newServerTelemetry(opts.TracerProvider, opts.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("syncserver: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
 		storage: opts.Storage,
 		log:     opts.Logger,
 		metrics: m,
+		tel:     tel,
 		scrape:  m.handler(),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -395,6 +420,8 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 	defer untrack(s, s.conns, c)
 	s.metrics.clients.Inc()
 	defer s.metrics.clients.Dec()
+	s.tel.connected(r.Context(), transportWS, 1)
+	defer s.tel.connected(r.Context(), transportWS, -1)
 	c.run()
 }
 
