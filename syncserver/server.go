@@ -158,22 +158,15 @@ type Options struct {
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
-	// TracerProvider, if set, receives the server's spans (scope
-	// [TelemetryScope]): livestore.server.push for each push request, with
-	// a child livestore.server.append for its storage write;
-	// livestore.server.pull for each pull request (a live pull's until it
-	// has caught up); and livestore.server.pull.page for each page of a
-	// live update, a child of the push that stored its events. A request
-	// whose envelope carries a sampled trace context (traceId, spanId,
-	// sampled, as the JavaScript clients and package syncclient send it)
-	// gets its span as that context's child. nil starts no spans.
+	// TracerProvider, if set, receives the server's spans (listed at
+	// [TelemetryScope]): one per push or pull request, a child of the
+	// sampled trace context its envelope carries (as the JavaScript clients
+	// and package syncclient send it), one per storage append and per live
+	// update page. nil starts none.
 	TracerProvider trace.TracerProvider
-	// MeterProvider, if set, receives the server's OpenTelemetry metrics
-	// (scope [TelemetryScope]), next to the Prometheus ones of Registry:
-	// livestore.server.append.duration (histogram, seconds),
-	// livestore.server.connections (by livestore.transport, ws or http),
-	// livestore.server.events.in and livestore.server.events.out (by
-	// livestore.store_id). nil measures nothing.
+	// MeterProvider, if set, receives OpenTelemetry metrics besides the
+	// Prometheus ones: append duration, open connections by transport,
+	// events in and out by store. nil measures nothing.
 	MeterProvider metric.MeterProvider
 }
 

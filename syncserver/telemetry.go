@@ -15,8 +15,23 @@ import (
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// TelemetryScope is the instrumentation scope of the server's spans and
-// metrics.
+// TelemetryScope is the instrumentation scope of the server's
+// OpenTelemetry spans and metrics ([Options].TracerProvider and
+// MeterProvider).
+//
+// Spans: livestore.server.push (store id, event count, first and last
+// sequence number, event names, result, transport ws or http) with a child
+// livestore.server.append for the storage write; livestore.server.pull
+// (store id, live, cursor, transport, events sent, result), which for a live
+// pull ends once it has caught up; livestore.server.pull.page for each page
+// of a live update, a child of the push that stored its events (a root for
+// events another server process stored) linked to the pull's span, ending
+// when the page is written.
+//
+// Metrics: livestore.server.append.duration (histogram, seconds),
+// livestore.server.connections (up-down counter by livestore.transport),
+// livestore.server.events.in and livestore.server.events.out (counters by
+// livestore.store_id).
 const TelemetryScope = "github.com/livestore-go/livestore/syncserver"
 
 // Span names.
