@@ -15,7 +15,11 @@
 // polling). Both transports share the admission checks (Origin, Auth,
 // connection limits), the push rules and the pull paging. GET /health and
 // GET /metrics serve
-// health and Prometheus metrics. Events are kept by a [Storage]: package
+// health and Prometheus metrics; with [Options].TracerProvider and
+// MeterProvider the server also reports OpenTelemetry spans (a push or pull
+// as the child of the client's span that the request carries) and metrics.
+// The OpenTelemetry SDK and exporters are the program's choice (cmd/livestore
+// configures them from the OTEL_* variables). Events are kept by a [Storage]: package
 // sqlitestore (one file, one process) or pgstore (PostgreSQL, any number of
 // server processes on one database).
 //

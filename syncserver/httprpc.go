@@ -2,6 +2,7 @@ package syncserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,8 @@ func (s *Server) serveHTTPRPC(w http.ResponseWriter, r *http.Request, storeID st
 		return
 	}
 	defer untrack(s, s.reqs, req)
+	s.tel.connected(ctx, transportHTTP, 1)
+	defer s.tel.connected(ctx, transportHTTP, -1)
 
 	allowCORS(w, r)
 	ans := &httpAnswer{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
@@ -150,7 +153,7 @@ func (q *httpRPC) request(req *syncproto.Request) {
 			q.ans.send(syncproto.ExitFail(req.ID, &syncproto.UnknownError{Message: "unauthorized: this connection may only pull"}))
 			return
 		}
-		s.push(pushCall{ctx: q.ctx, hub: q.grant.hub, log: q.log, send: q.ans.send}, req)
+		s.push(pushCall{ctx: q.ctx, hub: q.grant.hub, log: q.log, send: q.ans.send, transport: transportHTTP}, req)
 	case syncproto.TagHTTPPull:
 		s.metrics.httpRequests.WithLabelValues("pull").Inc()
 		q.pull(req)
@@ -170,8 +173,10 @@ func (q *httpRPC) pull(req *syncproto.Request) {
 		return
 	}
 	s.metrics.pulls.WithLabelValues("false").Inc()
-	p := &httpPull{pageReader: pageReader{srv: s, storeID: q.grant.hub.storeID, log: q.log, ctx: q.ctx}, id: req.ID, ans: q.ans}
+	ctx, span := s.tel.startPull(q.ctx, req, q.grant.hub.storeID, transportHTTP, false, r.Cursor)
+	p := &httpPull{pageReader: pageReader{srv: s, storeID: q.grant.hub.storeID, log: q.log, ctx: ctx}, id: req.ID, ans: q.ans}
 	err = p.run(q.grant.hub, r.Cursor)
+	endPull(ctx, span, p.sent, cmp.Or(err, q.ans.err))
 	if q.ctx.Err() != nil || q.ans.err != nil {
 		return // the client is gone, or the server's shutdown cut the request
 	}

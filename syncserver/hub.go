@@ -85,7 +85,9 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
-	err = h.srv.storage.Append(ctx, h.storeID, batch, createdAt)
+	actx, measured := h.srv.tel.startAppend(ctx, h.storeID, len(batch))
+	err = h.srv.storage.Append(actx, h.storeID, batch, createdAt)
+	measured.end(actx, err)
 	h.srv.storageDone(ctx, err, true)
 	if err != nil {
 		return err
@@ -108,7 +110,7 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 			return nil
 		}
 	}
-	h.deliverLocked(stored, pages)
+	h.deliverLocked(ctx, stored, pages)
 	return nil
 }
 
@@ -146,7 +148,7 @@ func (h *hub) catchUpLocked(ctx context.Context, upTo int64) error {
 			h.head = upTo
 			break
 		}
-		h.deliverLocked(events, nil)
+		h.deliverLocked(ctx, events, nil)
 	}
 	return nil
 }
@@ -154,7 +156,8 @@ func (h *hub) catchUpLocked(ctx context.Context, upTo int64) error {
 // deliverLocked sends events (in order, all after h.head except possibly a
 // prefix already delivered) to every live pull, each only the events after
 // what it was already sent. pages, if not nil, is the encoding of events.
-func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
+// ctx carries the span of the push that stored the events, if any.
+func (h *hub) deliverLocked(ctx context.Context, events []StoredEvent, pages [][]byte) {
 	for len(events) > 0 && events[0].SeqNum <= h.head {
 		events, pages = events[1:], nil
 	}
@@ -184,11 +187,10 @@ func (h *hub) deliverLocked(events []StoredEvent, pages [][]byte) {
 			delete(h.subs, p)
 			continue
 		}
-		for _, page := range own {
-			p.conn.sendChunk(p.id, page)
-		}
+		p.sendLive(ctx, evs, own)
 		h.subs[p] = evs[len(evs)-1].SeqNum
 		h.srv.metrics.eventsSent.Add(float64(len(evs)))
+		h.srv.tel.eventsOut(ctx, h.storeID, len(evs))
 	}
 	h.head = events[len(events)-1].SeqNum
 }

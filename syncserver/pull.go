@@ -2,9 +2,12 @@ package syncserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -21,6 +24,7 @@ type pull struct {
 	acks    chan struct{} // one pending Ack at most
 	done    chan struct{} // closed when the goroutine has returned
 	unacked bool          // a page was sent and its Ack has not come yet
+	span    trace.Span    // the pull's span; live updates link to it
 
 	sentUpTo int64 // highest seqNum sent; guarded by hub.mu once registered
 }
@@ -35,6 +39,8 @@ type pageReader struct {
 	// Encoded bytes and count of the events read so far, to guess how
 	// many events the next page holds and read no more than those.
 	readBytes, readEvents int
+	// sent counts the events put into pages.
+	sent int
 }
 
 // pageSink is where a pageReader puts the pages it reads.
@@ -80,14 +86,17 @@ func (c *conn) startPull(req *syncproto.Request) {
 	}
 	// As in the reference, the connection's URL names the store; the
 	// payload's storeId is not checked.
-	ctx, cancel := context.WithCancel(c.ctx)
+	sctx, span := c.srv.tel.startPull(c.ctx, req, c.hub.storeID, transportWS, r.Live, r.Cursor)
+	ctx, cancel := context.WithCancel(sctx)
 	p := &pull{
 		pageReader: pageReader{srv: c.srv, storeID: c.hub.storeID, log: c.log, ctx: ctx},
 		conn:       c, id: req.ID, live: r.Live, cancel: cancel, acks: make(chan struct{}, 1), done: make(chan struct{}),
+		span: span,
 	}
 	c.mu.Lock()
 	if max := c.srv.opts.MaxPullsPerConnection; len(c.pulls) >= max {
 		c.mu.Unlock()
+		endPull(ctx, span, 0, errors.New("too many pulls open on the connection"))
 		cancel()
 		c.srv.metrics.pullsRefused.Inc()
 		c.log.Info("pull refused: too many pulls open on the connection", "limit", max)
@@ -102,6 +111,7 @@ func (c *conn) startPull(req *syncproto.Request) {
 		defer c.wg.Done()
 		defer close(p.done)
 		err := p.run(r.Cursor)
+		endPull(p.ctx, p.span, p.sent, err)
 		if err == nil && p.live {
 			return // registered; stays open until Interrupt or disconnect
 		}
@@ -242,6 +252,8 @@ func (r *pageReader) sendRange(sink pageSink, backendID string, after, upTo int6
 			return after, err
 		}
 		s.metrics.eventsSent.Add(float64(len(items)))
+		s.tel.eventsOut(r.ctx, r.storeID, len(items))
+		r.sent += len(items)
 		after = last
 		if exhausted {
 			break

@@ -8,23 +8,28 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/livestore-go/livestore/syncproto"
 )
 
 var pushAck = json.RawMessage(`{}`)
 
 // pushCall is what a push needs of the transport that carries it: the
-// request's context, the store's hub, a logger and where to send the answer.
+// request's context, the store's hub, a logger, where to send the answer,
+// the transport's name (ws or http) and the push's span (set by push).
 type pushCall struct {
-	ctx  context.Context
-	hub  *hub
-	log  *slog.Logger
-	send func(msg any)
+	ctx       context.Context
+	hub       *hub
+	log       *slog.Logger
+	send      func(msg any)
+	transport string
+	span      trace.Span
 }
 
 // push handles a SyncWsRpc.Push request.
 func (c *conn) push(req *syncproto.Request) {
-	c.srv.push(pushCall{ctx: c.ctx, hub: c.hub, log: c.log, send: c.send}, req)
+	c.srv.push(pushCall{ctx: c.ctx, hub: c.hub, log: c.log, send: c.send, transport: transportWS}, req)
 }
 
 // push handles a push request (SyncWsRpc.Push or SyncHttpRpc.Push) in the
@@ -33,7 +38,9 @@ func (c *conn) push(req *syncproto.Request) {
 // storage), acknowledgement, broadcast.
 func (s *Server) push(pc pushCall, req *syncproto.Request) {
 	start := time.Now()
+	pc.ctx, pc.span = s.tel.startPush(pc.ctx, req, pc.hub.storeID, pc.transport)
 	result := s.doPush(pc, req)
+	endPush(pc.span, result)
 	s.metrics.pushes.WithLabelValues(result).Inc()
 	if result == pushOK {
 		s.metrics.pushDuration.Observe(time.Since(start).Seconds())
@@ -47,6 +54,7 @@ func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 		pc.send(syncproto.ExitDie(req.ID, err.Error()))
 		return pushRejected
 	}
+	describePush(pc.span, p.Batch)
 	// As in the reference, the connection's URL names the store (the one
 	// Auth admitted); the payload's storeId is not checked.
 	if len(p.Batch) == 0 {
@@ -79,6 +87,7 @@ func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 	switch {
 	case err == nil:
 		s.metrics.eventsPushed.Add(float64(len(p.Batch)))
+		s.tel.eventsIn(pc.ctx, pc.hub.storeID, len(p.Batch))
 		return pushOK
 	case errors.As(err, &ahead):
 		pc.send(syncproto.ExitFail(req.ID, ahead))

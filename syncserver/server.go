@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -156,6 +158,16 @@ type Options struct {
 	// Registry receives the server's metrics; nil means a new registry with
 	// the Go and process collectors. /metrics serves this registry.
 	Registry *prometheus.Registry
+	// TracerProvider, if set, receives the server's spans (listed at
+	// [TelemetryScope]): one per push or pull request, a child of the
+	// sampled trace context its envelope carries (as the JavaScript clients
+	// and package syncclient send it), one per storage append and per live
+	// update page. nil starts none.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, if set, receives OpenTelemetry metrics besides the
+	// Prometheus ones: append duration, open connections by transport,
+	// events in and out by store. nil measures nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // Server is the sync server. Create it with [New]; it is an http.Handler.
@@ -164,6 +176,7 @@ type Server struct {
 	storage Storage
 	log     *slog.Logger
 	metrics *metrics
+	tel     *serverTelemetry
 	scrape  http.Handler
 
 	ctx    context.Context // cancelled by Close: ends storage calls and the watcher
@@ -240,12 +253,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syncserver: register metrics: %w", err)
 	}
+	tel, err := newServerTelemetry(opts.TracerProvider, opts.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("syncserver: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
 		storage: opts.Storage,
 		log:     opts.Logger,
 		metrics: m,
+		tel:     tel,
 		scrape:  m.handler(),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -395,6 +413,8 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 	defer untrack(s, s.conns, c)
 	s.metrics.clients.Inc()
 	defer s.metrics.clients.Dec()
+	s.tel.connected(r.Context(), transportWS, 1)
+	defer s.tel.connected(r.Context(), transportWS, -1)
 	c.run()
 }
 

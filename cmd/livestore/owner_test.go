@@ -16,13 +16,39 @@ import (
 	"time"
 )
 
+// serveArgsEnv names the variable that makes this test binary run
+// "livestore" with the JSON array of arguments it holds, as the real
+// command would (see TestMain), instead of the tests.
+const serveArgsEnv = "LIVESTORE_TEST_SERVE_ARGS"
+
+// runAsCommand runs the command line of serveArgsEnv until SIGINT and
+// returns its exit status.
+func runAsCommand(args string) int {
+	var argv []string
+	if err := json.Unmarshal([]byte(args), &argv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return run(ctx, argv, os.Stdout, os.Stderr)
+}
+
 // startServeProcess runs "livestore serve args..." in a child process (this
 // test binary) and waits for its first line.
 func startServeProcess(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startServeProcessEnv(t, nil, args...)
+	return cmd
+}
+
+// startServeProcessEnv is startServeProcess with env added to the child's
+// environment; it also returns the address serve listens on.
+func startServeProcessEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	argv, _ := json.Marshal(append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, args...))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeDataDirOwner$")
-	cmd.Env = append(os.Environ(), "LIVESTORE_TEST_SERVE_ARGS="+string(argv))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), serveArgsEnv+"="+string(argv))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -35,26 +61,17 @@ func startServeProcess(t *testing.T, args ...string) *exec.Cmd {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	const prefix = "livestore sync server listening on "
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "livestore sync server listening on ") {
+	if err != nil || !strings.HasPrefix(line, prefix) {
 		t.Fatalf("first serve: %q, %v", line, err)
 	}
-	return cmd
+	return cmd, strings.Fields(strings.TrimPrefix(line, prefix))[0]
 }
 
 // A second serve on a data directory in use exits at once naming the
 // holder; the lock goes with the holder, however it ends.
 func TestServeDataDirOwner(t *testing.T) {
-	if args := os.Getenv("LIVESTORE_TEST_SERVE_ARGS"); args != "" {
-		var argv []string
-		if err := json.Unmarshal([]byte(args), &argv); err != nil {
-			panic(err)
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		code := run(ctx, argv, os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
 	data := filepath.Join(t.TempDir(), "data")
 	first := startServeProcess(t, "--data", data)
 
@@ -62,8 +79,8 @@ func TestServeDataDirOwner(t *testing.T) {
 	// A second serve that starts would run until killed.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	second := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestServeDataDirOwner$")
-	second.Env = append(os.Environ(), "LIVESTORE_TEST_SERVE_ARGS="+string(argv))
+	second := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	second.Env = append(os.Environ(), serveArgsEnv+"="+string(argv))
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -73,6 +73,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := dep.prepare(); err != nil {
 		return err
 	}
+	tel, err := newTelemetry(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(tel, logger)
 
 	lns, err := dep.listen(cfg.addr, auth.configured())
 	if err != nil {
@@ -91,7 +96,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer closeAuth()
 
-	srv, err := newSyncServer(cfg, storage, logger, authFn, dep.origins(lns.loopback))
+	srv, err := newSyncServer(cfg, storage, logger, authFn, dep.origins(lns.loopback), tel)
 	if err != nil {
 		return err
 	}
@@ -152,6 +157,8 @@ func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io
 		fmt.Fprintln(stderr, "GET /health reports health. The admin surface (/_devtools/, the stores and their")
 		fmt.Fprintln(stderr, "events, and /metrics) stays on ADDR for a loopback address without auth and moves")
 		fmt.Fprintln(stderr, "to --admin-addr otherwise. A non-loopback address needs auth or --insecure-no-auth.")
+		fmt.Fprintln(stderr, "OpenTelemetry traces and metrics are exported when OTEL_EXPORTER_OTLP_ENDPOINT (or")
+		fmt.Fprintln(stderr, "OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER) is set; the other OTEL_* variables apply.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -159,7 +166,7 @@ func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io
 }
 
 // newSyncServer builds the sync server from the serve flags.
-func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string) (*syncserver.Server, error) {
+func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string, tel *telemetry) (*syncserver.Server, error) {
 	return syncserver.New(syncserver.Options{
 		Storage:                storage,
 		Logger:                 logger,
@@ -178,7 +185,23 @@ func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Log
 		Auth:                   authFn,
 		OriginPatterns:         origins,
 		OriginRefusalHint:      "see --allowed-origins",
+		TracerProvider:         tel.tracerProvider,
+		MeterProvider:          tel.meterProvider,
 	})
+}
+
+// telemetryFlushTimeout bounds the export of the spans and metrics still
+// buffered when serve stops.
+const telemetryFlushTimeout = 10 * time.Second
+
+// shutdownTelemetry flushes and stops serve's OpenTelemetry exporters,
+// after the server has stopped and ended its last spans.
+func shutdownTelemetry(tel *telemetry, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		logger.Warn("flush OpenTelemetry exporters", "err", err)
+	}
 }
 
 // httpServers pairs each listener with the HTTP server answering on it: the

@@ -21,7 +21,12 @@ import (
 	"github.com/livestore-go/livestore/syncserver/pgstore/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if args := os.Getenv(serveArgsEnv); args != "" {
+		os.Exit(runAsCommand(args))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // startServe runs "livestore serve args..." and returns its ws:// address,
 // a function that stops it (as SIGINT would) and returns its exit status.

@@ -41,6 +41,13 @@ func TestOnReferenceServer(t *testing.T) {
 		timed(t)
 		testHTTPAnswersMatch(t, url)
 	})
+	// The trace context the Go client puts in a request's envelope is
+	// accepted, and the push stored as sent.
+	t.Run("trace context in the request envelope", func(t *testing.T) {
+		t.Parallel()
+		timed(t)
+		testTraceFields(t, url)
+	})
 	// Scenario 4 again: the JS client's handling of ServerAheadError does
 	// not depend on which server sends it.
 	t.Run("JS client rebases on ServerAheadError", func(t *testing.T) {
