@@ -26,76 +26,12 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	type prepared struct {
-		def   Definition
-		args  json.RawMessage
-		value any
-	}
-	batch := make([]prepared, len(events))
-	for i, ev := range events {
-		def, ok := s.schema.events[ev.Name]
-		if !ok {
-			return &UnknownEventError{Name: ev.Name}
-		}
-		if _, ok := s.schema.materializers[ev.Name]; !ok {
-			return &UnknownEventError{Name: ev.Name, Reason: "no materializer"}
-		}
-		raw, value, err := encodeArgs(def, ev)
-		if err != nil {
-			return fmt.Errorf("livestore: commit: %w", err)
-		}
-		batch[i] = prepared{def, raw, value}
-	}
-	if err := s.acquireWrite(ctx); err != nil {
+	batch, err := s.prepare(events)
+	if err != nil {
 		return err
 	}
 	written := map[string]struct{}{}
-	err := func() error {
-		defer s.releaseWrite()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.w.Begin(); err != nil {
-			return fmt.Errorf("livestore: commit: %w", err)
-		}
-		head := s.head
-		evs := make([]eventlog.Event, len(batch))
-		values := make([]any, len(batch))
-		for i, p := range batch {
-			values[i] = p.value
-			ev := eventlog.Event{
-				ParentSeqNum: head,
-				Name:         p.def.Name(),
-				Args:         p.args,
-				ClientID:     s.clientID,
-				SessionID:    s.sessionID,
-				SchemaHash:   p.def.hash(),
-			}
-			next := head.NextSynced
-			if p.def.IsClientOnly() {
-				next = head.NextClientOnly
-			}
-			seq, err := next()
-			if err != nil {
-				s.w.Rollback()
-				return fmt.Errorf("livestore: commit %s: %w", ev.Name, err)
-			}
-			ev.SeqNum = seq
-			evs[i] = ev
-			head = ev.SeqNum
-		}
-		if err := s.materializeGroupValues(evs, values, true, s.keepChangesets(), written); err != nil {
-			s.w.Rollback()
-			return err
-		}
-		if err := s.w.Commit(); err != nil {
-			s.w.Rollback()
-			return fmt.Errorf("livestore: commit: %w", err)
-		}
-		s.head = head
-		return nil
-	}()
-	if err != nil {
+	if err := s.commitBatch(ctx, batch, written); err != nil {
 		return err
 	}
 	s.afterWrite(written)
@@ -105,22 +41,132 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 	return nil
 }
 
-// materializeGroup materializes evs (already numbered), appending them to
-// the eventlog first when appendLog is true. When keep is true the changes of
-// the whole group are captured as one changeset, stored under the first
-// event's sequence number, so the group can be rolled back later. Tables
-// written are added to written (when not nil).
-func (s *Store) materializeGroup(evs []eventlog.Event, appendLog, keep bool, written map[string]struct{}) error {
-	return s.materializeGroupValues(evs, nil, appendLog, keep, written)
+// prepared is an event of a commit, checked against the schema, with its
+// args encoded and decoded.
+type prepared struct {
+	def   Definition
+	args  json.RawMessage
+	value any
 }
 
-// materializeGroupValues is materializeGroup with the decoded arguments of
-// evs given (values[i] for evs[i]), when the caller has them.
-func (s *Store) materializeGroupValues(evs []eventlog.Event, values []any, appendLog, keep bool, written map[string]struct{}) error {
+// prepare checks events against the schema and encodes their args, before
+// the write lock is taken.
+func (s *Store) prepare(events []Event) ([]prepared, error) {
+	batch := make([]prepared, len(events))
+	for i, ev := range events {
+		def, ok := s.schema.events[ev.Name]
+		if !ok {
+			return nil, &UnknownEventError{Name: ev.Name}
+		}
+		if _, ok := s.schema.materializers[ev.Name]; !ok {
+			return nil, &UnknownEventError{Name: ev.Name, Reason: "no materializer"}
+		}
+		raw, value, err := encodeArgs(def, ev)
+		if err != nil {
+			return nil, fmt.Errorf("livestore: commit: %w", err)
+		}
+		batch[i] = prepared{def, raw, value}
+	}
+	return batch, nil
+}
+
+// commitBatch numbers batch after the head, appends and materializes it in
+// one transaction under the write lock, and moves the head. Tables written
+// are added to written.
+func (s *Store) commitBatch(ctx context.Context, batch []prepared, written map[string]struct{}) error {
+	if err := s.acquireWrite(ctx); err != nil {
+		return err
+	}
+	defer s.releaseWrite()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	evs, values, err := s.number(batch)
+	if err != nil {
+		return err
+	}
+	if err := s.w.Begin(); err != nil {
+		return fmt.Errorf("livestore: commit: %w", err)
+	}
+	if err := s.materializeGroup(evs, values, appendEvents|s.undoMode(), written); err != nil {
+		s.w.Rollback()
+		return err
+	}
+	if err := s.w.Commit(); err != nil {
+		s.w.Rollback()
+		return fmt.Errorf("livestore: commit: %w", err)
+	}
+	s.head = evs[len(evs)-1].SeqNum
+	return nil
+}
+
+// number makes the events of batch, numbered on from the head, each the
+// parent of the next, and returns them with their decoded args. The caller
+// holds the write lock.
+func (s *Store) number(batch []prepared) ([]eventlog.Event, []any, error) {
+	head := s.head
+	evs := make([]eventlog.Event, len(batch))
+	values := make([]any, len(batch))
+	for i, p := range batch {
+		values[i] = p.value
+		next := head.NextSynced
+		if p.def.IsClientOnly() {
+			next = head.NextClientOnly
+		}
+		seq, err := next()
+		if err != nil {
+			return nil, nil, fmt.Errorf("livestore: commit %s: %w", p.def.Name(), err)
+		}
+		evs[i] = eventlog.Event{
+			SeqNum:       seq,
+			ParentSeqNum: head,
+			Name:         p.def.Name(),
+			Args:         p.args,
+			ClientID:     s.clientID,
+			SessionID:    s.sessionID,
+			SchemaHash:   p.def.hash(),
+		}
+		head = seq
+	}
+	return evs, values, nil
+}
+
+// groupMode says what materializeGroup does beside running the
+// materializers.
+type groupMode uint8
+
+const (
+	// replayOnly runs the materializers only: the events are in the log
+	// already and their changes are not kept.
+	replayOnly groupMode = 0
+	// appendEvents appends the events to the eventlog first.
+	appendEvents groupMode = 1
+	// keepChangeset captures the changes of the whole group as one
+	// changeset, stored under the first event's sequence number, so that a
+	// rebase can roll the group back.
+	keepChangeset groupMode = 2
+)
+
+// undoMode is keepChangeset when new events must be revertible: whenever a
+// rebase could roll them back, that is in a synced store. A store without
+// sync keeps none; if it is later opened with sync, Open rebuilds state to
+// record them.
+func (s *Store) undoMode() groupMode {
+	if s.opts.Sync != nil {
+		return keepChangeset
+	}
+	return replayOnly
+}
+
+// materializeGroup materializes evs (already numbered) as mode says, with
+// the decoded arguments of evs given in values (values[i] for evs[i]) when
+// the caller has them, else nil. Tables written are added to written (when
+// not nil).
+func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
 	run := func() error {
 		for i := range evs {
-			if appendLog {
-				if err := eventlog.Append(s.w, &evs[i]); err != nil {
+			if mode&appendEvents != 0 {
+				if err := s.db.Append(&evs[i]); err != nil {
 					return fmt.Errorf("livestore: commit: %w", err)
 				}
 			}
@@ -134,23 +180,15 @@ func (s *Store) materializeGroupValues(evs []eventlog.Event, values []any, appen
 		}
 		return nil
 	}
-	if !keep || len(evs) == 0 {
+	if mode&keepChangeset == 0 || len(evs) == 0 {
 		return run()
 	}
 	cs, err := s.w.Capture(s.tables, run)
 	if err != nil {
 		return err
 	}
-	var blob any
-	if cs != nil {
-		blob = cs
-	}
-	first := evs[0].SeqNum
-	err = s.w.Exec(`INSERT OR REPLACE INTO __livestore_session_changeset
- (seqNumGlobal, seqNumClient, seqNumRebaseGeneration, changeset, debug) VALUES (?, ?, ?, ?, NULL)`,
-		first.Global, first.Client, first.RebaseGeneration, blob)
-	if err != nil {
-		return fmt.Errorf("livestore: store changeset of %s: %w", first, err)
+	if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
+		return fmt.Errorf("livestore: %w", err)
 	}
 	return nil
 }
@@ -227,12 +265,6 @@ func (s *Store) analyze(c *sqlite.Conn, query string) (sqlite.Access, error) {
 	s.access.Store(query, acc)
 	return acc, nil
 }
-
-// keepChangesets reports whether new events must be revertible. They must
-// whenever they could be rolled back by a rebase.
-// A store without sync keeps none; if it is later opened with sync, Open
-// rebuilds state to record them.
-func (s *Store) keepChangesets() bool { return s.opts.Sync != nil }
 
 // allTables marks a write that may have changed any table (a rebuild).
 var allTables = map[string]struct{}{"*": {}}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 )
 
 // ConfirmedEventsOptions selects what ConfirmedEvents yields.
@@ -111,7 +112,7 @@ func (s *Store) readConfirmed(ctx context.Context, after int64, names []string) 
 		return nil, 0, false, err
 	}
 	defer release()
-	st, err := eventlog.ReadSyncStatus(r.c)
+	st, err := clientdb.On(r.c).ReadSyncStatus()
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("read confirmed events: %w", err)
 	}
@@ -119,7 +120,7 @@ func (s *Store) readConfirmed(ctx context.Context, after int64, names []string) 
 		return nil, after, false, nil
 	}
 	upTo = min(st.Head, after+confirmedPage)
-	err = eventlog.ScanRange(r.c, eventlog.SeqNum{Global: after}, eventlog.SeqNum{Global: upTo}, func(ev eventlog.Event) error {
+	err = clientdb.On(r.c).ScanRange(eventlog.SeqNum{Global: after}, eventlog.SeqNum{Global: upTo}, func(ev eventlog.Event) error {
 		if ev.SeqNum.IsClientOnly() || (len(names) > 0 && !slices.Contains(names, ev.Name)) {
 			return nil
 		}

@@ -195,12 +195,7 @@ func setterFor(t reflect.Type) func(v reflect.Value, r *sqlite.Row, col int) err
 			if r.Type(col) != sqlite.TypeInteger {
 				return setValue(v, r, col)
 			}
-			n := r.Int64(col)
-			if v.OverflowInt(n) {
-				return fmt.Errorf("%d overflows %s", n, v.Type())
-			}
-			v.SetInt(n)
-			return nil
+			return setInt(v, r.Int64(col))
 		}
 	case reflect.Bool:
 		return func(v reflect.Value, r *sqlite.Row, col int) error {
@@ -219,61 +214,42 @@ var (
 	rawType  = reflect.TypeOf(json.RawMessage(nil))
 )
 
+// setValue stores column col of r in v, converting it to v's type; NULL
+// stores the zero value.
 func setValue(v reflect.Value, r *sqlite.Row, col int) error {
-	typ := r.Type(col)
-	if typ == sqlite.TypeNull {
+	if r.Type(col) == sqlite.TypeNull {
 		v.SetZero()
 		return nil
 	}
-	if v.Kind() == reflect.Pointer {
+	switch {
+	case v.Kind() == reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
 		if err := setValue(p.Elem(), r, col); err != nil {
 			return err
 		}
 		v.Set(p)
 		return nil
-	}
-	switch v.Type() {
-	case timeType:
-		switch typ {
-		case sqlite.TypeInteger:
-			v.Set(reflect.ValueOf(time.UnixMilli(r.Int64(col)).UTC()))
-			return nil
-		case sqlite.TypeText:
-			t, err := time.Parse(time.RFC3339Nano, r.Text(col))
-			if err != nil {
-				return err
-			}
-			v.Set(reflect.ValueOf(t))
-			return nil
-		}
-		return fmt.Errorf("cannot read a time from %v", typ)
-	case rawType:
+	case v.Type() == timeType:
+		return setTime(v, r, col)
+	case v.Type() == rawType:
 		v.SetBytes([]byte(r.Text(col)))
 		return nil
 	}
+	return setByKind(v, r, col)
+}
+
+// setByKind is setValue for a value that is neither NULL nor a pointer,
+// time.Time or json.RawMessage.
+func setByKind(v reflect.Value, r *sqlite.Row, col int) error {
 	switch v.Kind() {
 	case reflect.Bool:
-		switch typ {
-		case sqlite.TypeInteger:
-			v.SetBool(r.Int64(col) != 0)
-		case sqlite.TypeFloat:
-			v.SetBool(r.Float(col) != 0)
-		case sqlite.TypeText:
-			s := r.Text(col)
-			v.SetBool(s == "true" || s == "1")
-		default:
-			return fmt.Errorf("cannot read a bool from a blob")
-		}
+		return setBool(v, r, col)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n := r.Int64(col)
-		if typ == sqlite.TypeFloat {
+		if r.Type(col) == sqlite.TypeFloat {
 			n = int64(r.Float(col))
 		}
-		if v.OverflowInt(n) {
-			return fmt.Errorf("%d overflows %s", n, v.Type())
-		}
-		v.SetInt(n)
+		return setInt(v, n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n := r.Int64(col)
 		if n < 0 || v.OverflowUint(uint64(n)) {
@@ -300,6 +276,48 @@ func setValue(v reflect.Value, r *sqlite.Row, col int) error {
 	default:
 		return fmt.Errorf("cannot decode into %s", v.Type())
 	}
+	return nil
+}
+
+// setTime reads ISO-8601 text or Unix milliseconds into a time.Time.
+func setTime(v reflect.Value, r *sqlite.Row, col int) error {
+	switch typ := r.Type(col); typ {
+	case sqlite.TypeInteger:
+		v.Set(reflect.ValueOf(time.UnixMilli(r.Int64(col)).UTC()))
+	case sqlite.TypeText:
+		t, err := time.Parse(time.RFC3339Nano, r.Text(col))
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(t))
+	default:
+		return fmt.Errorf("cannot read a time from %v", typ)
+	}
+	return nil
+}
+
+// setBool reads a number (non-zero is true) or the text "true" or "1".
+func setBool(v reflect.Value, r *sqlite.Row, col int) error {
+	switch r.Type(col) {
+	case sqlite.TypeInteger:
+		v.SetBool(r.Int64(col) != 0)
+	case sqlite.TypeFloat:
+		v.SetBool(r.Float(col) != 0)
+	case sqlite.TypeText:
+		s := r.Text(col)
+		v.SetBool(s == "true" || s == "1")
+	default:
+		return fmt.Errorf("cannot read a bool from a blob")
+	}
+	return nil
+}
+
+// setInt stores n in a signed integer, failing when it does not fit.
+func setInt(v reflect.Value, n int64) error {
+	if v.OverflowInt(n) {
+		return fmt.Errorf("%d overflows %s", n, v.Type())
+	}
+	v.SetInt(n)
 	return nil
 }
 

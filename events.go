@@ -5,6 +5,7 @@ import (
 	"iter"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 )
 
 // Events iterates over the committed events after `after` (eventlog.Root for
@@ -28,7 +29,7 @@ func (s *Store) Events(ctx context.Context, after eventlog.SeqNum) iter.Seq2[eve
 				yield(eventlog.Event{}, err)
 				return
 			}
-			err = eventlog.Scan(c, cursor, page, func(ev eventlog.Event) error {
+			err = clientdb.On(c).Scan(cursor, page, func(ev eventlog.Event) error {
 				batch = append(batch, ev)
 				return nil
 			})

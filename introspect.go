@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"reflect"
+	"sort"
+	"time"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
 // This file holds what tools looking into a live store (devtools) need
 // beyond the application API: read-only SQL, a paged view of the eventlog
-// with each event's sync state, import into an empty store, and the shape
-// of the schema's tables.
+// with each event's sync state, import into an empty store, the shape of
+// the schema's tables, and the nodes and last refresh of the reactive graph.
 
 // MaxReadOnlyValue is the largest string or blob a statement of
 // QueryReadOnly builds or reads; larger ones fail with "string or blob too
@@ -95,57 +98,24 @@ func (s *Store) EventLog(ctx context.Context, q EventLogQuery) ([]LoggedEvent, b
 	if limit <= 0 {
 		limit = 100
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration,
-  parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration,
-  name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson,
-  seqNumClient = 0 AND seqNumGlobal <= h.head
-FROM eventlog, (SELECT head FROM __livestore_sync_status LIMIT 1) AS h
-WHERE seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient > ?)`)
-	// The bare bound on seqNumGlobal lets SQLite seek along the primary key
-	// instead of reading from the start of the log.
-	args := []any{q.After.Global, q.After.Global, q.After.Client}
-	if q.From != nil {
-		b.WriteString(` AND seqNumGlobal >= ? AND (seqNumGlobal > ? OR seqNumClient >= ?)`)
-		args = append(args, q.From.Global, q.From.Global, q.From.Client)
-	}
-	if q.To != nil {
-		b.WriteString(` AND seqNumGlobal <= ? AND (seqNumGlobal < ? OR seqNumClient <= ?)`)
-		args = append(args, q.To.Global, q.To.Global, q.To.Client)
-	}
-	if q.Name != "" {
-		b.WriteString(` AND name = ?`)
-		args = append(args, q.Name)
-	}
+	page := clientdb.PageQuery{After: q.After, From: q.From, To: q.To, Name: q.Name, Limit: limit + 1}
 	switch q.Status {
 	case SyncedEvents:
-		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal <= h.head`)
+		page.Confirmation = clientdb.OnlyConfirmed
 	case PendingEvents:
-		b.WriteString(` AND seqNumClient = 0 AND seqNumGlobal > h.head`)
+		page.Confirmation = clientdb.OnlyPending
 	}
-	b.WriteString(` ORDER BY seqNumGlobal, seqNumClient LIMIT ?`)
-	args = append(args, limit+1)
 	out := make([]LoggedEvent, 0, min(limit, 1000))
 	more := false
-	err := s.readRows(ctx, b.String(), args, func(r *sqlite.Row) error {
-		if len(out) == limit {
-			more = true
+	err := s.withReader(ctx, func(c *sqlite.Conn) error {
+		return clientdb.On(c).Page(page, func(ev eventlog.Event, confirmed bool) error {
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			out = append(out, LoggedEvent{Event: ev, Synced: confirmed})
 			return nil
-		}
-		e := LoggedEvent{Event: eventlog.Event{
-			SeqNum:       eventlog.SeqNum{Global: r.Int64(0), Client: r.Int64(1), RebaseGeneration: r.Int64(2)},
-			ParentSeqNum: eventlog.SeqNum{Global: r.Int64(3), Client: r.Int64(4), RebaseGeneration: r.Int64(5)},
-			Name:         r.Text(6),
-			Args:         json.RawMessage(r.Text(7)),
-			ClientID:     r.Text(8),
-			SessionID:    r.Text(9),
-			SchemaHash:   r.Int64(10),
-		}, Synced: r.Int64(12) != 0}
-		if !r.IsNull(11) {
-			e.SyncMetadata = json.RawMessage(r.Text(11))
-		}
-		out = append(out, e)
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("livestore: read eventlog after %s: %w", q.After, err)
@@ -185,23 +155,61 @@ func (s *Store) ImportEvents(ctx context.Context, evs []RecoveryEvent) (int, err
 }
 
 func (s *Store) importLocked(ctx context.Context, evs []RecoveryEvent) (int, error) {
-	count, err := eventlog.Count(s.w)
+	count, err := s.db.Count()
 	if err != nil {
 		return 0, err
 	}
 	if count > 0 {
 		return 0, fmt.Errorf("%w: its eventlog holds %d events (import only into an empty store)", ErrStoreNotEmpty, count)
 	}
+	log, st, err := s.importedLog(evs)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.w.Begin(); err != nil {
+		return 0, err
+	}
+	old := s.sync
+	err = func() error {
+		for i := range log {
+			if err := s.db.Append(&log[i]); err != nil {
+				return err
+			}
+		}
+		if err := s.db.WriteSyncStatus(st); err != nil {
+			return err
+		}
+		// rebuildState tells confirmed events from pending ones by s.sync.
+		s.sync = st
+		if err := s.rebuildState(ctx); err != nil {
+			return fmt.Errorf("materialize: %w", err)
+		}
+		return s.w.Commit()
+	}()
+	if err != nil {
+		s.w.Rollback()
+		s.sync = old
+		return 0, err
+	}
+	if len(log) > 0 {
+		s.head = log[len(log)-1].SeqNum
+	}
+	return len(log), nil
+}
+
+// importedLog checks the lines of an import and returns the eventlog they
+// make, with the sync status that marks the confirmed ones.
+func (s *Store) importedLog(evs []RecoveryEvent) ([]eventlog.Event, eventlog.SyncStatus, error) {
 	st := eventlog.SyncStatus{BackendID: s.sync.BackendID}
 	confirming := true
 	var log []eventlog.Event
 	prev := int64(0)
 	for i, line := range evs {
 		if line.ParentSeqNum != prev || line.SeqNum <= prev {
-			return 0, fmt.Errorf("line %d (%s e%d): parentSeqNum %d does not follow the line before (e%d)", i+1, line.Name, line.SeqNum, line.ParentSeqNum, prev)
+			return nil, st, fmt.Errorf("line %d (%s e%d): parentSeqNum %d does not follow the line before (e%d)", i+1, line.Name, line.SeqNum, line.ParentSeqNum, prev)
 		}
 		if line.Name == "" {
-			return 0, fmt.Errorf("line %d: no event name", i+1)
+			return nil, st, fmt.Errorf("line %d: no event name", i+1)
 		}
 		args := line.Args
 		if len(args) == 0 {
@@ -228,35 +236,7 @@ func (s *Store) importLocked(ctx context.Context, evs []RecoveryEvent) (int, err
 		log = append(log, ev)
 		prev = line.SeqNum
 	}
-	if err := s.w.Begin(); err != nil {
-		return 0, err
-	}
-	old := s.sync
-	err = func() error {
-		for i := range log {
-			if err := eventlog.Append(s.w, &log[i]); err != nil {
-				return err
-			}
-		}
-		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
-			return err
-		}
-		// rebuildState tells confirmed events from pending ones by s.sync.
-		s.sync = st
-		if err := s.rebuildState(ctx); err != nil {
-			return fmt.Errorf("materialize: %w", err)
-		}
-		return s.w.Commit()
-	}()
-	if err != nil {
-		s.w.Rollback()
-		s.sync = old
-		return 0, err
-	}
-	if len(log) > 0 {
-		s.head = log[len(log)-1].SeqNum
-	}
-	return len(log), nil
+	return log, st, nil
 }
 
 // IsPrimaryKey reports whether the column is (part of) the primary key.
@@ -280,4 +260,114 @@ func (t *Table) SetDocumentEvent(id string, value json.RawMessage) (Event, error
 		return Event{}, fmt.Errorf("livestore: client document %s/%s: value is not valid JSON", t.name, id)
 	}
 	return Event{Name: t.doc.setDefinition().Name(), Args: clientDocSetArgs{ID: id, Value: value}}, nil
+}
+
+// NodeInfo describes a reactive node, for devtools.
+type NodeInfo struct {
+	ID    int64  `json:"id"`
+	Kind  string `json:"kind"` // "db", "computed" or "signal"
+	Label string `json:"label,omitempty"`
+	SQL   string `json:"sql,omitempty"`
+	// Args are the values bound to the SQL's parameters.
+	Args         []any         `json:"args,omitempty"`
+	Tables       []string      `json:"tables,omitempty"`
+	RunCount     int64         `json:"runCount"`
+	LastDuration time.Duration `json:"lastDurationNs"`
+	// MeanDuration is the mean time of all runs.
+	MeanDuration time.Duration `json:"meanDurationNs"`
+	Subscribers  int           `json:"subscribers"`
+	Dependencies []int64       `json:"dependencies,omitempty"`
+	Stale        bool          `json:"stale"`
+	// LastResult is the JSON of the last value: its first PreviewItems
+	// elements when it is a slice, at most PreviewBytes long (else a JSON
+	// string holding the start of it). ResultCut says it was shortened.
+	LastResult json.RawMessage `json:"lastResult,omitempty"`
+	ResultCut  bool            `json:"resultCut,omitempty"`
+	// Error is the last run's failure, if it failed.
+	Error string `json:"error,omitempty"`
+}
+
+// Bounds of NodeInfo.LastResult.
+const (
+	PreviewItems = 10
+	PreviewBytes = 4 << 10
+)
+
+// ReactiveNodes lists the nodes of the store's reactive graph.
+func (s *Store) ReactiveNodes() []NodeInfo {
+	g := s.graph
+	g.mu.Lock()
+	out := make([]NodeInfo, 0, len(g.nodes))
+	values := make([]any, 0, len(g.nodes))
+	for _, n := range g.nodes {
+		info := NodeInfo{ID: n.id, Kind: n.kind.String(), Label: n.label, SQL: n.sql, Tables: n.tables,
+			Args: n.args, RunCount: n.runs, LastDuration: n.lastDur, Subscribers: len(n.subs), Stale: !n.valid}
+		if n.runs > 0 {
+			info.MeanDuration = n.totalDur / time.Duration(n.runs)
+		}
+		if n.err != nil {
+			info.Error = n.err.Error()
+		}
+		for d := range n.deps {
+			info.Dependencies = append(info.Dependencies, d.id)
+		}
+		sort.Slice(info.Dependencies, func(i, j int) bool { return info.Dependencies[i] < info.Dependencies[j] })
+		out = append(out, info)
+		v := n.value
+		if !n.everRun && n.kind != signalNode {
+			v = nil
+		}
+		values = append(values, v)
+	}
+	g.mu.Unlock()
+	// Values are replaced, never changed in place, so they are encoded
+	// outside the lock: a large result does not hold up refreshes.
+	for i := range out {
+		if values[i] != nil {
+			out[i].LastResult, out[i].ResultCut = preview(values[i])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// preview encodes the start of v as JSON within the bounds of
+// NodeInfo.LastResult.
+func preview(v any) (json.RawMessage, bool) {
+	cut := false
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > PreviewItems {
+		v, cut = rv.Slice(0, PreviewItems).Interface(), true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprintf("%v (not JSON: %v)", v, err))
+	}
+	if len(b) > PreviewBytes {
+		text := []rune(string(b[:PreviewBytes]))
+		b, _ = json.Marshal(string(text[:len(text)-1]) + "…")
+		cut = true
+	}
+	return b, cut
+}
+
+// RefreshInfo describes the last refresh pass of the reactive graph: the
+// one that followed the latest writes.
+type RefreshInfo struct {
+	// Pass numbers the passes; 0 means none ran yet.
+	Pass uint64 `json:"pass"`
+	// Tables are the tables written since the pass before ("*": all).
+	Tables []string `json:"tables"`
+	// Reran lists the ids of the nodes the pass re-ran (see NodeInfo.ID).
+	Reran []int64 `json:"reran"`
+	// At is when the pass ended.
+	At time.Time `json:"at"`
+}
+
+// LastRefresh describes the reactive graph's last refresh pass.
+func (s *Store) LastRefresh() RefreshInfo {
+	g := s.graph
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return RefreshInfo{Pass: g.lastPass, Tables: append([]string{}, g.lastTables...),
+		Reran: append([]int64{}, g.lastReran...), At: g.lastAt}
 }

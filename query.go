@@ -51,6 +51,11 @@ func (s *Store) decoderCache() *decoderCache { return &s.decoders }
 func (mc *MaterializeContext) decoderCache() *decoderCache { return &mc.store.decoders }
 
 func (s *Store) readRows(ctx context.Context, query string, args []any, fn func(*sqlite.Row) error) error {
+	return s.withReader(ctx, func(c *sqlite.Conn) error { return c.Query(query, args, fn) })
+}
+
+// withReader runs read on a read connection, interrupted when ctx ends.
+func (s *Store) withReader(ctx context.Context, read func(c *sqlite.Conn) error) error {
 	c, release, err := s.reader(ctx)
 	if err != nil {
 		return err
@@ -58,7 +63,7 @@ func (s *Store) readRows(ctx context.Context, query string, args []any, fn func(
 	defer release()
 	restore := c.SetInterrupt(ctx)
 	defer restore()
-	return c.Query(query, args, fn)
+	return read(c)
 }
 
 // reader hands out a read connection (the write connection for in-memory

@@ -2,213 +2,218 @@ package livestore
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// applyPage applies one pull page in one transaction: events the server
-// confirms are marked confirmed; when the server's events differ from the
-// local pending ones, the pending events (and client-only events after the
-// first of them) are rolled back, the server's events applied, and the
-// rolled-back events re-numbered after them (a rebase) and materialized
-// again. Subscribers are notified once, of the final state.
-func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) error {
-	s := y.s
-	if err := s.acquireWrite(ctx); err != nil {
-		return err
-	}
-	defer s.releaseWrite()
-	st := s.sync
-	if page.BackendID != "" && st.BackendID != "" && page.BackendID != st.BackendID {
-		return &syncproto.BackendIDMismatchError{Expected: page.BackendID, Received: st.BackendID}
-	}
-	var incoming []syncproto.PullItem
-	for _, it := range page.Batch {
-		if it.Event.SeqNum > st.Head {
-			incoming = append(incoming, it)
-		}
-	}
-	if len(incoming) == 0 && page.BackendID == st.BackendID {
-		return nil
-	}
-	// A server that skips, reorders or misnumbers events (or numbers them
-	// past what clients can hold) would do so again on every reconnection:
-	// syncing stops, with the reason in SyncStatus, rather than store a log
-	// that differs from the server's.
-	if len(incoming) > 0 && incoming[0].Event.ParentSeqNum != st.Head {
-		return errStopSync{fmt.Errorf("pull: gap: first event %d has parent %d, local upstream head is %d",
-			incoming[0].Event.SeqNum, incoming[0].Event.ParentSeqNum, st.Head)}
-	}
-	evs := make([]syncproto.Event, len(incoming))
-	for i, it := range incoming {
-		evs[i] = it.Event
-	}
-	if err := syncproto.CheckChain(evs); err != nil {
-		return errStopSync{fmt.Errorf("pull: %w", err)}
-	}
+// This file is the rebase: applying the server's events to a log that may
+// hold pending local events, inside one transaction of the caller's.
+//
+//  1. The local events after the upstream head are read (localTail).
+//  2. Incoming events that are our own pending ones echoed back are
+//     confirmed where they are (confirmEchoes).
+//  3. When the server sent other events, the local events from the first
+//     pending one it did not echo are rolled back (rollBack), the server's
+//     events applied after what stays (applyConfirmed), and the rolled-back
+//     events renumbered on top (renumber) and materialized again.
+//  4. The new upstream head is recorded (recordUpstream).
 
-	if err := s.w.Begin(); err != nil {
-		return err
-	}
-	written := map[string]struct{}{}
-	rebased, err := s.applyUpstream(ctx, incoming, page.BackendID, written)
+// applyUpstream applies incoming, the server's events after the upstream
+// head, inside the caller's transaction and, on success, updates s.head and
+// s.sync. It reports whether it rebased. The caller holds the write lock.
+func (s *Store) applyUpstream(incoming []syncproto.PullItem, backendID string, written map[string]struct{}) (bool, error) {
+	tail, err := s.localTail()
 	if err != nil {
-		s.w.Rollback()
-		// The local state is unchanged; a materializer that cannot apply
-		// the server's events will fail again on retry.
-		var merr *MaterializerError
-		var uerr *UnknownEventError
-		if errors.As(err, &merr) || errors.As(err, &uerr) || errors.Is(err, eventlog.ErrSeqNumExhausted) {
-			return errStopSync{err}
-		}
-		return err
+		return false, err
 	}
-	if err := s.w.Commit(); err != nil {
-		s.w.Rollback()
-		// The in-memory head and sync status were not changed yet.
-		return fmt.Errorf("pull: commit: %w", err)
+	echoed := tail.echoes(incoming)
+	if err := s.confirmEchoes(tail, incoming[:echoed]); err != nil {
+		return false, err
 	}
+	head := s.head
+	rebased := echoed < len(incoming)
 	if rebased {
-		y.mu.Lock()
-		y.pushedUpTo = s.sync.Head
-		y.mu.Unlock()
+		if head, err = s.rebase(tail, echoed, incoming[echoed:], written); err != nil {
+			return false, err
+		}
 	}
-	s.afterWrite(written)
+	upstreamHead := s.sync.Head
+	if len(incoming) > 0 {
+		upstreamHead = incoming[len(incoming)-1].Event.SeqNum
+	}
+	if err := s.recordUpstream(upstreamHead, backendID, head); err != nil {
+		return false, err
+	}
+	return rebased, nil
+}
+
+// localTail is the local events after the upstream head.
+type localTail struct {
+	events  []eventlog.Event // in log order
+	pending []int            // indexes into events of the pending synced ones
+}
+
+// localTail reads the local events after the upstream head.
+func (s *Store) localTail() (localTail, error) {
+	var t localTail
+	err := s.db.Scan(eventlog.SeqNum{Global: s.sync.Head}, 0, func(ev eventlog.Event) error {
+		if !ev.SeqNum.IsClientOnly() {
+			t.pending = append(t.pending, len(t.events))
+		}
+		t.events = append(t.events, ev)
+		return nil
+	})
+	return t, err
+}
+
+// echoes is how many leading incoming events are the tail's pending events,
+// echoed back by the server in the same order.
+func (t localTail) echoes(incoming []syncproto.PullItem) int {
+	m := 0
+	for m < len(incoming) && m < len(t.pending) && sameEvent(incoming[m].Event, t.events[t.pending[m]]) {
+		m++
+	}
+	return m
+}
+
+// split cuts the tail before its first pending event that the server did
+// not echo (client-only events before it stay where they are). It returns
+// the last event that stays, with its real rebase generation, and the
+// events after it. head is the local head, which stays when the tail is
+// empty.
+func (t localTail) split(echoed int, head eventlog.SeqNum) (keep eventlog.SeqNum, rolled []eventlog.Event) {
+	cut := len(t.events)
+	if echoed < len(t.pending) {
+		cut = t.pending[echoed]
+	}
+	keep = head
+	switch {
+	case cut > 0:
+		keep = t.events[cut-1].SeqNum
+	case len(t.events) > 0:
+		// The upstream head event may itself be a rebased local event.
+		keep = t.events[0].ParentSeqNum
+	}
+	return keep, t.events[cut:]
+}
+
+// confirmEchoes stores the sync metadata the server attached to the pending
+// events it echoed (echoes[i] is the i-th pending event of the tail).
+func (s *Store) confirmEchoes(tail localTail, echoes []syncproto.PullItem) error {
+	for i, it := range echoes {
+		if meta := metadataJSON(it.Metadata); meta != nil {
+			if err := s.db.SetSyncMetadata(tail.events[tail.pending[i]].SeqNum, meta); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
-// applyUpstream does the work of applyPage inside the caller's transaction
-// and, on success, updates s.head and s.sync. It reports whether it rebased.
-func (s *Store) applyUpstream(ctx context.Context, incoming []syncproto.PullItem, backendID string, written map[string]struct{}) (bool, error) {
-	st := s.sync
-	upstreamHead := eventlog.SeqNum{Global: st.Head}
-	// Local events after the upstream head, in log order.
-	var local []eventlog.Event
-	err := eventlog.Scan(s.w, upstreamHead, 0, func(ev eventlog.Event) error {
-		local = append(local, ev)
-		return nil
-	})
+// rebase puts the server's events upstream (the incoming events after the
+// echoed ones) under the local events that follow them: it rolls those
+// back, applies upstream, and applies them again renumbered on top, one
+// rebase generation later. It returns the new local head.
+func (s *Store) rebase(tail localTail, echoed int, upstream []syncproto.PullItem, written map[string]struct{}) (eventlog.SeqNum, error) {
+	keep, rolled := tail.split(echoed, s.head)
+	if err := s.rollBack(keep, rolled, written); err != nil {
+		return eventlog.SeqNum{}, fmt.Errorf("rollback: %w", err)
+	}
+	if err := s.db.DeleteAfter(keep); err != nil {
+		return eventlog.SeqNum{}, err
+	}
+	top, err := s.applyConfirmed(keep, upstream, written)
 	if err != nil {
-		return false, err
+		return eventlog.SeqNum{}, err
 	}
-	var pending []int // indexes into local of pending synced events
-	for i, ev := range local {
-		if !ev.SeqNum.IsClientOnly() {
-			pending = append(pending, i)
-		}
+	if len(rolled) == 0 {
+		return top, nil
 	}
-	// How many incoming events are our own pending ones, echoed back.
-	m := 0
-	for m < len(incoming) && m < len(pending) && sameEvent(incoming[m].Event, local[pending[m]]) {
-		m++
+	re, failed, err := renumber(rolled, top, s.head.RebaseGeneration+1)
+	if err != nil {
+		ev := rolled[failed]
+		return eventlog.SeqNum{}, fmt.Errorf("rebase %s (%s) onto the server's events: %w", ev.SeqNum, ev.Name, err)
 	}
-	newHead := st.Head
-	if len(incoming) > 0 {
-		newHead = incoming[len(incoming)-1].Event.SeqNum
+	if err := s.materializeGroup(re, nil, appendEvents|keepChangeset, written); err != nil {
+		return eventlog.SeqNum{}, err
 	}
-	for i := 0; i < m; i++ {
-		if meta := metadataJSON(incoming[i].Metadata); meta != nil {
-			seq := local[pending[i]].SeqNum
-			if err := s.w.Exec(`UPDATE eventlog SET syncMetadataJson = ? WHERE seqNumGlobal = ? AND seqNumClient = ? AND seqNumRebaseGeneration = ?`,
-				string(meta), seq.Global, seq.Client, seq.RebaseGeneration); err != nil {
-				return false, err
-			}
+	return re[len(re)-1].SeqNum, nil
+}
+
+// applyConfirmed appends the server's events after keep and materializes
+// them. Confirmed events are the same on every client: they take rebase
+// generation 0, and no changeset is kept for them. It returns the last
+// one's sequence number (keep when there are none).
+func (s *Store) applyConfirmed(keep eventlog.SeqNum, upstream []syncproto.PullItem, written map[string]struct{}) (eventlog.SeqNum, error) {
+	prev := keep
+	applied := make([]eventlog.Event, 0, len(upstream))
+	for _, it := range upstream {
+		ev := eventlog.Event{
+			SeqNum:       eventlog.SeqNum{Global: it.Event.SeqNum},
+			ParentSeqNum: prev,
+			Name:         it.Event.Name,
+			Args:         it.Event.Args,
+			ClientID:     it.Event.ClientID,
+			SessionID:    it.Event.SessionID,
+			SyncMetadata: metadataJSON(it.Metadata),
 		}
+		if d, ok := s.schema.events[ev.Name]; ok {
+			ev.SchemaHash = d.hash()
+		}
+		applied = append(applied, ev)
+		prev = ev.SeqNum
 	}
-	rebased := m < len(incoming)
-	head := s.head
-	if rebased {
-		// Roll back everything from the first pending event the server did
-		// not confirm (client-only events before it stay where they are).
-		cut := len(local)
-		if m < len(pending) {
-			cut = pending[m]
-		}
-		// keep is the last event that stays, with its real rebase generation
-		// (the upstream head event may itself be a rebased local event).
-		keep := s.head
-		switch {
-		case cut > 0:
-			keep = local[cut-1].SeqNum
-		case len(local) > 0:
-			keep = local[0].ParentSeqNum
-		}
-		rolled := local[cut:]
-		if err := s.rollbackAfter(keep, rolled, written); err != nil {
-			return false, fmt.Errorf("rollback: %w", err)
-		}
-		if err := eventlog.DeleteAfter(s.w, keep); err != nil {
-			return false, err
-		}
-		gen := s.head.RebaseGeneration
-		if len(rolled) > 0 {
-			gen++
-		}
-		// The server's events, confirmed: no changesets needed.
-		prev := keep
-		var applied []eventlog.Event
-		for _, it := range incoming[m:] {
-			ev := eventlog.Event{
-				// Confirmed events are the same on every client: generation 0.
-				SeqNum:       eventlog.SeqNum{Global: it.Event.SeqNum},
-				ParentSeqNum: prev,
-				Name:         it.Event.Name,
-				Args:         it.Event.Args,
-				ClientID:     it.Event.ClientID,
-				SessionID:    it.Event.SessionID,
-				SyncMetadata: metadataJSON(it.Metadata),
-			}
-			if d, ok := s.schema.events[ev.Name]; ok {
-				ev.SchemaHash = d.hash()
-			}
-			applied = append(applied, ev)
-			prev = ev.SeqNum
-		}
-		if err := s.materializeGroup(applied, true, false, written); err != nil {
-			return false, err
-		}
-		// The rolled-back events, re-numbered on top.
-		re := make([]eventlog.Event, len(rolled))
-		for i, ev := range rolled {
-			ev.ParentSeqNum = prev
-			next := prev.NextSynced
-			if ev.SeqNum.IsClientOnly() {
-				next = prev.NextClientOnly
-			}
-			seq, err := next()
-			if err != nil {
-				return false, fmt.Errorf("rebase %s (%s) onto the server's events: %w", ev.SeqNum, ev.Name, err)
-			}
-			ev.SeqNum = seq
-			ev.SeqNum.RebaseGeneration = gen
-			ev.SyncMetadata = nil
-			re[i] = ev
-			prev = ev.SeqNum
-		}
-		if err := s.materializeGroup(re, true, true, written); err != nil {
-			return false, err
-		}
-		head = prev
+	if err := s.materializeGroup(applied, nil, appendEvents, written); err != nil {
+		return eventlog.SeqNum{}, err
 	}
-	st.Head = newHead
+	return prev, nil
+}
+
+// renumber returns evs numbered anew after prev, in order, each the parent
+// of the next, in rebase generation gen and without sync metadata (a
+// renumbered event is pending). When a number cannot be given it returns
+// the index in evs of the event that lacks one.
+func renumber(evs []eventlog.Event, prev eventlog.SeqNum, gen int64) ([]eventlog.Event, int, error) {
+	out := make([]eventlog.Event, len(evs))
+	for i, ev := range evs {
+		next := prev.NextSynced
+		if ev.SeqNum.IsClientOnly() {
+			next = prev.NextClientOnly
+		}
+		seq, err := next()
+		if err != nil {
+			return nil, i, err
+		}
+		seq.RebaseGeneration = gen
+		ev.SeqNum, ev.ParentSeqNum, ev.SyncMetadata = seq, prev, nil
+		out[i] = ev
+		prev = seq
+	}
+	return out, 0, nil
+}
+
+// recordUpstream records the new upstream head (and the backend, when the
+// page named one), drops the changesets no rebase can need any more, and
+// sets s.sync and s.head.
+func (s *Store) recordUpstream(upstreamHead int64, backendID string, head eventlog.SeqNum) error {
+	st := s.sync
+	st.Head = upstreamHead
 	if backendID != "" {
 		st.BackendID = backendID
 	}
-	if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
-		return false, err
+	if err := s.db.WriteSyncStatus(st); err != nil {
+		return err
 	}
-	if err := s.dropSettledChangesets(st.Head); err != nil {
-		return false, err
+	if err := s.db.PruneChangesets(st.Head); err != nil {
+		return err
 	}
-	s.sync = st
-	s.head = head
-	return rebased, nil
+	s.sync, s.head = st, head
+	return nil
 }
 
 // sameEvent reports whether an upstream event is the echo of a local one.
@@ -239,57 +244,67 @@ func metadataJSON(m *syncproto.SyncMetadata) json.RawMessage {
 	return b
 }
 
-type changesetGroup struct {
-	key  eventlog.SeqNum
-	data []byte
-}
-
-// rollbackAfter undoes the state changes of the events in rolled (all the
-// local events after keep, in log order) by applying inverted changesets
-// newest first. A changeset group that also covers events at or before keep
-// is undone whole, and those events are materialized again.
-func (s *Store) rollbackAfter(keep eventlog.SeqNum, rolled []eventlog.Event, written map[string]struct{}) error {
+// rollBack undoes the state changes of the events in rolled (all the local
+// events after keep, in log order) by applying inverted changesets newest
+// first. A changeset group that also covers events at or before keep is
+// undone whole, and those events are materialized again.
+func (s *Store) rollBack(keep eventlog.SeqNum, rolled []eventlog.Event, written map[string]struct{}) error {
 	if len(rolled) == 0 {
 		return nil
 	}
-	var groups []changesetGroup
-	err := s.w.Query(`SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration, changeset FROM __livestore_session_changeset
-ORDER BY seqNumGlobal DESC, seqNumClient DESC`, nil, func(r *sqlite.Row) error {
-		g := changesetGroup{key: eventlog.SeqNum{Global: r.Int64(0), Client: r.Int64(1), RebaseGeneration: r.Int64(2)}}
-		if !r.IsNull(3) {
-			g.data = r.Bytes(3)
-		}
-		groups = append(groups, g)
-		return nil
-	})
-	if err != nil {
+	straddling, err := s.undoGroupsFrom(rolled[0].SeqNum, written)
+	if err != nil || straddling == nil {
 		return err
 	}
-	first := rolled[0].SeqNum
-	var replayFrom *eventlog.SeqNum
+	return s.replayKept(*straddling, keep, written)
+}
+
+// undoGroupsFrom undoes the changeset groups newest first, down to the one
+// that holds the event first. When that group began before first it also
+// held kept events: it is undone whole, and its key returned so that they
+// can be materialized again.
+func (s *Store) undoGroupsFrom(first eventlog.SeqNum, written map[string]struct{}) (*eventlog.SeqNum, error) {
+	groups, err := s.db.ChangesetGroups()
+	if err != nil {
+		return nil, err
+	}
 	for _, g := range groups {
-		if g.key.Compare(first) < 0 {
-			// This group holds the first rolled-back event and some kept
-			// ones: undo it whole, then re-apply the kept ones.
-			k := g.key
-			replayFrom = &k
+		if err := s.undoGroup(g, written); err != nil {
+			return nil, err
 		}
-		if err := s.invertGroup(g, written); err != nil {
+		switch c := g.Key.Compare(first); {
+		case c < 0:
+			return &g.Key, nil
+		case c == 0:
+			return nil, nil
+		}
+	}
+	return nil, fmt.Errorf("no changeset covers %s: cannot roll back", first)
+}
+
+// undoGroup applies the inverse of g's changes and forgets g.
+func (s *Store) undoGroup(g clientdb.ChangesetGroup, written map[string]struct{}) error {
+	if len(g.Changeset) > 0 {
+		tables, err := sqlite.ChangesetTables(g.Changeset)
+		if err != nil {
 			return err
 		}
-		if replayFrom != nil || g.key.Compare(first) == 0 {
-			break
+		if err := s.w.ApplyInverse(g.Changeset); err != nil {
+			return fmt.Errorf("undo changes from %s on: %w", g.Key, err)
+		}
+		for _, t := range tables {
+			written[t] = struct{}{}
 		}
 	}
-	if replayFrom == nil {
-		if len(groups) == 0 || groups[len(groups)-1].key.Compare(first) > 0 {
-			return fmt.Errorf("no changeset covers %s: cannot roll back", first)
-		}
-		return nil
-	}
+	return s.db.DeleteChangeset(g.Key)
+}
+
+// replayKept materializes again the kept events from `from` to keep, both
+// included, after the group that held them was undone whole.
+func (s *Store) replayKept(from, keep eventlog.SeqNum, written map[string]struct{}) error {
 	var again []eventlog.Event
-	err = eventlog.ScanRange(s.w, eventlog.SeqNum{Global: replayFrom.Global, Client: replayFrom.Client - 1}, keep, func(ev eventlog.Event) error {
-		if ev.SeqNum.Compare(*replayFrom) >= 0 {
+	err := s.db.ScanRange(eventlog.SeqNum{Global: from.Global, Client: from.Client - 1}, keep, func(ev eventlog.Event) error {
+		if ev.SeqNum.Compare(from) >= 0 {
 			again = append(again, ev)
 		}
 		return nil
@@ -297,49 +312,5 @@ ORDER BY seqNumGlobal DESC, seqNumClient DESC`, nil, func(r *sqlite.Row) error {
 	if err != nil {
 		return err
 	}
-	return s.materializeGroup(again, false, false, written)
-}
-
-func (s *Store) invertGroup(g changesetGroup, written map[string]struct{}) error {
-	if len(g.data) > 0 {
-		tables, err := sqlite.ChangesetTables(g.data)
-		if err != nil {
-			return err
-		}
-		if err := s.w.ApplyInverse(g.data); err != nil {
-			return fmt.Errorf("undo changes from %s on: %w", g.key, err)
-		}
-		for _, t := range tables {
-			written[t] = struct{}{}
-		}
-	}
-	return s.w.Exec(`DELETE FROM __livestore_session_changeset WHERE seqNumGlobal = ? AND seqNumClient = ? AND seqNumRebaseGeneration = ?`,
-		g.key.Global, g.key.Client, g.key.RebaseGeneration)
-}
-
-// dropSettledChangesets deletes the changeset groups no rebase can need any
-// more: those entirely before the first pending synced event. Client-only
-// events before it sort before every future upstream event and are never
-// rolled back.
-func (s *Store) dropSettledChangesets(upstreamHead int64) error {
-	firstPending, found, err := s.w.QueryInt64(`SELECT min(seqNumGlobal) FROM eventlog WHERE seqNumGlobal > ? AND seqNumClient = 0`, upstreamHead)
-	if err != nil {
-		return err
-	}
-	if !found || firstPending == 0 {
-		return s.w.Exec(`DELETE FROM __livestore_session_changeset`)
-	}
-	// Keep the group holding the first pending event and all after it.
-	var keyG, keyC int64
-	var have bool
-	err = s.w.Query(`SELECT seqNumGlobal, seqNumClient FROM __livestore_session_changeset
-WHERE seqNumGlobal < ? OR (seqNumGlobal = ? AND seqNumClient = 0)
-ORDER BY seqNumGlobal DESC, seqNumClient DESC LIMIT 1`, []any{firstPending, firstPending}, func(r *sqlite.Row) error {
-		keyG, keyC, have = r.Int64(0), r.Int64(1), true
-		return nil
-	})
-	if err != nil || !have {
-		return err
-	}
-	return s.w.Exec(`DELETE FROM __livestore_session_changeset WHERE seqNumGlobal < ? OR (seqNumGlobal = ? AND seqNumClient < ?)`, keyG, keyG, keyC)
+	return s.materializeGroup(again, nil, replayOnly, written)
 }

@@ -108,7 +108,7 @@ func (y *syncer) saveRecoveryLocked(oldID string) (string, error) {
 	s := y.s
 	confirmed := s.sync.Head
 	var evs []RecoveryEvent
-	err := eventlog.Scan(s.w, eventlog.Root, 0, func(ev eventlog.Event) error {
+	err := s.db.Scan(eventlog.Root, 0, func(ev eventlog.Event) error {
 		if ev.SeqNum.IsClientOnly() {
 			return nil
 		}
@@ -273,7 +273,7 @@ func fileSafe(id string) string {
 func (s *Store) rebaseOntoNewBackendLocked(ctx context.Context, newID string) error {
 	confirmed := s.sync.Head
 	var kept []eventlog.Event
-	err := eventlog.Scan(s.w, eventlog.Root, 0, func(ev eventlog.Event) error {
+	err := s.db.Scan(eventlog.Root, 0, func(ev eventlog.Event) error {
 		if ev.SeqNum.IsClientOnly() || ev.SeqNum.Global > confirmed {
 			kept = append(kept, ev)
 		}
@@ -304,29 +304,21 @@ func (s *Store) rebaseOntoNewBackendLocked(ctx context.Context, newID string) er
 // rebase generation later, stores st, and rebuilds state, inside the
 // caller's transaction. It returns the new head and sets s.sync to st.
 func (s *Store) replaceLogTx(ctx context.Context, evs []eventlog.Event, st eventlog.SyncStatus) (eventlog.SeqNum, error) {
-	if err := s.w.Exec("DELETE FROM eventlog"); err != nil {
-		return eventlog.SeqNum{}, fmt.Errorf("clear eventlog: %w", err)
+	if err := s.db.DeleteEvents(); err != nil {
+		return eventlog.SeqNum{}, err
 	}
-	gen := s.head.RebaseGeneration + 1
-	prev := eventlog.Root
-	for _, ev := range evs {
-		ev.ParentSeqNum = prev
-		next, err := prev.NextSynced()
-		if ev.SeqNum.IsClientOnly() {
-			next, err = prev.NextClientOnly()
-		}
-		if err != nil {
-			return eventlog.SeqNum{}, fmt.Errorf("renumber %s: %w", ev.Name, err)
-		}
-		ev.SeqNum = next
-		ev.SeqNum.RebaseGeneration = gen
-		ev.SyncMetadata = nil
-		if err := eventlog.Append(s.w, &ev); err != nil {
+	re, failed, err := renumber(evs, eventlog.Root, s.head.RebaseGeneration+1)
+	if err != nil {
+		return eventlog.SeqNum{}, fmt.Errorf("renumber %s: %w", evs[failed].Name, err)
+	}
+	head := eventlog.Root
+	for i := range re {
+		if err := s.db.Append(&re[i]); err != nil {
 			return eventlog.SeqNum{}, err
 		}
-		prev = ev.SeqNum
+		head = re[i].SeqNum
 	}
-	if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
+	if err := s.db.WriteSyncStatus(st); err != nil {
 		return eventlog.SeqNum{}, err
 	}
 	// rebuildState reads s.sync to tell confirmed events from pending ones;
@@ -335,7 +327,7 @@ func (s *Store) replaceLogTx(ctx context.Context, evs []eventlog.Event, st event
 	if err := s.rebuildState(ctx); err != nil {
 		return eventlog.SeqNum{}, fmt.Errorf("rebuild state: %w", err)
 	}
-	return prev, nil
+	return head, nil
 }
 
 // backendChanged applies the backend-id mismatch policy, after saving the
@@ -359,7 +351,7 @@ func (y *syncer) backendChanged(ctx context.Context, newID string, cause error) 
 	case IgnoreBackendIDMismatch:
 		st := s.sync
 		st.BackendID = newID
-		if err := eventlog.WriteSyncStatus(s.w, st); err != nil {
+		if err := s.db.WriteSyncStatus(st); err != nil {
 			return errStopSync{err}
 		}
 		s.sync = st
@@ -401,9 +393,9 @@ func (s *Store) resetLocalLocked(ctx context.Context) error {
 	if err := s.w.Begin(); err != nil {
 		return err
 	}
-	err := s.w.Exec("DELETE FROM eventlog")
+	err := s.db.DeleteEvents()
 	if err == nil {
-		err = eventlog.WriteSyncStatus(s.w, eventlog.SyncStatus{})
+		err = s.db.WriteSyncStatus(eventlog.SyncStatus{})
 	}
 	if err == nil {
 		s.sync = eventlog.SyncStatus{}

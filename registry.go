@@ -15,17 +15,6 @@ import (
 // registry closes.
 const CacheForever time.Duration = registry.Forever
 
-// Clock schedules the registry's disposals; tests inject a fake one.
-// *time.Timer satisfies Timer.
-type Clock interface {
-	AfterFunc(d time.Duration, f func()) Timer
-}
-
-// Timer is a callback scheduled by a Clock.
-type Timer interface {
-	Stop() bool
-}
-
 // RegistryOptions are the defaults of a Registry, for every store it opens.
 type RegistryOptions struct {
 	// Schema is the schema of every store unless StoreOptions names another.
@@ -39,8 +28,6 @@ type RegistryOptions struct {
 	// Logger is passed to every store and receives close errors of disposed
 	// stores. Nil is silent.
 	Logger *slog.Logger
-	// Clock schedules disposals. Nil means the system clock.
-	Clock Clock
 	// Configure, when set, may adjust the Options of each store before it
 	// opens (e.g. to attach a sync backend).
 	Configure func(storeID string, opts *Options)
@@ -77,16 +64,9 @@ type Registry struct {
 func NewRegistry(opts RegistryOptions) *Registry {
 	r := &Registry{opts: opts}
 	cfg := registry.Config{DefaultUnusedCacheTime: opts.UnusedCacheTime, Logger: opts.Logger}
-	if opts.Clock != nil {
-		cfg.Clock = clockAdapter{opts.Clock}
-	}
 	r.inner = registry.New(r.load, func(_ context.Context, s *Store) error { return s.Close() }, cfg)
 	return r
 }
-
-type clockAdapter struct{ c Clock }
-
-func (a clockAdapter) AfterFunc(d time.Duration, f func()) registry.Timer { return a.c.AfterFunc(d, f) }
 
 // load opens a store with the StoreOptions of the call that created its
 // registry entry (carried as the entry's Arg).

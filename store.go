@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -64,34 +66,60 @@ const DBFileName = "store.db"
 // keeps them in step. All methods are safe for concurrent use. Commits are
 // serialised by one write connection; queries run on a pool of read
 // connections and never block commits.
+//
+// Lock order. A goroutine that holds one of these locks takes only locks
+// further down the list:
+//
+//  1. graph.mu: a refresh pass of the reactive graph. It reads state on a
+//     read connection or, in an in-memory store, on the write connection
+//     under wsem.
+//  2. wsem, the write lock: the write connection and what mirrors the
+//     database (head, sync status).
+//  3. syncer.mu: the sync processor's connection state, read by SyncStatus
+//     under wsem.
+//
+// Beside that chain, graph.pendMu and graph.obsMu (and an observer's mu
+// after obsMu) are leaves: they are taken under graph.mu or under wsem (the
+// sync processor announces the writes of a pull before it releases wsem),
+// and nothing is taken under them. A read connection taken from readers is
+// held for one read and no lock is taken while it is held.
 type Store struct {
+	// Set by Open and never changed.
 	schema    *Schema
 	opts      Options
 	log       *slog.Logger
 	storeID   string
 	clientID  string
 	sessionID string
-	lock      *dirLock
+	tables    []string // state table names, for session capture
+	graph     *graph
+	syncer    *syncer // nil without sync
+	// readers is the pool of read connections (nil for in-memory stores:
+	// reads use w under wsem). A connection is owned by whoever took it
+	// from the channel until it is put back.
+	readers chan *sqlite.Conn
 
 	// wsem is the write lock: a one-slot semaphore so waiting honours ctx.
 	wsem chan struct{}
-	// Guarded by wsem:
-	w        *sqlite.Conn
-	head     eventlog.SeqNum
-	sync     eventlog.SyncStatus
-	closed   bool
-	readers  chan *sqlite.Conn // nil for in-memory stores: reads use w
-	nreaders int
+	// Guarded by wsem; once closed is set nobody acquires wsem again, and
+	// Close closes w without it.
+	w      *sqlite.Conn
+	db     clientdb.DB // the bookkeeping tables, on w
+	head   eventlog.SeqNum
+	sync   eventlog.SyncStatus // as recorded in the database
+	closed bool
+
+	// Used by Open and Close only (closeConns).
+	nreaders int // read connections to close
+	lock     *dirLock
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
-	closeErr  error
+	closeErr  error // set inside closeOnce
 
-	graph    *graph
-	syncer   *syncer // nil without sync
+	// Safe for concurrent use on their own.
 	decoders decoderCache
 	access   sync.Map // SQL text → sqlite.Access
-	tables   []string // state table names, for session capture
 }
 
 // Open opens (or creates) the store in opts.Dir, or an in-memory store when
@@ -125,45 +153,13 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 			s.closeConns()
 		}
 	}()
-	path := ":memory:"
+	path, err := s.openWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Dir != "" {
-		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("livestore: open: %w", err)
-		}
-		if s.lock, err = lockDir(opts.Dir); err != nil {
+		if err := s.openReaders(path); err != nil {
 			return nil, err
-		}
-		path = filepath.Join(opts.Dir, DBFileName)
-	}
-	wopts := sqlite.OpenOptions{}
-	if opts.Durability == DurabilityProcess {
-		wopts.Synchronous = "NORMAL"
-	}
-	if s.w, err = sqlite.Open(path, wopts); err != nil {
-		if sqlite.IsNotADatabase(err) {
-			return nil, fmt.Errorf("livestore: open %s: %w: %v", path, ErrNotAStore, err)
-		}
-		return nil, fmt.Errorf("livestore: open %s: %w", path, err)
-	}
-	if err := s.init(ctx); err != nil {
-		return nil, fmt.Errorf("livestore: open %s: %w", path, err)
-	}
-	if opts.Dir != "" {
-		n := opts.ReadConns
-		if n <= 0 {
-			n = 4
-		}
-		s.readers = make(chan *sqlite.Conn, n)
-		for i := 0; i < n; i++ {
-			c, err := sqlite.Open(path, sqlite.OpenOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("livestore: open reader: %w", err)
-			}
-			s.nreaders++
-			s.readers <- c
-			if err := c.Exec("PRAGMA query_only=1"); err != nil {
-				return nil, fmt.Errorf("livestore: open reader: %w", err)
-			}
 		}
 	}
 	s.graph = newGraph(s)
@@ -177,50 +173,82 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 	return s, nil
 }
 
-const systemDDL = `
-CREATE TABLE IF NOT EXISTS __livestore_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS __livestore_schema (tableName TEXT PRIMARY KEY, schemaHash INTEGER NOT NULL, updatedAt TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS __livestore_schema_event_defs (eventName TEXT PRIMARY KEY, schemaHash INTEGER NOT NULL, updatedAt TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS __livestore_session_changeset (
-  seqNumGlobal INTEGER NOT NULL,
-  seqNumClient INTEGER NOT NULL,
-  seqNumRebaseGeneration INTEGER NOT NULL,
-  changeset BLOB,
-  debug TEXT,
-  PRIMARY KEY (seqNumGlobal, seqNumClient, seqNumRebaseGeneration)
-) WITHOUT ROWID;
-`
-
 // formatVersion is stored in __livestore_meta; a store written by an
 // incompatible future version is refused rather than misread.
 const formatVersion = "1"
 
+// openWriter locks the store directory (when there is one), opens the write
+// connection on its database and brings the database up to date (init). It
+// returns the database's path.
+func (s *Store) openWriter(ctx context.Context) (string, error) {
+	path := ":memory:"
+	if dir := s.opts.Dir; dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("livestore: open: %w", err)
+		}
+		lock, err := lockDir(dir)
+		if err != nil {
+			return "", err
+		}
+		s.lock = lock
+		path = filepath.Join(dir, DBFileName)
+	}
+	wopts := sqlite.OpenOptions{}
+	if s.opts.Durability == DurabilityProcess {
+		wopts.Synchronous = "NORMAL"
+	}
+	w, err := sqlite.Open(path, wopts)
+	if err != nil {
+		if sqlite.IsNotADatabase(err) {
+			return "", fmt.Errorf("livestore: open %s: %w: %v", path, ErrNotAStore, err)
+		}
+		return "", fmt.Errorf("livestore: open %s: %w", path, err)
+	}
+	s.w, s.db = w, clientdb.On(w)
+	if err := s.init(ctx); err != nil {
+		return "", fmt.Errorf("livestore: open %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// openReaders fills the pool of read connections on the database at path.
+func (s *Store) openReaders(path string) error {
+	n := s.opts.ReadConns
+	if n <= 0 {
+		n = 4
+	}
+	s.readers = make(chan *sqlite.Conn, n)
+	for i := 0; i < n; i++ {
+		c, err := sqlite.Open(path, sqlite.OpenOptions{})
+		if err != nil {
+			return fmt.Errorf("livestore: open reader: %w", err)
+		}
+		s.nreaders++
+		s.readers <- c
+		if err := c.Exec("PRAGMA query_only=1"); err != nil {
+			return fmt.Errorf("livestore: open reader: %w", err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) init(ctx context.Context) error {
 	// Reading the schema first distinguishes "not a database" from other
 	// failures with a clear error.
-	var tables int64
-	var hasMeta bool
-	err := s.w.Query("SELECT name FROM sqlite_master WHERE type = 'table'", nil, func(r *sqlite.Row) error {
-		tables++
-		if r.Text(0) == "__livestore_meta" {
-			hasMeta = true
-		}
-		return nil
-	})
+	probe, err := s.db.Probe()
 	if err != nil {
 		if sqlite.IsNotADatabase(err) {
 			return fmt.Errorf("%w: %v", ErrNotAStore, err)
 		}
 		return err
 	}
-	if tables > 0 && !hasMeta {
+	if probe.Tables > 0 && !probe.Meta {
 		return fmt.Errorf("%w: the database has tables but no livestore metadata", ErrNotAStore)
 	}
 	if err := s.w.Begin(); err != nil {
 		return err
 	}
-	err = s.initTx()
-	if err != nil {
+	if err := s.initTx(); err != nil {
 		s.w.Rollback()
 		return err
 	}
@@ -228,81 +256,56 @@ func (s *Store) init(ctx context.Context) error {
 		return err
 	}
 	stale, err := s.stateIsStale()
-	if err != nil {
+	if err != nil || !stale {
 		return err
 	}
-	if !stale && s.opts.Sync != nil {
-		// Events committed while the store had no sync were stored without
-		// changesets; a rebuild records them so a rebase can roll them back.
-		pending, _, err := s.w.QueryInt64("SELECT count(*) FROM eventlog WHERE seqNumGlobal > ?", s.sync.Head)
-		if err != nil {
-			return err
-		}
-		groups, _, err := s.w.QueryInt64("SELECT count(*) FROM __livestore_session_changeset")
-		if err != nil {
-			return err
-		}
-		stale = pending > 0 && groups == 0
+	if err := s.w.Begin(); err != nil {
+		return err
 	}
-	if stale {
-		if err := s.w.Begin(); err != nil {
-			return err
-		}
-		if err := s.rebuildState(ctx); err != nil {
-			s.w.Rollback()
-			return fmt.Errorf("rebuild state: %w", err)
-		}
-		if err := s.w.Commit(); err != nil {
-			return err
-		}
+	if err := s.rebuildState(ctx); err != nil {
+		s.w.Rollback()
+		return fmt.Errorf("rebuild state: %w", err)
 	}
-	return nil
+	return s.w.Commit()
 }
 
+// initTx creates the bookkeeping tables and the client's identity when
+// they are missing, and reads the head and sync status, inside the
+// caller's transaction.
 func (s *Store) initTx() error {
-	if err := s.w.Exec(systemDDL); err != nil {
+	if err := s.db.Create(); err != nil {
 		return err
 	}
-	if err := eventlog.CreateTables(s.w); err != nil {
-		return err
-	}
-	meta := map[string]string{}
-	err := s.w.Query("SELECT key, value FROM __livestore_meta", nil, func(r *sqlite.Row) error {
-		meta[r.Text(0)] = r.Text(1)
-		return nil
-	})
+	meta, err := s.db.ReadMeta()
 	if err != nil {
 		return err
 	}
-	if v, ok := meta["formatVersion"]; ok && v != formatVersion {
-		return fmt.Errorf("%w: format version %s (this build reads %s)", ErrNotAStore, v, formatVersion)
+	if meta.FormatVersion != "" && meta.FormatVersion != formatVersion {
+		return fmt.Errorf("%w: format version %s (this build reads %s)", ErrNotAStore, meta.FormatVersion, formatVersion)
 	}
-	s.clientID = meta["clientId"]
+	s.clientID = meta.ClientID
 	if s.clientID == "" {
 		if s.clientID, err = randomID(6); err != nil {
 			return err
 		}
-		if err := s.w.Exec("INSERT OR REPLACE INTO __livestore_meta (key, value) VALUES ('clientId', ?), ('formatVersion', ?)", s.clientID, formatVersion); err != nil {
+		if err := s.db.WriteMeta(clientdb.Meta{ClientID: s.clientID, FormatVersion: formatVersion}); err != nil {
 			return err
 		}
 	}
-	if s.head, err = eventlog.Head(s.w); err != nil {
+	if s.head, err = s.db.Head(); err != nil {
 		return err
 	}
-	if s.sync, err = eventlog.ReadSyncStatus(s.w); err != nil {
+	if s.sync, err = s.db.ReadSyncStatus(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// stateIsStale reports whether the stored table hashes differ from the
-// schema's.
+// stateIsStale reports whether state must be rebuilt: when the recorded
+// table hashes differ from the schema's, or when a synced store holds
+// pending events without the changesets a rebase needs.
 func (s *Store) stateIsStale() (bool, error) {
-	stored := map[string]int64{}
-	err := s.w.Query("SELECT tableName, schemaHash FROM __livestore_schema", nil, func(r *sqlite.Row) error {
-		stored[r.Text(0)] = r.Int64(1)
-		return nil
-	})
+	stored, err := s.db.TableHashes()
 	if err != nil {
 		return false, err
 	}
@@ -314,20 +317,40 @@ func (s *Store) stateIsStale() (bool, error) {
 			return true, nil
 		}
 	}
-	return false, nil
+	if s.opts.Sync == nil {
+		return false, nil
+	}
+	// Events committed while the store had no sync were stored without
+	// changesets; a rebuild records them so a rebase can roll them back.
+	pending, err := s.db.CountAfter(s.sync.Head)
+	if err != nil || pending == 0 {
+		return false, err
+	}
+	groups, err := s.db.HasChangesets()
+	return !groups, err
 }
 
 // rebuildState drops all state and replays the eventlog, inside the caller's
 // transaction.
 func (s *Store) rebuildState(ctx context.Context) error {
-	var old []string
-	err := s.w.Query("SELECT tableName FROM __livestore_schema", nil, func(r *sqlite.Row) error {
-		old = append(old, r.Text(0))
-		return nil
-	})
+	if err := s.recreateTables(); err != nil {
+		return err
+	}
+	return s.replayLog(ctx)
+}
+
+// recreateTables drops the state tables (those recorded and the schema's)
+// and creates the schema's empty, recording their definitions.
+func (s *Store) recreateTables() error {
+	recorded, err := s.db.TableHashes()
 	if err != nil {
 		return err
 	}
+	old := make([]string, 0, len(recorded)+len(s.schema.tables))
+	for name := range recorded {
+		old = append(old, name)
+	}
+	sort.Strings(old)
 	for _, t := range s.schema.tables {
 		old = append(old, t.name)
 	}
@@ -336,39 +359,46 @@ func (s *Store) rebuildState(ctx context.Context) error {
 			return err
 		}
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	if err := s.w.Exec("DELETE FROM __livestore_schema; DELETE FROM __livestore_schema_event_defs; DELETE FROM __livestore_session_changeset;"); err != nil {
+	if err := s.db.ForgetState(); err != nil {
 		return err
 	}
+	now := time.Now()
 	for _, t := range s.schema.tables {
 		for _, stmt := range t.ddl() {
 			if err := s.w.Exec(stmt); err != nil {
 				return fmt.Errorf("create table %s: %w", t.name, err)
 			}
 		}
-		if err := s.w.Exec("INSERT INTO __livestore_schema (tableName, schemaHash, updatedAt) VALUES (?, ?, ?)", t.name, t.hash(), now); err != nil {
+		if err := s.db.RecordTable(t.name, t.hash(), now); err != nil {
 			return err
 		}
 	}
 	for _, name := range s.schema.eventNames {
-		if err := s.w.Exec("INSERT INTO __livestore_schema_event_defs (eventName, schemaHash, updatedAt) VALUES (?, ?, ?)", name, s.schema.events[name].hash(), now); err != nil {
+		if err := s.db.RecordEventDef(name, s.schema.events[name].hash(), now); err != nil {
 			return err
 		}
 	}
-	total, err := eventlog.Count(s.w)
+	return nil
+}
+
+// replayLog materializes the whole eventlog into empty state, reporting
+// progress to Options.OnRematerialize. Confirmed events are replayed
+// without capturing changes; the pending tail, which a rebase may roll
+// back, is captured as one group.
+func (s *Store) replayLog(ctx context.Context) error {
+	total, err := s.db.Count()
 	if err != nil {
 		return err
 	}
-	var done int64
 	report := s.opts.OnRematerialize
-	if report != nil {
-		report(0, total)
+	if report == nil {
+		report = func(done, total int64) {}
 	}
+	report(0, total)
 	confirmed := eventlog.SeqNum{Global: s.sync.Head}
-	// Confirmed events are replayed without capturing changes; the pending
-	// tail (which a rebase may roll back) is captured as one group.
 	var pending []eventlog.Event
-	err = eventlog.Scan(s.w, eventlog.Root, 0, func(ev eventlog.Event) error {
+	var done int64
+	err = s.db.Scan(eventlog.Root, 0, func(ev eventlog.Event) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -380,7 +410,7 @@ func (s *Store) rebuildState(ctx context.Context) error {
 			return err
 		}
 		done++
-		if report != nil && done%1000 == 0 {
+		if done%1000 == 0 {
 			report(done, total)
 		}
 		return nil
@@ -388,12 +418,10 @@ func (s *Store) rebuildState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.materializeGroup(pending, false, s.keepChangesets(), nil); err != nil {
+	if err := s.materializeGroup(pending, nil, s.undoMode(), nil); err != nil {
 		return err
 	}
-	if report != nil {
-		report(total, total)
-	}
+	report(total, total)
 	return nil
 }
 

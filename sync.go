@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore/eventlog"
-	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/syncproto"
 )
 
@@ -144,13 +143,17 @@ var ErrBackendReset = errors.New("livestore: sync server was reset; local data d
 // syncer is the store's sync processor: one goroutine, started by Open and
 // stopped by Close, that pulls, rebases and pushes.
 type syncer struct {
+	// Set by startSync and never changed.
 	s      *Store
 	opts   SyncOptions
-	kick   chan struct{}
+	kick   chan struct{} // poked by commits; one slot, read by the processor
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed when the processor returns
 	status *Signal[SyncStatus]
 
+	// mu guards the fields below. It is last in the store's lock order (see
+	// Store): it may be taken under the write lock, and nothing is taken
+	// while it is held.
 	mu         sync.Mutex
 	connected  bool
 	caughtUp   bool
@@ -215,7 +218,7 @@ func (s *Store) SyncStatusSignal() *Signal[SyncStatus] {
 
 func (s *Store) syncStatusLocked() (SyncStatus, error) {
 	st := SyncStatus{LocalHead: s.head, UpstreamHead: s.sync.Head, BackendID: s.sync.BackendID}
-	n, _, err := s.w.QueryInt64(`SELECT count(*) FROM eventlog WHERE seqNumGlobal > ? AND seqNumClient = 0`, s.sync.Head)
+	n, err := s.db.PendingCount(s.sync.Head)
 	if err != nil {
 		return st, err
 	}
@@ -302,17 +305,47 @@ type pageResult struct {
 // which applies them and pushes pending events in between. It reports
 // whether it got as far as receiving a page (to reset the backoff).
 func (y *syncer) session(ctx context.Context) (progressed bool, err error) {
-	s := y.s
-	conn, err := y.opts.Backend.Connect(ctx, s.storeID, y.opts.Payload)
+	conn, err := y.opts.Backend.Connect(ctx, y.s.storeID, y.opts.Payload)
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	if err := s.acquireWrite(ctx); err != nil {
+	pages, stopPull, err := y.startPull(ctx, sctx, conn)
+	if err != nil {
 		return false, err
+	}
+	defer stopPull()
+	serverAhead := false
+	for {
+		if !serverAhead && progressed {
+			if serverAhead, err = y.push(ctx, sctx, conn); err != nil {
+				return progressed, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		case <-y.kick:
+			y.publish()
+		case pr := <-pages:
+			if err := y.applyPages(ctx, sctx, pr, pages, &progressed); err != nil {
+				return progressed, err
+			}
+			serverAhead = false
+			y.publish()
+		}
+	}
+}
+
+// startPull opens the live pull from the recorded upstream head, and
+// starts the goroutine that reads its pages into the returned channel
+// until sctx ends. stop cancels sctx and waits for that goroutine.
+func (y *syncer) startPull(ctx, sctx context.Context, conn SyncConn) (pages <-chan pageResult, stop func(), err error) {
+	s := y.s
+	if err := s.acquireWrite(ctx); err != nil {
+		return nil, nil, err
 	}
 	st := s.sync
 	s.releaseWrite()
@@ -322,171 +355,163 @@ func (y *syncer) session(ctx context.Context) (progressed bool, err error) {
 	}
 	stream, err := conn.Pull(sctx, cursor, true)
 	if err != nil {
-		return false, y.classify(ctx, fmt.Errorf("pull: %w", err))
+		return nil, nil, y.classify(ctx, fmt.Errorf("pull: %w", err))
 	}
+	y.mu.Lock()
+	y.pushedUpTo = st.Head
+	y.mu.Unlock()
 	// Buffered: pages read ahead while a rebase runs are applied together.
-	pages := make(chan pageResult, readAheadPages)
+	ch := make(chan pageResult, readAheadPages)
+	sctx, cancel := context.WithCancel(sctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer stream.Close()
-		for {
-			p, err := stream.Next(sctx)
-			select {
-			case pages <- pageResult{p, err}:
-			case <-sctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
+		readPages(sctx, stream, ch)
 	}()
-	defer wg.Wait()
-	defer cancel()
+	return ch, func() { cancel(); wg.Wait() }, nil
+}
 
-	y.mu.Lock()
-	y.pushedUpTo = st.Head
-	y.mu.Unlock()
-	serverAhead := false
+// readPages sends the pages of stream to pages until a page fails (the
+// failure is sent too) or ctx ends.
+func readPages(ctx context.Context, stream PullStream, pages chan<- pageResult) {
 	for {
-		if !serverAhead && progressed {
-			if err := y.pushPending(sctx, conn); err != nil {
-				var ahead *syncproto.ServerAheadError
-				if !errors.As(err, &ahead) {
-					return progressed, y.classify(ctx, fmt.Errorf("push: %w", err))
-				}
-				// Wait for the live pull to bring the events we lack.
-				serverAhead = true
-			}
-		}
+		p, err := stream.Next(ctx)
 		select {
+		case pages <- pageResult{p, err}:
 		case <-ctx.Done():
-			return progressed, ctx.Err()
-		case <-y.kick:
-			y.publish()
-		case pr := <-pages:
-			group := mergeReadyPages(pr, pages)
-			if last := group[len(group)-1]; last.err == nil && last.page.PageInfo.Kind == syncproto.MoreKnown {
-				// Catching up: with local events pending, every applied
-				// group costs a rollback and rebase of all of them, so
-				// take in the server's backlog first.
-				if pending, err := y.hasPending(ctx); err == nil && pending {
-					group = awaitBacklog(sctx, group, pages)
-				}
-			}
-			for _, pr := range group {
-				if pr.err != nil {
-					return progressed, y.classify(ctx, fmt.Errorf("pull: %w", pr.err))
-				}
-				if !progressed {
-					progressed = true
-					y.setState(func() { y.connected, y.lastErr = true, nil })
-				}
-				if err := y.applyPage(ctx, pr.page); err != nil {
-					return progressed, y.classify(ctx, err)
-				}
-				serverAhead = false
-				if pr.page.PageInfo.Kind == syncproto.NoMore {
-					y.mu.Lock()
-					y.caughtUp = true
-					y.mu.Unlock()
-				}
-			}
-			y.publish()
+			return
+		}
+		if err != nil {
+			return
 		}
 	}
 }
 
-// Bounds of page coalescing: pages read ahead of the processor, and events
-// applied in one transaction.
-const (
-	readAheadPages  = 16
-	maxMergedEvents = 1000
-)
-
-// Bounds of catching up with pending local events: events merged into one
-// group, and the wait for the next page of a backlog the server announced.
-const (
-	maxCatchUpEvents = 50_000
-	catchUpPageWait  = time.Second
-)
-
-// hasPending reports whether the store holds synced events the server has
-// not confirmed.
-func (y *syncer) hasPending(ctx context.Context) (bool, error) {
-	if err := y.s.acquireWrite(ctx); err != nil {
-		return false, err
+// push pushes the pending events. It reports whether the server is ahead,
+// the push then waiting for the live pull to bring the events we lack;
+// other failures end the session.
+func (y *syncer) push(ctx, sctx context.Context, conn SyncConn) (serverAhead bool, err error) {
+	if err := y.pushPending(sctx, conn); err != nil {
+		var ahead *syncproto.ServerAheadError
+		if !errors.As(err, &ahead) {
+			return false, y.classify(ctx, fmt.Errorf("push: %w", err))
+		}
+		return true, nil
 	}
-	defer y.s.releaseWrite()
-	return y.s.head.Global > y.s.sync.Head, nil
+	return false, nil
 }
 
-// awaitBacklog waits for the pages the server announced (MoreKnown) and
-// merges them into group, until the server has no more, a page fails, the
-// group holds maxCatchUpEvents, or no page came for catchUpPageWait.
-func awaitBacklog(ctx context.Context, group []pageResult, pages <-chan pageResult) []pageResult {
-	n := 0
-	for _, p := range group {
-		n += len(p.page.Batch)
-	}
-	t := time.NewTimer(catchUpPageWait)
-	defer t.Stop()
-	for n < maxCatchUpEvents {
-		last := group[len(group)-1]
-		if last.err != nil || last.page.PageInfo.Kind != syncproto.MoreKnown {
-			return group
-		}
-		t.Reset(catchUpPageWait)
-		select {
-		case next := <-pages:
-			group = appendPage(group, next)
-			n += len(next.page.Batch)
-		case <-t.C:
-			return group
-		case <-ctx.Done():
-			return group
+// applyPages applies first and the pages ready behind it, coalesced, and
+// sets *progressed once a page arrived.
+func (y *syncer) applyPages(ctx, sctx context.Context, first pageResult, pages <-chan pageResult, progressed *bool) error {
+	group := mergeReadyPages(first, pages)
+	if last := group[len(group)-1]; last.err == nil && last.page.PageInfo.Kind == syncproto.MoreKnown {
+		// Catching up: with local events pending, every applied group costs
+		// a rollback and rebase of all of them, so take in the server's
+		// backlog first.
+		if pending, err := y.hasPending(ctx); err == nil && pending {
+			group = awaitBacklog(sctx, group, pages)
 		}
 	}
-	return group
+	for _, pr := range group {
+		if pr.err != nil {
+			return y.classify(ctx, fmt.Errorf("pull: %w", pr.err))
+		}
+		if !*progressed {
+			*progressed = true
+			y.setState(func() { y.connected, y.lastErr = true, nil })
+		}
+		if err := y.applyPage(ctx, pr.page); err != nil {
+			return y.classify(ctx, err)
+		}
+		if pr.page.PageInfo.Kind == syncproto.NoMore {
+			y.mu.Lock()
+			y.caughtUp = true
+			y.mu.Unlock()
+		}
+	}
+	return nil
 }
 
-// appendPage adds next to the pages in out, merged into the last one when
-// both are whole pages of the same backend.
-func appendPage(out []pageResult, next pageResult) []pageResult {
-	last := &out[len(out)-1]
-	if next.err != nil || last.err != nil || next.page.BackendID != last.page.BackendID {
-		return append(out, next)
+// applyPage applies one pull page in one transaction: events the server
+// confirms are marked confirmed; when the server's events differ from the
+// local pending ones, the pending events (and client-only events after the
+// first of them) are rolled back, the server's events applied, and the
+// rolled-back events re-numbered after them (a rebase) and materialized
+// again (see applyUpstream). Subscribers are notified once, of the final
+// state.
+func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) error {
+	s := y.s
+	if err := s.acquireWrite(ctx); err != nil {
+		return err
 	}
-	last.page.Batch = append(append([]syncproto.PullItem(nil), last.page.Batch...), next.page.Batch...)
-	last.page.PageInfo = next.page.PageInfo
-	return out
+	defer s.releaseWrite()
+	incoming, err := newEvents(page, s.sync)
+	if err != nil || (len(incoming) == 0 && page.BackendID == s.sync.BackendID) {
+		return err
+	}
+	if err := s.w.Begin(); err != nil {
+		return err
+	}
+	written := map[string]struct{}{}
+	rebased, err := s.applyUpstream(incoming, page.BackendID, written)
+	if err != nil {
+		s.w.Rollback()
+		// The local state is unchanged; a materializer that cannot apply
+		// the server's events will fail again on retry.
+		var merr *MaterializerError
+		var uerr *UnknownEventError
+		if errors.As(err, &merr) || errors.As(err, &uerr) || errors.Is(err, eventlog.ErrSeqNumExhausted) {
+			return errStopSync{err}
+		}
+		return err
+	}
+	if err := s.w.Commit(); err != nil {
+		s.w.Rollback()
+		// The in-memory head and sync status were not changed yet.
+		return fmt.Errorf("pull: commit: %w", err)
+	}
+	if rebased {
+		y.mu.Lock()
+		y.pushedUpTo = s.sync.Head
+		y.mu.Unlock()
+	}
+	s.afterWrite(written)
+	return nil
 }
 
-// mergeReadyPages returns first followed by the pages already waiting in
-// pages, consecutive ones merged into one page where possible. Applying a
-// page with pending local events costs a rollback and a rebase of all of
-// them; a client with many pending events that applied the live pages of a
-// busy store one by one could fall further behind with every page and never
-// get to push.
-func mergeReadyPages(first pageResult, pages <-chan pageResult) []pageResult {
-	out := []pageResult{first}
-	n := len(first.page.Batch)
-	for first.err == nil && n < maxMergedEvents {
-		var next pageResult
-		select {
-		case next = <-pages:
-		default:
-			return out
-		}
-		out = appendPage(out, next)
-		if next.err != nil {
-			return out
-		}
-		n += len(next.page.Batch)
+// newEvents returns the events of page after the upstream head of st,
+// checked to continue the local log. A server that skips, reorders or
+// misnumbers events (or numbers them past what clients can hold) would do
+// so again on every reconnection: syncing stops, with the reason in
+// SyncStatus, rather than store a log that differs from the server's.
+func newEvents(page syncproto.PullResponse, st eventlog.SyncStatus) ([]syncproto.PullItem, error) {
+	if page.BackendID != "" && st.BackendID != "" && page.BackendID != st.BackendID {
+		return nil, &syncproto.BackendIDMismatchError{Expected: page.BackendID, Received: st.BackendID}
 	}
-	return out
+	var incoming []syncproto.PullItem
+	for _, it := range page.Batch {
+		if it.Event.SeqNum > st.Head {
+			incoming = append(incoming, it)
+		}
+	}
+	if len(incoming) == 0 {
+		return nil, nil
+	}
+	if incoming[0].Event.ParentSeqNum != st.Head {
+		return nil, errStopSync{fmt.Errorf("pull: gap: first event %d has parent %d, local upstream head is %d",
+			incoming[0].Event.SeqNum, incoming[0].Event.ParentSeqNum, st.Head)}
+	}
+	evs := make([]syncproto.Event, len(incoming))
+	for i, it := range incoming {
+		evs[i] = it.Event
+	}
+	if err := syncproto.CheckChain(evs); err != nil {
+		return nil, errStopSync{fmt.Errorf("pull: %w", err)}
+	}
+	return incoming, nil
 }
 
 // classify turns errors the processor cannot recover from by reconnecting
@@ -505,39 +530,16 @@ func (y *syncer) classify(ctx context.Context, err error) error {
 
 // pushPending pushes the synced events the server has not acknowledged yet.
 func (y *syncer) pushPending(ctx context.Context, conn SyncConn) error {
-	s := y.s
 	for {
-		y.mu.Lock()
-		from := y.pushedUpTo
-		y.mu.Unlock()
-		if err := s.acquireWrite(ctx); err != nil {
+		batch, backendID, err := y.nextPush(ctx)
+		if err != nil || len(batch) == 0 {
 			return err
-		}
-		if from < s.sync.Head {
-			from = s.sync.Head
-		}
-		backendID := s.sync.BackendID
-		var batch []syncproto.Event
-		err := s.w.Query(`SELECT seqNumGlobal, name, argsJson, clientId, sessionId FROM eventlog
-WHERE seqNumGlobal > ? AND seqNumClient = 0 ORDER BY seqNumGlobal LIMIT ?`,
-			[]any{from, y.opts.MaxPushBatch}, func(r *sqlite.Row) error {
-				g := r.Int64(0)
-				batch = append(batch, syncproto.Event{Name: r.Text(1), Args: json.RawMessage(r.Text(2)),
-					SeqNum: g, ParentSeqNum: g - 1, ClientID: r.Text(3), SessionID: r.Text(4)})
-				return nil
-			})
-		s.releaseWrite()
-		if err != nil {
-			return err
-		}
-		if len(batch) == 0 {
-			return nil
 		}
 		var bid *string
 		if backendID != "" {
 			bid = &backendID
 		}
-		parts, err := syncproto.SplitPush(batch, s.storeID, y.opts.Payload, bid)
+		parts, err := syncproto.SplitPush(batch, y.s.storeID, y.opts.Payload, bid)
 		if err != nil {
 			return errStopSync{fmt.Errorf("push %s: %w", batch[0].Name, err)}
 		}
@@ -550,4 +552,30 @@ WHERE seqNumGlobal > ? AND seqNumClient = 0 ORDER BY seqNumGlobal LIMIT ?`,
 			y.mu.Unlock()
 		}
 	}
+}
+
+// nextPush reads the next batch to push, in wire form: the pending events
+// after those the server acknowledged, and the backend to push them to.
+func (y *syncer) nextPush(ctx context.Context) ([]syncproto.Event, string, error) {
+	s := y.s
+	y.mu.Lock()
+	from := y.pushedUpTo
+	y.mu.Unlock()
+	if err := s.acquireWrite(ctx); err != nil {
+		return nil, "", err
+	}
+	from = max(from, s.sync.Head)
+	backendID := s.sync.BackendID
+	pending, err := s.db.PendingBatch(from, y.opts.MaxPushBatch)
+	s.releaseWrite()
+	if err != nil {
+		return nil, "", err
+	}
+	batch := make([]syncproto.Event, len(pending))
+	for i, ev := range pending {
+		g := ev.SeqNum.Global
+		batch[i] = syncproto.Event{Name: ev.Name, Args: ev.Args, SeqNum: g, ParentSeqNum: g - 1,
+			ClientID: ev.ClientID, SessionID: ev.SessionID}
+	}
+	return batch, backendID, nil
 }

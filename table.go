@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -174,7 +175,7 @@ func (t *Table) validate() error {
 	if err := validName(t.name); err != nil {
 		return fmt.Errorf("table %q: %w", t.name, err)
 	}
-	if strings.HasPrefix(t.name, "__livestore") || strings.HasPrefix(t.name, "sqlite_") || t.name == "eventlog" {
+	if strings.HasPrefix(t.name, "__livestore") || strings.HasPrefix(t.name, "sqlite_") || t.name == clientdb.EventlogTable {
 		return fmt.Errorf("table %q: name is reserved", t.name)
 	}
 	if len(t.columns) == 0 {
@@ -312,19 +313,16 @@ func sqlLiteral(v any) string {
 func encodeValue(c Column, v any) (any, error) {
 	v = deref(v)
 	if v == nil {
-		if !c.nullable && !(c.typ == JSONColumn) {
-			return nil, fmt.Errorf("column %q is not nullable", c.name)
-		}
-		if c.typ == JSONColumn && !c.nullable {
+		switch {
+		case c.nullable:
+			return nil, nil
+		case c.typ == JSONColumn:
 			return "null", nil
 		}
-		return nil, nil
+		return nil, fmt.Errorf("column %q is not nullable", c.name)
 	}
 	switch c.typ {
 	case TextColumn:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
 			return rv.String(), nil
 		}
@@ -336,60 +334,79 @@ func encodeValue(c Column, v any) (any, error) {
 			return int64(f), nil
 		}
 	case RealColumn:
-		if n, ok := toInt64(v); ok {
-			return float64(n), nil
-		}
-		switch f := v.(type) {
-		case float64:
-			return f, nil
-		case float32:
-			return float64(f), nil
-		}
+		return encodeReal(c, v)
 	case BooleanColumn:
-		if b, ok := v.(bool); ok {
-			if b {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		}
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Bool {
-			if rv.Bool() {
-				return int64(1), nil
-			}
-			return int64(0), nil
+			return boolInt(rv.Bool()), nil
 		}
 	case JSONColumn:
-		if raw, ok := v.(json.RawMessage); ok {
-			if !json.Valid(raw) {
-				return nil, fmt.Errorf("column %q: invalid JSON", c.name)
-			}
-			return string(raw), nil
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", c.name, err)
-		}
-		return string(b), nil
+		return encodeJSON(c, v)
 	case DateTimeColumn:
-		switch t := v.(type) {
-		case time.Time:
-			return sqlite.FormatTime(t), nil
-		case string:
-			pt, err := time.Parse(time.RFC3339Nano, t)
-			if err != nil {
-				return nil, fmt.Errorf("column %q: %q is not an ISO-8601 time", c.name, t)
-			}
-			return sqlite.FormatTime(pt), nil
-		}
+		return encodeDateTime(c, v)
 	case BlobColumn:
-		if b, ok := v.([]byte); ok {
+		switch b := v.(type) {
+		case []byte:
 			return b, nil
-		}
-		if s, ok := v.(string); ok {
-			return []byte(s), nil
+		case string:
+			return []byte(b), nil
 		}
 	}
-	return nil, fmt.Errorf("column %q (%s): cannot store %T", c.name, c.typ, v)
+	return nil, c.cannotStore(v)
+}
+
+func (c Column) cannotStore(v any) error {
+	return fmt.Errorf("column %q (%s): cannot store %T", c.name, c.typ, v)
+}
+
+func encodeReal(c Column, v any) (any, error) {
+	if n, ok := toInt64(v); ok {
+		return float64(n), nil
+	}
+	switch f := v.(type) {
+	case float64:
+		return f, nil
+	case float32:
+		return float64(f), nil
+	}
+	return nil, c.cannotStore(v)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// encodeJSON stores a json.RawMessage as is, once checked, and marshals any
+// other value.
+func encodeJSON(c Column, v any) (any, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("column %q: invalid JSON", c.name)
+		}
+		return string(raw), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("column %q: %w", c.name, err)
+	}
+	return string(b), nil
+}
+
+// encodeDateTime stores a time.Time, or ISO-8601 text, as TimeFormat text.
+func encodeDateTime(c Column, v any) (any, error) {
+	switch t := v.(type) {
+	case time.Time:
+		return sqlite.FormatTime(t), nil
+	case string:
+		pt, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %q is not an ISO-8601 time", c.name, t)
+		}
+		return sqlite.FormatTime(pt), nil
+	}
+	return nil, c.cannotStore(v)
 }
 
 func deref(v any) any {

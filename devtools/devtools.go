@@ -6,6 +6,13 @@
 // server's page under /_devtools/; `livestore devtools` serves a storage's
 // page, or with --dir a directory's.
 //
+// The package keeps no data of its own and runs no sync server: every page
+// reads what it shows from its source when asked. Only the page of a live
+// store changes anything, by committing events through the store; the
+// server's and a directory's pages are read-only. Reading a directory
+// without its schema is package inspect's work, and the sync server is
+// package syncserver.
+//
 // JSON API of the server's page (relative to where the handler is mounted):
 //
 //	GET api/info                                 {"mode":"server","readOnly":true,"views":[…],"unavailable":{view: reason}}

@@ -63,36 +63,12 @@ func (a *storeAPI) live(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	ctx := r.Context()
 	l := &liveState{tables: map[string]struct{}{}, reran: map[int64]struct{}{}, wake: make(chan struct{}, 1)}
-	stop, err := a.s.Observe(func(c livestore.Change) {
-		l.mu.Lock()
-		l.wrote = l.wrote || c.Wrote
-		for _, t := range c.Tables {
-			l.tables[t] = struct{}{}
-		}
-		for _, id := range c.Reran {
-			l.reran[id] = struct{}{}
-		}
-		l.mu.Unlock()
-		l.signal()
-	})
+	stop, what, err := a.watch(l)
 	if err != nil {
-		a.failed(w, r, "watch the store", err)
+		a.failed(w, r, what, err)
 		return
 	}
 	defer stop()
-	if sig := a.s.SyncStatusSignal(); sig != nil {
-		unsubscribe, err := livestore.Subscribe(a.s, sig, func(st livestore.SyncStatus) {
-			l.mu.Lock()
-			l.sync = &st
-			l.mu.Unlock()
-			l.signal()
-		})
-		if err != nil {
-			a.failed(w, r, "watch the sync status", err)
-			return
-		}
-		defer unsubscribe()
-	}
 	head, err := a.head(ctx)
 	if err != nil {
 		a.failed(w, r, "read the head", err)
@@ -105,6 +81,47 @@ func (a *storeAPI) live(w http.ResponseWriter, r *http.Request) {
 	if !a.send(w, rc, "ready", map[string]string{"head": head}) {
 		return
 	}
+	a.stream(ctx, w, rc, l)
+}
+
+// watch makes the store's changes and sync status gather in l until stop
+// is called. On failure, what names what could not be watched.
+func (a *storeAPI) watch(l *liveState) (stop func(), what string, err error) {
+	stopObserve, err := a.s.Observe(func(c livestore.Change) {
+		l.mu.Lock()
+		l.wrote = l.wrote || c.Wrote
+		for _, t := range c.Tables {
+			l.tables[t] = struct{}{}
+		}
+		for _, id := range c.Reran {
+			l.reran[id] = struct{}{}
+		}
+		l.mu.Unlock()
+		l.signal()
+	})
+	if err != nil {
+		return nil, "watch the store", err
+	}
+	sig := a.s.SyncStatusSignal()
+	if sig == nil {
+		return stopObserve, "", nil
+	}
+	unsubscribe, err := livestore.Subscribe(a.s, sig, func(st livestore.SyncStatus) {
+		l.mu.Lock()
+		l.sync = &st
+		l.mu.Unlock()
+		l.signal()
+	})
+	if err != nil {
+		stopObserve()
+		return nil, "watch the sync status", err
+	}
+	return func() { unsubscribe(); stopObserve() }, "", nil
+}
+
+// stream sends what gathers in l, and a keep-alive comment when idle, until
+// the client or the store goes away.
+func (a *storeAPI) stream(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, l *liveState) {
 	keepAlive := time.NewTicker(liveKeepAlive)
 	defer keepAlive.Stop()
 	enabled := a.s.SyncStatusSignal() != nil

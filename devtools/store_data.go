@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/livestore-go/livestore"
@@ -89,7 +90,6 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 		sendError(w, http.StatusNotFound, fmt.Errorf("no table %q in the store's schema", r.PathValue("name")))
 		return
 	}
-	q := r.URL.Query()
 	offset, err := intParam(r, "offset", 0)
 	if err != nil || offset < 0 {
 		sendError(w, http.StatusBadRequest, errors.New("offset: want a non-negative integer"))
@@ -100,11 +100,32 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 		sendError(w, http.StatusBadRequest, fmt.Errorf("limit: want an integer from 1 to %d", MaxRowsLimit))
 		return
 	}
+	order, err := rowsOrder(t, r.URL.Query())
+	if err != nil {
+		sendError(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	ans := rowsJSON{Columns: columnsOf(t), Rows: [][]any{}, Offset: offset}
+	if ans.Total, err = a.count(ctx, t.Name()); err != nil {
+		a.failed(w, r, "count the rows of "+t.Name(), err)
+		return
+	}
+	if err := a.readRows(ctx, t, order, limit, &ans); err != nil {
+		a.failed(w, r, "read the rows of "+t.Name(), err)
+		return
+	}
+	sendJSON(w, ans)
+}
+
+// rowsOrder is the ORDER BY of a rows page: the sort= column in the dir=
+// direction, if given, then the primary key.
+func rowsOrder(t *livestore.Table, q url.Values) ([]string, error) {
 	var order []string
 	if col := q.Get("sort"); col != "" {
 		if _, ok := t.Column(col); !ok {
-			sendError(w, http.StatusBadRequest, fmt.Errorf("sort: table %s has no column %q", t.Name(), col))
-			return
+			return nil, fmt.Errorf("sort: table %s has no column %q", t.Name(), col)
 		}
 		dir := strings.ToLower(q.Get("dir"))
 		switch dir {
@@ -113,8 +134,7 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 		case "desc":
 			dir = "DESC"
 		default:
-			sendError(w, http.StatusBadRequest, errors.New("dir: want asc or desc"))
-			return
+			return nil, errors.New("dir: want asc or desc")
 		}
 		order = append(order, quoteIdent(col)+" "+dir)
 	}
@@ -124,23 +144,22 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 			order = append(order, quoteIdent(c.Name()))
 		}
 	}
+	return order, nil
+}
+
+// readRows reads up to limit rows of t from ans.Offset into ans, as many as
+// fit the answer limit; a cut page says where the rest starts.
+func (a *storeAPI) readRows(ctx context.Context, t *livestore.Table, order []string, limit int64, ans *rowsJSON) error {
 	cols := t.Columns()
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = quoteIdent(c.Name())
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-	defer cancel()
-	ans := rowsJSON{Columns: columnsOf(t), Rows: [][]any{}, Offset: offset}
-	if ans.Total, err = a.count(ctx, t.Name()); err != nil {
-		a.failed(w, r, "count the rows of "+t.Name(), err)
-		return
-	}
 	head, _ := json.Marshal(ans)
 	budget := a.maxBytes - len(head) - rowsTail
 	errFull := errors.New("answer full")
 	query := fmt.Sprintf("SELECT %s FROM %s ORDER BY %s LIMIT ? OFFSET ?", strings.Join(names, ", "), quoteIdent(t.Name()), strings.Join(order, ", "))
-	_, err = a.s.QueryReadOnly(ctx, query, []any{limit, offset}, func(row []any) error {
+	_, err := a.s.QueryReadOnly(ctx, query, []any{limit, ans.Offset}, func(row []any) error {
 		for i, c := range cols {
 			row[i] = columnValue(c.Type(), row[i])
 		}
@@ -157,18 +176,17 @@ func (a *storeAPI) rows(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(b)+1 > budget {
-			ans.Truncated, ans.NextOffset = true, offset+int64(len(ans.Rows))
+			ans.Truncated, ans.NextOffset = true, ans.Offset+int64(len(ans.Rows))
 			return errFull
 		}
 		budget -= len(b) + 1
 		ans.Rows = append(ans.Rows, row)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errFull) {
-		a.failed(w, r, "read the rows of "+t.Name(), err)
-		return
+	if errors.Is(err, errFull) {
+		return nil
 	}
-	sendJSON(w, ans)
+	return err
 }
 
 // omitLarge replaces the values of row larger than size bytes as JSON with
@@ -237,41 +255,9 @@ func (a *storeAPI) editRow(w http.ResponseWriter, r *http.Request) {
 		sendError(w, http.StatusBadRequest, fmt.Errorf("column: table %s has no column %q", t.Name(), req.Column))
 		return
 	}
-	var ev livestore.Event
-	switch {
-	case t.IsClientDocument():
-		if col.IsPrimaryKey() {
-			sendError(w, http.StatusBadRequest, errors.New("column: the id of a client document cannot be changed; edit its value"))
-			return
-		}
-		id, ok := key["id"].(string)
-		if !ok {
-			sendError(w, http.StatusBadRequest, errors.New("key: the id of a client document is a string"))
-			return
-		}
-		if ev, err = t.SetDocumentEvent(id, req.Value); err != nil {
-			sendError(w, http.StatusBadRequest, err)
-			return
-		}
-	case a.edit == nil:
-		sendError(w, http.StatusForbidden, fmt.Errorf("table %s is read-only: %s", t.Name(), readOnlyNoEdit))
+	ev, ok := a.editEvent(w, r, t, key, col, req.Value)
+	if !ok {
 		return
-	default:
-		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-		found, err := a.rowExists(ctx, t, key)
-		cancel()
-		if err != nil {
-			a.failed(w, r, "find the row", err)
-			return
-		}
-		if !found {
-			sendError(w, http.StatusNotFound, fmt.Errorf("table %s has no row with key %s", t.Name(), keyText(key)))
-			return
-		}
-		if ev, err = a.edit(t.Name(), key, col.Name(), req.Value); err != nil {
-			sendError(w, http.StatusUnprocessableEntity, fmt.Errorf("edit refused: %w", err))
-			return
-		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
@@ -294,6 +280,50 @@ func (a *storeAPI) editRow(w http.ResponseWriter, r *http.Request) {
 	ans.Event.Name = ev.Name
 	ans.Event.Seq = a.findCommitted(ctx, before, ev.Name)
 	sendJSON(w, ans)
+}
+
+// editEvent returns the event that makes the edit: a client document's set
+// event, or the one the edit function returns for a row that exists. An
+// error has been answered.
+func (a *storeAPI) editEvent(w http.ResponseWriter, r *http.Request, t *livestore.Table, key map[string]any, col livestore.Column, value json.RawMessage) (livestore.Event, bool) {
+	var ev livestore.Event
+	var err error
+	switch {
+	case t.IsClientDocument():
+		if col.IsPrimaryKey() {
+			sendError(w, http.StatusBadRequest, errors.New("column: the id of a client document cannot be changed; edit its value"))
+			return ev, false
+		}
+		id, ok := key["id"].(string)
+		if !ok {
+			sendError(w, http.StatusBadRequest, errors.New("key: the id of a client document is a string"))
+			return ev, false
+		}
+		if ev, err = t.SetDocumentEvent(id, value); err != nil {
+			sendError(w, http.StatusBadRequest, err)
+			return ev, false
+		}
+	case a.edit == nil:
+		sendError(w, http.StatusForbidden, fmt.Errorf("table %s is read-only: %s", t.Name(), readOnlyNoEdit))
+		return ev, false
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		found, err := a.rowExists(ctx, t, key)
+		cancel()
+		if err != nil {
+			a.failed(w, r, "find the row", err)
+			return ev, false
+		}
+		if !found {
+			sendError(w, http.StatusNotFound, fmt.Errorf("table %s has no row with key %s", t.Name(), keyText(key)))
+			return ev, false
+		}
+		if ev, err = a.edit(t.Name(), key, col.Name(), value); err != nil {
+			sendError(w, http.StatusUnprocessableEntity, fmt.Errorf("edit refused: %w", err))
+			return ev, false
+		}
+	}
+	return ev, true
 }
 
 // findCommitted returns the sequence number of the first event named name

@@ -14,7 +14,6 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
-	"github.com/livestore-go/livestore/syncproto"
 )
 
 // storeEventJSON is one event of a live store's api/events.
@@ -136,16 +135,23 @@ func marshalStoreEvent(ev storeEventJSON) []byte {
 	return j
 }
 
-// createdAt is the time the sync server stored an event, from its metadata.
+// createdAt is the time the sync server stored an event, read from the
+// event's sync metadata: {"createdAt":…} as this module writes it, or
+// {"value":{"createdAt":…}} as an Option; "" when it holds none.
 func createdAt(meta json.RawMessage) string {
 	if len(meta) == 0 {
 		return ""
 	}
-	var m syncproto.SyncMetadata
+	var m struct {
+		CreatedAt string `json:"createdAt"`
+		Value     struct {
+			CreatedAt string `json:"createdAt"`
+		} `json:"value"`
+	}
 	if json.Unmarshal(meta, &m) != nil {
 		return ""
 	}
-	return m.CreatedAt
+	return orDefault(m.CreatedAt, m.Value.CreatedAt)
 }
 
 func (a *storeAPI) syncStatus(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/internal/rowbudget"
 )
 
 func (a *storeAPI) queries(w http.ResponseWriter, r *http.Request) {
@@ -133,29 +134,15 @@ func (a *storeAPI) sql(w http.ResponseWriter, r *http.Request) {
 	// Column names are not known before the first row: a statement's
 	// names take at most a few KiB of the answer.
 	budget := a.maxBytes - len(`{"columns":[],"rows":[],"truncated":true,"truncatedBy":"bytes"}`) - 4<<10
-	errFull := errors.New("answer full")
-	cols, err := a.s.QueryReadOnly(ctx, req.SQL, nil, func(row []any) error {
-		if len(ans.Rows) == MaxSQLRows {
-			ans.Truncated, ans.TruncatedBy = true, "rows"
-			return errFull
-		}
-		size := 1
-		for _, v := range row {
-			size += jsonLen(v) + 1
-		}
-		if size > budget {
-			ans.Truncated, ans.TruncatedBy = true, "bytes"
-			return errFull
-		}
-		budget -= size
-		ans.Rows = append(ans.Rows, row)
-		return nil
-	})
+	rows := rowbudget.New(MaxSQLRows, budget)
+	cols, err := a.s.QueryReadOnly(ctx, req.SQL, nil, rows.Add)
+	ans.Rows, ans.TruncatedBy = rows.Rows(), rows.TruncatedBy()
+	ans.Truncated = ans.TruncatedBy != ""
 	ans.Columns = cols
 	if ans.Columns == nil {
 		ans.Columns = []string{}
 	}
-	if err != nil && !errors.Is(err, errFull) {
+	if err != nil && !errors.Is(err, rowbudget.ErrFull) {
 		code := http.StatusBadRequest
 		switch {
 		case r.Context().Err() == nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || isInterrupt(err)):

@@ -1,11 +1,15 @@
-// Package eventlog holds the building blocks of a client's event log:
-// sequence numbers, encoded events and the SQLite tables that store them, in
-// the layout of the reference LiveStore client (table `eventlog` and
-// `__livestore_sync_status`).
+// Package eventlog holds the types of a client's event log: sequence
+// numbers ([SeqNum], with their string form e5.1r2), events as the log
+// stores them ([Event]) and what a client has recorded of its sync server
+// ([SyncStatus]).
 //
 // The log is append-only except for the part after the upstream head: events
 // not yet confirmed by the sync server may be rolled back and re-numbered by a
 // rebase.
+//
+// The tables that store the log, and every SQL statement on them, are not
+// here: they live in the module's internal/clientdb, beside the store's
+// other bookkeeping tables.
 package eventlog
 
 import (

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/livestore-go/livestore"
-	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -21,7 +21,7 @@ func TestReadOnlyGuardOutsideTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Exec(`CREATE TABLE ` + eventlog.Table + ` (x); CREATE TABLE ` + eventlog.SyncStatusTable + ` (x); CREATE TABLE t (x)`); err != nil {
+	if err := w.Exec(`CREATE TABLE ` + clientdb.EventlogTable + ` (x); CREATE TABLE ` + clientdb.SyncStatusTable + ` (x); CREATE TABLE t (x)`); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()

@@ -11,6 +11,12 @@
 // in time, after which SQLite is interrupted. The read-only guard refuses
 // every statement that writes, including VACUUM INTO, which would write a
 // copy of the database elsewhere.
+//
+// The one write is [RestorePending], which appends a recovery file's
+// pending events while the owning program is stopped. The package never
+// materializes events, syncs or opens a [livestore.Store]: a program
+// looking into its own open store uses the Store's introspection
+// (Store.QueryReadOnly, Store.EventLog) instead.
 package inspect
 
 import (
@@ -18,13 +24,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -33,6 +42,7 @@ import (
 type Dir struct {
 	path string
 	c    *sqlite.Conn
+	db   clientdb.DB // the store's bookkeeping tables, on c
 }
 
 // Open opens the store in dir read-only.
@@ -51,7 +61,7 @@ func Open(ctx context.Context, dir string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store directory %s: %w", dir, err)
 	}
-	d := &Dir{path: dir, c: c}
+	d := &Dir{path: dir, c: c, db: clientdb.On(c)}
 	if err := d.check(); err != nil {
 		c.Close()
 		return nil, err
@@ -61,15 +71,14 @@ func Open(ctx context.Context, dir string) (*Dir, error) {
 
 // check makes sure the database is a store's.
 func (d *Dir) check() error {
-	n, _, err := d.c.QueryInt64(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`,
-		eventlog.Table, eventlog.SyncStatusTable)
+	probe, err := d.db.Probe()
 	if err != nil {
 		if sqlite.IsNotADatabase(err) {
 			return fmt.Errorf("%s is not a store directory: its %s is not a SQLite database", d.path, livestore.DBFileName)
 		}
 		return fmt.Errorf("read store directory %s: %w", d.path, err)
 	}
-	if n != 2 {
+	if !probe.Eventlog {
 		return fmt.Errorf("%s is not a store directory: its %s holds no LiveStore eventlog", d.path, livestore.DBFileName)
 	}
 	return nil
@@ -117,7 +126,7 @@ func (d *Dir) SyncStatus(ctx context.Context) (eventlog.SyncStatus, error) {
 	var st eventlog.SyncStatus
 	err := d.snapshot(ctx, func() error {
 		var err error
-		st, err = eventlog.ReadSyncStatus(d.c)
+		st, err = d.db.ReadSyncStatus()
 		return err
 	})
 	if err != nil {
@@ -131,46 +140,21 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 	s := Summary{Dir: d.path}
 	err := d.snapshot(ctx, func() error {
 		var err error
-		if s.Head, err = eventlog.Head(d.c); err != nil {
+		if s.Head, err = d.db.Head(); err != nil {
 			return err
 		}
-		if s.Events, err = eventlog.Count(d.c); err != nil {
-			return err
-		}
-		st, err := eventlog.ReadSyncStatus(d.c)
+		st, err := d.db.ReadSyncStatus()
 		if err != nil {
 			return err
 		}
 		s.SyncHead, s.BackendID = st.Head, st.BackendID
-		err = d.c.Query(`SELECT count(*) FILTER (WHERE seqNumClient = 0 AND seqNumGlobal > ?),
- count(*) FILTER (WHERE seqNumClient <> 0) FROM eventlog`, []any{st.Head}, func(r *sqlite.Row) error {
-			s.Pending, s.ClientOnly = r.Int64(0), r.Int64(1)
-			return nil
-		})
+		counts, err := d.db.Counts(st.Head)
 		if err != nil {
 			return err
 		}
-		var names []string
-		err = d.c.Query(`SELECT tableName FROM __livestore_schema ORDER BY tableName`, nil, func(r *sqlite.Row) error {
-			if name := r.Text(0); name == staleMarker {
-				s.StaleState = true
-			} else {
-				names = append(names, name)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		s.Tables = make([]TableInfo, 0, len(names))
-		for _, name := range names {
-			n, _, err := d.c.QueryInt64(`SELECT count(*) FROM ` + quoteIdent(name))
-			if err != nil {
-				return fmt.Errorf("count rows of %s: %w", name, err)
-			}
-			s.Tables = append(s.Tables, TableInfo{Name: name, Rows: n})
-		}
-		return nil
+		s.Events, s.Pending, s.ClientOnly = counts.Events, counts.Pending, counts.ClientOnly
+		s.Tables, s.StaleState, err = d.stateTables()
+		return err
 	})
 	if err != nil {
 		return Summary{}, fmt.Errorf("summary of %s: %w", d.path, err)
@@ -179,6 +163,27 @@ func (d *Dir) Summary(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("summary of %s: %w", d.path, err)
 	}
 	return s, nil
+}
+
+// stateTables lists the state tables recorded as built, by name, with
+// their row counts, and reports whether state was marked for a rebuild.
+func (d *Dir) stateTables() ([]TableInfo, bool, error) {
+	recorded, err := d.db.TableHashes()
+	if err != nil {
+		return nil, false, err
+	}
+	_, stale := recorded[clientdb.StaleMarker]
+	delete(recorded, clientdb.StaleMarker)
+	names := slices.Sorted(maps.Keys(recorded))
+	tables := make([]TableInfo, 0, len(names))
+	for _, name := range names {
+		n, _, err := d.c.QueryInt64(`SELECT count(*) FROM ` + quoteIdent(name))
+		if err != nil {
+			return nil, false, fmt.Errorf("count rows of %s: %w", name, err)
+		}
+		tables = append(tables, TableInfo{Name: name, Rows: n})
+	}
+	return tables, stale, nil
 }
 
 // ErrStop, returned by the function given to [Dir.ScanEvents], ends the scan
@@ -194,7 +199,7 @@ func (d *Dir) ScanEvents(ctx context.Context, after eventlog.SeqNum, timeout tim
 	ctx, cancel, explain := withTimeout(ctx, timeout)
 	defer cancel()
 	err := d.snapshot(ctx, func() error {
-		return eventlog.Scan(d.c, after, 0, fn)
+		return d.db.Scan(after, 0, fn)
 	})
 	if errors.Is(err, ErrStop) {
 		err = nil

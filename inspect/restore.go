@@ -12,6 +12,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/flock"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
@@ -114,14 +115,14 @@ func RestorePending(ctx context.Context, dir string, evs []livestore.RecoveryEve
 		return res, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	defer c.Close()
-	d := &Dir{path: dir, c: c}
+	d := &Dir{path: dir, c: c, db: clientdb.On(c)}
 	if err := d.check(); err != nil {
 		return res, err
 	}
 	if err := c.Begin(); err != nil {
 		return res, fmt.Errorf("restore into %s: %w", dir, err)
 	}
-	res, err = restoreTx(ctx, c, evs)
+	res, err = restoreTx(ctx, d.db, evs)
 	if err == nil {
 		err = c.Commit()
 	}
@@ -134,11 +135,11 @@ func RestorePending(ctx context.Context, dir string, evs []livestore.RecoveryEve
 
 // restoreTx does the work of RestorePending inside the caller's
 // transaction.
-func restoreTx(ctx context.Context, c *sqlite.Conn, evs []livestore.RecoveryEvent) (Restored, error) {
+func restoreTx(ctx context.Context, db clientdb.DB, evs []livestore.RecoveryEvent) (Restored, error) {
 	var res Restored
 	held := map[string]int{}
 	hashes := map[string]int64{}
-	err := eventlog.Scan(c, eventlog.Root, 0, func(ev eventlog.Event) error {
+	err := db.Scan(eventlog.Root, 0, func(ev eventlog.Event) error {
 		held[identityKey(ev.Name, ev.Args, ev.ClientID, ev.SessionID)]++
 		hashes[ev.Name] = ev.SchemaHash
 		return nil
@@ -146,7 +147,7 @@ func restoreTx(ctx context.Context, c *sqlite.Conn, evs []livestore.RecoveryEven
 	if err != nil {
 		return res, fmt.Errorf("read eventlog: %w", err)
 	}
-	prev, err := eventlog.Head(c)
+	prev, err := db.Head()
 	if err != nil {
 		return res, err
 	}
@@ -178,7 +179,7 @@ func restoreTx(ctx context.Context, c *sqlite.Conn, evs []livestore.RecoveryEven
 			// under; 0 (unknown) for a name the log does not hold.
 			SchemaHash: hashes[e.Name],
 		}
-		if err := eventlog.Append(c, &ev); err != nil {
+		if err := db.Append(&ev); err != nil {
 			return res, err
 		}
 		if res.Added == 0 {
@@ -191,24 +192,13 @@ func restoreTx(ctx context.Context, c *sqlite.Conn, evs []livestore.RecoveryEven
 	if res.Added == 0 {
 		return res, nil
 	}
-	// Open rebuilds state when the recorded table hashes differ from the
-	// schema's: zeroing them, and recording a table no schema defines (so
-	// that even a schema without tables counts as changed), makes it replay
-	// the whole eventlog, the appended events with it.
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	if err := c.Exec("UPDATE __livestore_schema SET schemaHash = 0"); err != nil {
-		return res, fmt.Errorf("mark state for rebuild: %w", err)
-	}
-	if err := c.Exec("INSERT OR REPLACE INTO __livestore_schema (tableName, schemaHash, updatedAt) VALUES (?, 0, ?)", staleMarker, now); err != nil {
-		return res, fmt.Errorf("mark state for rebuild: %w", err)
+	// Without the schema the appended events cannot be materialized: the
+	// next Open rebuilds state, and replays them with the rest of the log.
+	if err := db.MarkStateStale(time.Now()); err != nil {
+		return res, err
 	}
 	return res, nil
 }
-
-// staleMarker is the table name recorded in __livestore_schema to make the
-// next Open rebuild state; no table of that name exists, and the rebuild
-// forgets it.
-const staleMarker = "__livestore_restored"
 
 // identityKey is what makes two events the same event wherever they are
 // numbered. Args are compacted so that spacing does not tell them apart.

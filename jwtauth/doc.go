@@ -38,4 +38,9 @@
 //
 // [Mint] makes HS256 tokens for development and tests (and the
 // "livestore token" command).
+//
+// The package checks tokens and nothing else: it keeps no sessions, issues
+// no tokens to users and talks to no identity provider beyond fetching a
+// JWK Set. Where a token is taken from and what a refusal does to the
+// connection are the sync server's concern.
 package jwtauth

@@ -24,6 +24,11 @@
 // Mistakes in a call (an unknown store, a directory that was not configured,
 // SQL that fails or writes) come back as tool errors, which the assistant
 // sees, never as protocol errors.
+//
+// The package holds the tools, not the protocol: the MCP transport and
+// message types are those of github.com/modelcontextprotocol/go-sdk, the
+// stdio wiring is `livestore mcp`'s, and pushing through a running server
+// uses package syncclient.
 package mcp
 
 import (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/rowbudget"
 )
 
 // StoreOptions configures [NewStoreServer] and [Serve].
@@ -173,9 +174,6 @@ type storeQueryInput struct {
 	Limit int    `json:"limit,omitempty" jsonschema:"the most rows to return"`
 }
 
-// errAnswerFull stops a query whose answer is full.
-var errAnswerFull = errors.New("answer full")
-
 func (t *storeTools) query(ctx context.Context, _ *sdkmcp.CallToolRequest, in storeQueryInput) (*sdkmcp.CallToolResult, queryOutput, error) {
 	if strings.TrimSpace(in.SQL) == "" {
 		return nil, queryOutput{}, errors.New("sql is required")
@@ -186,24 +184,12 @@ func (t *storeTools) query(ctx context.Context, _ *sdkmcp.CallToolRequest, in st
 	}
 	ctx, cancel := t.lim.call(ctx)
 	defer cancel()
-	out := queryOutput{Rows: [][]any{}}
-	free := t.lim.budget()
-	cols, err := t.store.QueryReadOnly(ctx, in.SQL, nil, func(row []any) error {
-		if len(out.Rows) == limit {
-			out.Truncated, out.TruncatedBy = true, "rows"
-			return errAnswerFull
-		}
-		size := sizeOf(row) + 1
-		if size > free {
-			out.Truncated, out.TruncatedBy = true, "bytes"
-			return errAnswerFull
-		}
-		free -= size
-		out.Rows = append(out.Rows, row)
-		return nil
-	})
+	rows := rowbudget.New(limit, t.lim.budget())
+	cols, err := t.store.QueryReadOnly(ctx, in.SQL, nil, rows.Add)
+	out := queryOutput{Rows: rows.Rows(), TruncatedBy: rows.TruncatedBy()}
+	out.Truncated = out.TruncatedBy != ""
 	switch {
-	case errors.Is(err, errAnswerFull):
+	case errors.Is(err, rowbudget.ErrFull):
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, queryOutput{}, fmt.Errorf("the query ran longer than its time limit (%s) and was stopped", t.lim.timeout)
 	case err != nil:

@@ -4,6 +4,10 @@
 // push, including the pusher's own) without any network, and lets a test
 // take clients offline, drop connections and reset a store's backend
 // identity.
+//
+// It keeps everything in memory and speaks no wire protocol: nothing
+// survives the process, and there are no limits, auth or persistence. A
+// program that needs a real server uses package syncserver.
 package memsync
 
 import (

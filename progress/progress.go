@@ -3,6 +3,10 @@
 // left while the output is a terminal, and otherwise (a log file, a pipe, CI)
 // nothing until the one summary line at the end, so that logs stay
 // readable.
+//
+// It only draws what its caller counts: it does no work, reads no input
+// and logs nothing; the caller says how far the work has got and when it
+// ends.
 package progress
 
 import (

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/internal/testschema"
 	"github.com/livestore-go/livestore/interop/harness"
 	"github.com/livestore-go/livestore/syncclient"
 	"github.com/livestore-go/livestore/syncproto"
@@ -209,59 +210,21 @@ func sorted(s []string) []string {
 
 // ---- a Go store of the interop schema ----
 
-type hostileTodo struct {
-	ID   string `json:"id"`
-	Text string `json:"text"`
-}
-
-type todoSchema struct {
-	schema  *livestore.Schema
-	todos   *livestore.Table
-	created *livestore.EventDef[hostileTodo]
-}
-
-// newTodoSchema is the part of interop/js/schema.mjs these tests use.
-func newTodoSchema(t testing.TB) *todoSchema {
-	t.Helper()
-	s := &todoSchema{
-		todos: livestore.NewTable("todos",
-			livestore.Text("id").PrimaryKey(),
-			livestore.Text("text").Default(""),
-			livestore.Boolean("completed").Default(false),
-			livestore.DateTime("deletedAt").Nullable()),
-		created: livestore.Synced[hostileTodo]("v1.TodoCreated"),
-	}
-	var err error
-	s.schema, err = livestore.NewSchema(livestore.SchemaDef{
-		Tables: []*livestore.Table{s.todos},
-		Events: []livestore.Definition{s.created},
-		Materializers: []livestore.Materializer{
-			livestore.Materialize(s.created, func(_ *livestore.MaterializeContext, e hostileTodo) ([]livestore.Statement, error) {
-				return []livestore.Statement{s.todos.Insert(livestore.Values{"id": e.ID, "text": e.Text})}, nil
-			}),
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // syncGoStore opens a Go store of storeID in dir, synced with url, commits
 // todo id, and waits until the server holds it and the store holds rows todos, all
 // confirmed.
 func syncGoStore(t *testing.T, dir, url, storeID, id string, rows int) {
 	t.Helper()
-	ts := newTodoSchema(t)
+	ts := testschema.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s, err := livestore.Open(ctx, ts.schema, livestore.Options{Dir: dir, StoreID: storeID,
+	s, err := livestore.Open(ctx, ts.Schema, livestore.Options{Dir: dir, StoreID: storeID,
 		Sync: syncOptions(wsBackend(url)), Durability: livestore.DurabilityProcess})
 	if err != nil {
 		t.Fatalf("Go store on %s: %v", storeID, err)
 	}
 	defer s.Close()
-	if err := s.Commit(ctx, ts.created.New(hostileTodo{ID: id, Text: "from go"})); err != nil {
+	if err := s.Commit(ctx, ts.Created.New(testschema.TodoCreated{ID: id, Text: "from go"})); err != nil {
 		t.Fatalf("Go store on %s: commit: %v", storeID, err)
 	}
 	var last string
@@ -270,7 +233,7 @@ func syncGoStore(t *testing.T, dir, url, storeID, id string, rows int) {
 		if err != nil {
 			t.Fatalf("Go store on %s: %v", storeID, err)
 		}
-		n, err := livestore.Get(ctx, s, livestore.QueryDB[hostileTodo](ts.todos.Select()))
+		n, err := livestore.Get(ctx, s, livestore.QueryDB[testschema.TodoCreated](ts.Todos.Select()))
 		if err != nil {
 			t.Fatalf("Go store on %s: query: %v", storeID, err)
 		}

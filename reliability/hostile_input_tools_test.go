@@ -19,6 +19,7 @@ import (
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/internal/sqlite"
+	"github.com/livestore-go/livestore/internal/testschema"
 )
 
 // answerCap is the most an answer of the MCP tools or the devtools API may
@@ -203,12 +204,12 @@ func clientDir(t *testing.T, url, storeID string) string {
 		syncGoStore(t, dir, url, storeID, "local-1", 1)
 		return dir
 	}
-	ts := newTodoSchema(t)
-	s, err := livestore.Open(context.Background(), ts.schema, livestore.Options{Dir: dir, StoreID: storeID})
+	ts := testschema.New(t)
+	s, err := livestore.Open(context.Background(), ts.Schema, livestore.Options{Dir: dir, StoreID: storeID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(context.Background(), ts.created.New(hostileTodo{ID: "local-1", Text: "local"})); err != nil {
+	if err := s.Commit(context.Background(), ts.Created.New(testschema.TodoCreated{ID: "local-1", Text: "local"})); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -19,33 +21,16 @@ import (
 // plain queries scanned into structs; "reactivity" is re-running the one
 // query whose result the workload waits for after each commit.
 
+// floorDDL is the state tables; the eventlog is the client's own
+// (internal/clientdb), written with the same statement a commit runs.
 const floorDDL = `
-CREATE TABLE IF NOT EXISTS eventlog (
-  seqNumGlobal INTEGER NOT NULL,
-  seqNumClient INTEGER NOT NULL,
-  seqNumRebaseGeneration INTEGER NOT NULL,
-  parentSeqNumGlobal INTEGER NOT NULL,
-  parentSeqNumClient INTEGER NOT NULL,
-  parentSeqNumRebaseGeneration INTEGER NOT NULL,
-  name TEXT NOT NULL,
-  argsJson TEXT NOT NULL,
-  clientId TEXT NOT NULL,
-  sessionId TEXT NOT NULL,
-  schemaHash INTEGER NOT NULL,
-  syncMetadataJson TEXT,
-  PRIMARY KEY (seqNumGlobal, seqNumClient, seqNumRebaseGeneration)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS todos (id TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', completed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id));
 CREATE TABLE IF NOT EXISTS items (id TEXT NOT NULL, value INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id));
 `
 
-const floorInsertEvent = `INSERT INTO eventlog (seqNumGlobal, seqNumClient, seqNumRebaseGeneration,
-  parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration,
-  name, argsJson, clientId, sessionId, schemaHash, syncMetadataJson)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-
 type floorDB struct {
 	c    *sqlite.Conn
+	db   clientdb.DB
 	head int64
 }
 
@@ -57,16 +42,21 @@ func openFloor(dir string) (*floorDB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db := clientdb.On(c)
+	if err := db.Create(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if err := c.Exec(floorDDL); err != nil {
 		c.Close()
 		return nil, err
 	}
-	head, _, err := c.QueryInt64("SELECT coalesce(max(seqNumGlobal), 0) FROM eventlog")
+	head, err := db.Head()
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &floorDB{c: c, head: head}, nil
+	return &floorDB{c: c, db: db, head: head.Global}, nil
 }
 
 // floorEvent is one event and its materializer's write.
@@ -97,7 +87,9 @@ func (f *floorDB) commit(evs ...floorEvent) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := f.c.Exec(floorInsertEvent, head+1, 0, 0, head, 0, 0, e.name, string(args), "floor1", "s1", 1, nil); err != nil {
+		ev := eventlog.Event{SeqNum: eventlog.SeqNum{Global: head + 1}, ParentSeqNum: eventlog.SeqNum{Global: head},
+			Name: e.name, Args: args, ClientID: "floor1", SessionID: "s1", SchemaHash: 1}
+		if err := f.db.Append(&ev); err != nil {
 			return err
 		}
 		if err := f.c.Exec(e.write, e.wargs...); err != nil {
@@ -152,15 +144,7 @@ func (f *floorDB) item(id string) (itemRow, error) {
 // runFloor runs one workload on the floor implementation.
 func runFloor(_ context.Context, a childArgs) (result, error) {
 	if a.workload == wBoot && a.phase != "prepare" {
-		t0 := a.begin()
-		f, err := openFloor(a.dir)
-		if err != nil {
-			return result{}, err
-		}
-		defer f.c.Close()
-		n, err := f.count()
-		d := a.end(t0)
-		return result{MS: ms(d), Check: checkCount(n, a.n)}, err
+		return floorBoot(a)
 	}
 	f, err := openFloor(a.dir)
 	if err != nil {
@@ -169,82 +153,113 @@ func runFloor(_ context.Context, a childArgs) (result, error) {
 	defer f.c.Close()
 	switch a.workload {
 	case wCommitSingle:
-		t0 := a.begin()
-		for i := 0; i < a.n; i++ {
-			if err := f.commit(todoCreatedEvent(todoID(i), todoText)); err != nil {
-				return result{}, err
-			}
-		}
-		d := a.end(t0)
-		n, err := f.count()
-		return result{MS: ms(d), Check: checkCount(n, a.n)}, err
-
+		return f.commitSingle(a)
 	case wCommitBatch, wBoot:
-		t0 := a.begin()
-		if err := f.seedTodos(a.n, a.batch); err != nil {
-			return result{}, err
-		}
-		d := a.end(t0)
-		n, err := f.count()
-		return result{MS: ms(d), Check: checkCount(n, a.n)}, err
-
+		return f.commitBatch(a)
 	case wLiveQuery:
-		if err := f.seedTodos(a.rows, 1000); err != nil {
-			return result{}, err
-		}
-		lat := make([]time.Duration, 0, a.commits)
-		t0 := a.begin()
-		for i := 0; i < a.commits; i++ {
-			idx := renameIndex(i, a.rows)
-			text := fmt.Sprintf("rev %d", i)
-			s0 := time.Now()
-			id := todoID(idx)
-			err := f.commit(floorEvent{"v1.TodoRenamed", todoArgs{id, text}, "UPDATE todos SET text = ? WHERE id = ?", []any{text, id}})
-			if err != nil {
-				return result{}, err
-			}
-			rows, err := f.allTodos()
-			if err != nil {
-				return result{}, err
-			}
-			if len(rows) != a.rows || rows[idx].Text != text {
-				return result{}, fmt.Errorf("commit %d: row %d not renamed", i, idx)
-			}
-			lat = append(lat, time.Since(s0))
-		}
-		a.end(t0)
-		return result{MS: ms(total(lat)), P50US: float64(median(lat)) / float64(time.Microsecond)}, nil
-
+		return f.liveQuery(a)
 	case wFanout:
-		evs := make([]floorEvent, a.queries)
-		for k := range evs {
-			id := itemID(k)
-			evs[k] = floorEvent{"v1.ItemCreated", itemArgs{id, 0}, "INSERT INTO items (id, value) VALUES (?, ?)", []any{id, 0}}
-		}
-		if err := f.commit(evs...); err != nil {
-			return result{}, err
-		}
-		lat := make([]time.Duration, 0, a.commits)
-		t0 := a.begin()
-		for i := 0; i < a.commits; i++ {
-			id := itemID(renameIndex(i, a.queries))
-			v := int64(i + 1)
-			s0 := time.Now()
-			err := f.commit(floorEvent{"v1.ItemSet", itemArgs{id, v}, "UPDATE items SET value = ? WHERE id = ?", []any{v, id}})
-			if err != nil {
-				return result{}, err
-			}
-			it, err := f.item(id)
-			if err != nil {
-				return result{}, err
-			}
-			if it.Value != v {
-				return result{}, fmt.Errorf("commit %d: item %s = %d, want %d", i, id, it.Value, v)
-			}
-			lat = append(lat, time.Since(s0))
-		}
-		a.end(t0)
-		return result{MS: ms(total(lat)), P50US: float64(median(lat)) / float64(time.Microsecond)}, nil
+		return f.fanout(a)
 	}
 	return result{}, fmt.Errorf("unknown workload %q", a.workload)
+}
+
+// floorBoot times opening the prepared database and counting its rows.
+func floorBoot(a childArgs) (result, error) {
+	t0 := a.begin()
+	f, err := openFloor(a.dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer f.c.Close()
+	n, err := f.count()
+	d := a.end(t0)
+	return result{MS: ms(d), Check: checkCount(n, a.n)}, err
+}
+
+// commitSingle commits the todos one transaction each.
+func (f *floorDB) commitSingle(a childArgs) (result, error) {
+	t0 := a.begin()
+	for i := 0; i < a.n; i++ {
+		if err := f.commit(todoCreatedEvent(todoID(i), todoText)); err != nil {
+			return result{}, err
+		}
+	}
+	d := a.end(t0)
+	n, err := f.count()
+	return result{MS: ms(d), Check: checkCount(n, a.n)}, err
+}
+
+// commitBatch commits the todos in batches (also the boot workload's
+// preparation).
+func (f *floorDB) commitBatch(a childArgs) (result, error) {
+	t0 := a.begin()
+	if err := f.seedTodos(a.n, a.batch); err != nil {
+		return result{}, err
+	}
+	d := a.end(t0)
+	n, err := f.count()
+	return result{MS: ms(d), Check: checkCount(n, a.n)}, err
+}
+
+// liveQuery renames a todo per commit and re-reads all todos after each.
+func (f *floorDB) liveQuery(a childArgs) (result, error) {
+	if err := f.seedTodos(a.rows, 1000); err != nil {
+		return result{}, err
+	}
+	lat := make([]time.Duration, 0, a.commits)
+	t0 := a.begin()
+	for i := 0; i < a.commits; i++ {
+		idx := renameIndex(i, a.rows)
+		text := fmt.Sprintf("rev %d", i)
+		s0 := time.Now()
+		id := todoID(idx)
+		err := f.commit(floorEvent{"v1.TodoRenamed", todoArgs{id, text}, "UPDATE todos SET text = ? WHERE id = ?", []any{text, id}})
+		if err != nil {
+			return result{}, err
+		}
+		rows, err := f.allTodos()
+		if err != nil {
+			return result{}, err
+		}
+		if len(rows) != a.rows || rows[idx].Text != text {
+			return result{}, fmt.Errorf("commit %d: row %d not renamed", i, idx)
+		}
+		lat = append(lat, time.Since(s0))
+	}
+	a.end(t0)
+	return result{MS: ms(total(lat)), P50US: float64(median(lat)) / float64(time.Microsecond)}, nil
+}
+
+// fanout sets one item per commit and re-reads that item after each.
+func (f *floorDB) fanout(a childArgs) (result, error) {
+	evs := make([]floorEvent, a.queries)
+	for k := range evs {
+		id := itemID(k)
+		evs[k] = floorEvent{"v1.ItemCreated", itemArgs{id, 0}, "INSERT INTO items (id, value) VALUES (?, ?)", []any{id, 0}}
+	}
+	if err := f.commit(evs...); err != nil {
+		return result{}, err
+	}
+	lat := make([]time.Duration, 0, a.commits)
+	t0 := a.begin()
+	for i := 0; i < a.commits; i++ {
+		id := itemID(renameIndex(i, a.queries))
+		v := int64(i + 1)
+		s0 := time.Now()
+		err := f.commit(floorEvent{"v1.ItemSet", itemArgs{id, v}, "UPDATE items SET value = ? WHERE id = ?", []any{v, id}})
+		if err != nil {
+			return result{}, err
+		}
+		it, err := f.item(id)
+		if err != nil {
+			return result{}, err
+		}
+		if it.Value != v {
+			return result{}, fmt.Errorf("commit %d: item %s = %d, want %d", i, id, it.Value, v)
+		}
+		lat = append(lat, time.Since(s0))
+	}
+	a.end(t0)
+	return result{MS: ms(total(lat)), P50US: float64(median(lat)) / float64(time.Microsecond)}, nil
 }

@@ -8,6 +8,9 @@
 //	go run ./bench/compare -quick       # small sizes, 1 run, prints the table
 //
 // See README.md for the workloads, what each number means and the flags.
+// The harness only measures: it checks each run's result enough to know the
+// work was done, but correctness is the tests' business, and the sync
+// server's load is measured by bench/serverload.
 package main
 
 import (

@@ -279,27 +279,39 @@ func fmtRatio(p *float64) string {
 // markdown renders the report as results.md.
 func (r *report) markdown() string {
 	var b strings.Builder
+	r.writeHeader(&b)
+	r.writeTimes(&b)
+	r.writeRatios(&b)
+	r.writeTargets(&b)
+	r.writeNotes(&b)
+	fmt.Fprintf(&b, "\nSizes: `%s`. Raw runs: results.json.\n", mustJSON(r.Sizes))
+	return b.String()
+}
+
+// writeHeader writes the title, the machine, the implementations and how
+// the times are read.
+func (r *report) writeHeader(b *strings.Builder) {
 	m := r.Machine
-	fmt.Fprintf(&b, "# livestore-go vs JS LiveStore 0.4.0 vs the SQLite floor\n\n")
-	fmt.Fprintf(&b, "Measured %s with `go run ./bench/compare`", m.Date)
+	fmt.Fprintf(b, "# livestore-go vs JS LiveStore 0.4.0 vs the SQLite floor\n\n")
+	fmt.Fprintf(b, "Measured %s with `go run ./bench/compare`", m.Date)
 	if r.Mode != "full" {
-		fmt.Fprintf(&b, " (%s sizes: a smoke test, not a measurement)", r.Mode)
+		fmt.Fprintf(b, " (%s sizes: a smoke test, not a measurement)", r.Mode)
 	}
-	fmt.Fprintf(&b, ", %d run(s) per workload and implementation, each run in its own process, implementations interleaved.\n\n", r.Runs)
-	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM, Linux %s, %s", m.NProc, m.CPUModel, m.Memory, m.Kernel, m.GoVersion)
+	fmt.Fprintf(b, ", %d run(s) per workload and implementation, each run in its own process, implementations interleaved.\n\n", r.Runs)
+	fmt.Fprintf(b, "Machine: %d CPUs (%s), %s RAM, Linux %s, %s", m.NProc, m.CPUModel, m.Memory, m.Kernel, m.GoVersion)
 	if m.NodeVersion != "" {
-		fmt.Fprintf(&b, ", Node %s", m.NodeVersion)
+		fmt.Fprintf(b, ", Node %s", m.NodeVersion)
 	}
-	fmt.Fprintf(&b, ". Load average (1, 5, 15 min) at start `%s`, at end `%s` (the benchmark itself keeps about one core busy). Total %.0f s.", m.LoadBefore, m.LoadAfter, r.DurationSec)
+	fmt.Fprintf(b, ". Load average (1, 5, 15 min) at start `%s`, at end `%s` (the benchmark itself keeps about one core busy). Total %.0f s.", m.LoadBefore, m.LoadAfter, r.DurationSec)
 	if m.Revision != "" {
-		fmt.Fprintf(&b, " Code: commit `%s`.", m.Revision)
+		fmt.Fprintf(b, " Code: commit `%s`.", m.Revision)
 	}
 	b.WriteString("\n\n")
 
 	b.WriteString("Implementations:\n\n")
 	for _, impl := range allImpls {
 		if d, ok := r.Implementations[impl]; ok {
-			fmt.Fprintf(&b, "- **%s** — %s\n", impl, d)
+			fmt.Fprintf(b, "- **%s** — %s\n", impl, d)
 		}
 	}
 	b.WriteString("\nTimes are the median of the runs with min–max. Workloads 4 and 5 add up the per-iteration latencies (commit until the subscriber saw the result). " +
@@ -308,12 +320,16 @@ func (r *report) markdown() string {
 		"**js, persisted**: from the first commit until the leader had written the last event to the eventlog database file (read by a separate SQLite connection); " +
 		"the Node VFS never calls fsync, so even that survives a process crash but not power loss. " +
 		"livestore-go and the floor are durable (fsync) when Commit returns, and their subscriber times include that commit.\n\n")
+}
 
+// writeTimes writes the table of times, a row per workload and
+// implementation.
+func (r *report) writeTimes(b *strings.Builder) {
 	b.WriteString("| workload | implementation | median | min | max | per op | iteration p50 | peak RSS |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, w := range r.Workloads {
 		if w.Gap != "" {
-			fmt.Fprintf(&b, "| %s | **not measured**: %s | | | | | | |\n", w.Title, w.Gap)
+			fmt.Fprintf(b, "| %s | **not measured**: %s | | | | | | |\n", w.Title, w.Gap)
 			continue
 		}
 		first := true
@@ -338,30 +354,37 @@ func (r *report) markdown() string {
 			if impl == implJS && ir.PersistedMedianMS != nil {
 				label = "js, returned"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s/%s | %s | %.0f MiB |\n", title(), label,
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s/%s | %s | %.0f MiB |\n", title(), label,
 				fmtMS(ir.MedianMS), fmtMS(ir.MinMS), fmtMS(ir.MaxMS), fmtUS(ir.PerOpUS), unit, iter, ir.PeakRSSMiB)
 			if impl == implJS && ir.PersistedMedianMS != nil {
 				ops, _ := r.Sizes.ops(w.Name)
-				fmt.Fprintf(&b, "| | js, persisted | %s | %s | %s | %s/%s | | (same process) |\n",
+				fmt.Fprintf(b, "| | js, persisted | %s | %s | %s | %s/%s | | (same process) |\n",
 					fmtMS(*ir.PersistedMedianMS), fmtMS(*ir.PersistedMinMS), fmtMS(*ir.PersistedMaxMS),
 					fmtUS(*ir.PersistedMedianMS*1000/float64(ops)), unit)
 			}
 		}
 	}
+}
 
+// writeRatios writes the table of the ratios of the medians.
+func (r *report) writeRatios(b *strings.Builder) {
 	b.WriteString("\nRatios of the medians. JS ÷ Go is how many times faster livestore-go is (target ≥ 5× on every workload); the JS persisted ÷ go-process column compares the two at the same durability (written to the OS, no fsync; for boot and sync it uses JS's only time). Go ÷ floor is livestore-go's overhead over bare SQLite (target ≤ 2× on batched commits).\n\n")
 	b.WriteString("| workload | JS returned ÷ Go | JS persisted ÷ Go | JS persisted ÷ go-process | Go ÷ floor |\n|---|--:|--:|--:|--:|\n")
 	for _, w := range r.Workloads {
 		if w.Gap != "" {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", w.Title, fmtRatio(w.Ratios.JSOverGoReturned), fmtRatio(w.Ratios.JSOverGoPersisted),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", w.Title, fmtRatio(w.Ratios.JSOverGoReturned), fmtRatio(w.Ratios.JSOverGoPersisted),
 			fmtRatio(w.Ratios.JSPersistedOverGoProcess), fmtRatio(w.Ratios.GoOverFloor))
 	}
+}
+
+// writeTargets writes whether each workload met its targets.
+func (r *report) writeTargets(b *strings.Builder) {
 	b.WriteString("\nTargets:\n\n")
 	for _, w := range r.Workloads {
 		if w.Gap != "" {
-			fmt.Fprintf(&b, "- %s: not measured (%s).\n", w.Title, w.Gap)
+			fmt.Fprintf(b, "- %s: not measured (%s).\n", w.Title, w.Gap)
 			continue
 		}
 		var parts []string
@@ -379,9 +402,13 @@ func (r *report) markdown() string {
 			parts = append(parts, fmt.Sprintf("≤ 2× the floor: %s (%s)", verdict(*p <= 2), fmtRatio(p)))
 		}
 		if len(parts) > 0 {
-			fmt.Fprintf(&b, "- %s: %s.\n", w.Title, strings.Join(parts, "; "))
+			fmt.Fprintf(b, "- %s: %s.\n", w.Title, strings.Join(parts, "; "))
 		}
 	}
+}
+
+// writeNotes writes the notes of the workloads, if any.
+func (r *report) writeNotes(b *strings.Builder) {
 	var notes []string
 	for _, w := range r.Workloads {
 		if w.Note != "" {
@@ -398,8 +425,6 @@ func (r *report) markdown() string {
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n\n" + strings.Join(notes, "\n") + "\n")
 	}
-	fmt.Fprintf(&b, "\nSizes: `%s`. Raw runs: results.json.\n", mustJSON(r.Sizes))
-	return b.String()
 }
 
 func verdict(ok bool) string {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,24 +19,21 @@ import (
 // per store. `livestore import` reads the same lines.
 type exportLine = livestore.RecoveryEvent
 
+const exportUsage = `Usage: livestore export [flags] [STOREID...]
+
+Writes the events of the named stores (all stores without a STOREID) of a sync
+server's storage as JSON lines, in order, each with its storeId and backendId.
+` + "`livestore import`" + ` reads them back, e.g. to move stores from SQLite to PostgreSQL.
+`
+
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
 	var after int64
 	var out string
-	fs := flag.NewFlagSet("livestore export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("export", exportUsage, stderr)
 	sf.register(fs)
 	fs.Int64Var(&after, "after", 0, "export only the events after this seqNum")
 	fs.StringVar(&out, "out", "", "write to this file instead of standard output")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore export [flags] [STOREID...]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Writes the events of the named stores (all stores without a STOREID) of a sync")
-		fmt.Fprintln(stderr, "server's storage as JSON lines, in order, each with its storeId and backendId.")
-		fmt.Fprintln(stderr, "`livestore import` reads them back, e.g. to move stores from SQLite to PostgreSQL.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,24 +45,9 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeFn()
-	stores, err := st.Stores(ctx)
+	selected, err := selectStores(ctx, st, fs.Args())
 	if err != nil {
 		return err
-	}
-	byID := map[string]syncserver.StoreInfo{}
-	for _, s := range stores {
-		byID[s.StoreID] = s
-	}
-	var selected []syncserver.StoreInfo
-	if fs.NArg() == 0 {
-		selected = stores
-	}
-	for _, id := range fs.Args() {
-		s, ok := byID[id]
-		if !ok {
-			return fmt.Errorf("no store %q in the storage", id)
-		}
-		selected = append(selected, s)
 	}
 
 	var want int64
@@ -75,17 +56,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	bar := progress.New(stderr, want, "exporting", "events")
 	write := func(w io.Writer) (int64, error) {
-		bw := bufio.NewWriterSize(w, 1<<16)
-		enc := json.NewEncoder(bw)
-		var total int64
-		for _, s := range selected {
-			n, err := exportStore(ctx, st, s, after, enc, bar)
-			total += n
-			if err != nil {
-				return total, fmt.Errorf("store %s: %w", s.StoreID, err)
-			}
-		}
-		return total, bw.Flush()
+		return exportStores(ctx, st, selected, after, w, bar)
 	}
 	var total int64
 	if out == "" {
@@ -102,6 +73,47 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	bar.Done(fmt.Sprintf("exported %d events of %d stores in %s", total, len(selected), progress.Seconds(bar.Elapsed())))
 	return nil
+}
+
+// selectStores returns the stores named by ids, in that order, or all the
+// stores of st when ids is empty.
+func selectStores(ctx context.Context, st storageReader, ids []string) ([]syncserver.StoreInfo, error) {
+	stores, err := st.Stores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return stores, nil
+	}
+	byID := map[string]syncserver.StoreInfo{}
+	for _, s := range stores {
+		byID[s.StoreID] = s
+	}
+	selected := make([]syncserver.StoreInfo, 0, len(ids))
+	for _, id := range ids {
+		s, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("no store %q in the storage", id)
+		}
+		selected = append(selected, s)
+	}
+	return selected, nil
+}
+
+// exportStores writes the events of the stores after `after` to w as JSON
+// lines and returns how many it wrote.
+func exportStores(ctx context.Context, st storageReader, stores []syncserver.StoreInfo, after int64, w io.Writer, bar *progress.Bar) (int64, error) {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(bw)
+	var total int64
+	for _, s := range stores {
+		n, err := exportStore(ctx, st, s, after, enc, bar)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("store %s: %w", s.StoreID, err)
+		}
+	}
+	return total, bw.Flush()
 }
 
 // exportStore writes the events of s after `after`, up to the head it had

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,39 +22,36 @@ import (
 // maxImportLine bounds one line of an import (one event).
 const maxImportLine = 64 << 20
 
+const importUsage = `Usage: livestore import [flags] [FILE]
+       livestore import --dir DIR FILE
+
+Appends the events of FILE (standard input without FILE or with -), JSON lines as
+written by ` + "`livestore export`" + `, to a sync server's storage. Each store's events must
+continue its log: events it already holds (seqNum at or below its head) are skipped
+when they are the same events, so an interrupted import can be run again; an event
+that differs from the one the store holds at its seqNum is an error, and nothing of
+that store is appended. Nothing is appended past a bad line.
+
+With --dir, FILE is a recovery file a store wrote when its sync server changed
+identity (` + "`livestore inspect --dir DIR`" + ` lists them): its pending events, the ones no
+server had confirmed, are appended to the store's eventlog as new pending events,
+and the application pushes them when it next runs; events the eventlog already
+holds are skipped. The application must not be running. Its next start rebuilds
+the store's state from the eventlog.
+`
+
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
 	var rename string
 	var keepBackend bool
 	var batchSize int
 	var dir string
-	fs := flag.NewFlagSet("livestore import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("import", importUsage, stderr)
 	sf.register(fs)
 	fs.StringVar(&rename, "store", "", "import into this store: for lines without a storeId, or to rename the one store of the input")
 	fs.BoolVar(&keepBackend, "keep-backend-id", true, "create new stores with the backend id of the export, so that their clients keep syncing")
 	fs.IntVar(&batchSize, "batch", 1000, "most events appended in one transaction")
 	fs.StringVar(&dir, "dir", "", "restore the pending events of the recovery FILE into this client store directory instead")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore import [flags] [FILE]")
-		fmt.Fprintln(stderr, "       livestore import --dir DIR FILE")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Appends the events of FILE (standard input without FILE or with -), JSON lines as")
-		fmt.Fprintln(stderr, "written by `livestore export`, to a sync server's storage. Each store's events must")
-		fmt.Fprintln(stderr, "continue its log: events it already holds (seqNum at or below its head) are skipped")
-		fmt.Fprintln(stderr, "when they are the same events, so an interrupted import can be run again; an event")
-		fmt.Fprintln(stderr, "that differs from the one the store holds at its seqNum is an error, and nothing of")
-		fmt.Fprintln(stderr, "that store is appended. Nothing is appended past a bad line.")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "With --dir, FILE is a recovery file a store wrote when its sync server changed")
-		fmt.Fprintln(stderr, "identity (`livestore inspect --dir DIR` lists them): its pending events, the ones no")
-		fmt.Fprintln(stderr, "server had confirmed, are appended to the store's eventlog as new pending events,")
-		fmt.Fprintln(stderr, "and the application pushes them when it next runs; events the eventlog already")
-		fmt.Fprintln(stderr, "holds are skipped. The application must not be running. Its next start rebuilds")
-		fmt.Fprintln(stderr, "the store's state from the eventlog.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,15 +67,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if batchSize < 1 || batchSize > syncserver.DefaultMaxBatchSize {
 		return fmt.Errorf("%w: --batch must be between 1 and %d", errUsage, syncserver.DefaultMaxBatchSize)
 	}
-	in := os.Stdin
-	if name := fs.Arg(0); name != "" && name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := openImportInput(fs.Arg(0))
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	st, closeFn, err := sf.open(ctx, false)
 	if err != nil {
 		return err
@@ -94,6 +86,25 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bar := progress.NewBytes(stderr, size, "importing")
 	im := &importer{st: st, rename: rename, keepBackend: keepBackend, batchSize: batchSize, done: map[string]bool{}}
 	err = im.run(ctx, &countingReader{r: in, bar: bar})
+	im.report(bar, err, stdout, stderr)
+	return err
+}
+
+// openImportInput opens the file named, or standard input for "" and "-".
+func openImportInput(name string) (*os.File, func(), error) {
+	if name == "" || name == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { _ = f.Close() }, nil
+}
+
+// report ends the bar, writes a line per store to stdout and the summary,
+// marked as stopped when runErr is not nil, to stderr.
+func (im *importer) report(bar *progress.Bar, runErr error, stdout, stderr io.Writer) {
 	var imported, skipped int64
 	for _, r := range im.reports {
 		imported += r.imported
@@ -103,7 +114,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if skipped > 0 {
 		summary += fmt.Sprintf(" (skipped %d already present)", skipped)
 	}
-	if err != nil {
+	if runErr != nil {
 		summary = "stopped: " + summary
 	}
 	// The bar goes before the per-store lines, which may share its
@@ -113,7 +124,6 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%s: imported %d events, skipped %d already present, head e%d\n", r.storeID, r.imported, r.skipped, r.head)
 	}
 	fmt.Fprintln(stderr, summary)
-	return err
 }
 
 // countingReader moves a progress bar by the bytes read through it.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,26 +13,23 @@ import (
 	"github.com/livestore-go/livestore/inspect"
 )
 
+const inspectUsage = `Usage: livestore inspect [flags] [STOREID]
+
+Without STOREID, lists the stores of a sync server's storage; with it, summarises
+that store (head, events by name). With --dir, summarises a client store directory
+(its eventlog, sync state and tables) and lists its recovery files, with their
+events and pending events (restore them with ` + "`livestore import --dir`" + `); the
+owning program may keep running.
+`
+
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storageFlags
 	var dir string
 	var asJSON bool
-	fs := flag.NewFlagSet("livestore inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("inspect", inspectUsage, stderr)
 	sf.register(fs)
 	fs.StringVar(&dir, "dir", "", "a client store directory (holding store.db) to inspect instead of the sync storage")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore inspect [flags] [STOREID]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Without STOREID, lists the stores of a sync server's storage; with it, summarises")
-		fmt.Fprintln(stderr, "that store (head, events by name). With --dir, summarises a client store directory")
-		fmt.Fprintln(stderr, "(its eventlog, sync state and tables) and lists its recovery files, with their")
-		fmt.Fprintln(stderr, "events and pending events (restore them with `livestore import --dir`); the")
-		fmt.Fprintln(stderr, "owning program may keep running.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -8,6 +8,14 @@
 //	livestore query    read-only SQL over a client store directory (query.go)
 //	livestore devtools the devtools page over a sync storage (devtools.go)
 //	livestore mcp      serve MCP tools over stdio for AI assistants (mcp.go)
+//	livestore token    mint an HS256 token for stores (token.go)
+//
+// Flags shared by several commands have their own files (storageflags.go,
+// authflags.go, deploy.go, flagset.go). The work itself lives in the
+// library packages (syncserver, inspect, devtools, mcp, jwtauth); the
+// command keeps only what belongs to a process: flags, listeners and
+// their admin gate (deploy.go, admin.go), the import file format's checks
+// (import.go), stdio for MCP (mcpstdio.go) and printing.
 //
 // Run "livestore help" for the list and "livestore <command> -h" for flags.
 package main

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/livestore-go/livestore/mcp"
 	"github.com/livestore-go/livestore/syncclient"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
+	sdkmcp "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // stringList is a flag that may be given several times.
@@ -34,91 +36,115 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return serveMCP(ctx, args, os.Stdin, stdout, stderr)
 }
 
+const mcpUsage = `Usage: livestore mcp [flags]
+
+Serves the Model Context Protocol on stdin/stdout until stdin closes, so that
+AI assistants can read a sync server's stores and events and client store
+directories. The tools only read unless --allow-writes is given. Logs go to stderr.
+`
+
+// mcpFlags are the flags of mcp.
+type mcpFlags struct {
+	storage   storageFlags
+	storeDirs stringList
+	noStorage bool
+	logLevel  string
+	maxAnswer int
+	timeout   time.Duration
+	allowW    bool
+	serverURL string
+	payload   string
+}
+
+func (f *mcpFlags) register(fs *flag.FlagSet) {
+	f.storage.register(fs)
+	fs.Var(&f.storeDirs, "store-dir", "client store directory the tools may read (repeatable)")
+	fs.BoolVar(&f.noStorage, "no-storage", false, "serve only the --store-dir directories, no sync server storage")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fs.IntVar(&f.maxAnswer, "max-answer-bytes", mcp.DefaultMaxAnswerBytes, "most bytes in one tool answer; longer pages end early and say where to go on")
+	fs.DurationVar(&f.timeout, "query-timeout", mcp.DefaultQueryTimeout, "most time one tool call reads; a SQL query is interrupted after it")
+	fs.BoolVar(&f.allowW, "allow-writes", false, "enable push_events, which appends events to the storage's stores (read-only without it)")
+	fs.StringVar(&f.serverURL, "server", "", "with --allow-writes: push through the running sync server at this URL (ws://HOST:PORT) instead of writing the storage")
+	fs.StringVar(&f.payload, "server-payload", "", "with --server: the sync payload as JSON, e.g. {\"authToken\":\"...\"}")
+}
+
+// check rejects combinations of flags that do not go together.
+func (f *mcpFlags) check() error {
+	if f.noStorage && len(f.storeDirs) == 0 {
+		return fmt.Errorf("%w: --no-storage needs at least one --store-dir", errUsage)
+	}
+	if f.allowW && f.noStorage {
+		return fmt.Errorf("%w: --allow-writes appends to the sync storage; it cannot go with --no-storage", errUsage)
+	}
+	if !f.allowW && (f.serverURL != "" || f.payload != "") {
+		return fmt.Errorf("%w: --server and --server-payload are for pushing: add --allow-writes", errUsage)
+	}
+	if f.payload != "" && (f.serverURL == "" || !json.Valid([]byte(f.payload))) {
+		return fmt.Errorf("%w: --server-payload must be JSON and go with --server", errUsage)
+	}
+	return nil
+}
+
 // serveMCP is runMCP reading requests from stdin instead of the process's
 // standard input.
 func serveMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var (
-		storage   storageFlags
-		storeDirs stringList
-		noStorage bool
-		logLevel  string
-		maxAnswer int
-		timeout   time.Duration
-		allowW    bool
-		serverURL string
-		payload   string
-	)
-	fs := flag.NewFlagSet("livestore mcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	storage.register(fs)
-	fs.Var(&storeDirs, "store-dir", "client store directory the tools may read (repeatable)")
-	fs.BoolVar(&noStorage, "no-storage", false, "serve only the --store-dir directories, no sync server storage")
-	fs.StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
-	fs.IntVar(&maxAnswer, "max-answer-bytes", mcp.DefaultMaxAnswerBytes, "most bytes in one tool answer; longer pages end early and say where to go on")
-	fs.DurationVar(&timeout, "query-timeout", mcp.DefaultQueryTimeout, "most time one tool call reads; a SQL query is interrupted after it")
-	fs.BoolVar(&allowW, "allow-writes", false, "enable push_events, which appends events to the storage's stores (read-only without it)")
-	fs.StringVar(&serverURL, "server", "", "with --allow-writes: push through the running sync server at this URL (ws://HOST:PORT) instead of writing the storage")
-	fs.StringVar(&payload, "server-payload", "", "with --server: the sync payload as JSON, e.g. {\"authToken\":\"...\"}")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore mcp [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Serves the Model Context Protocol on stdin/stdout until stdin closes, so that")
-		fmt.Fprintln(stderr, "AI assistants can read a sync server's stores and events and client store")
-		fmt.Fprintln(stderr, "directories. The tools only read unless --allow-writes is given. Logs go to stderr.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
+	var f mcpFlags
+	fs := newFlagSet("mcp", mcpUsage, stderr)
+	f.register(fs)
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := f.check(); err != nil {
+		return err
 	}
-	if noStorage && len(storeDirs) == 0 {
-		return fmt.Errorf("%w: --no-storage needs at least one --store-dir", errUsage)
-	}
-	if allowW && noStorage {
-		return fmt.Errorf("%w: --allow-writes appends to the sync storage; it cannot go with --no-storage", errUsage)
-	}
-	if !allowW && (serverURL != "" || payload != "") {
-		return fmt.Errorf("%w: --server and --server-payload are for pushing: add --allow-writes", errUsage)
-	}
-	if payload != "" && (serverURL == "" || !json.Valid([]byte(payload))) {
-		return fmt.Errorf("%w: --server-payload must be JSON and go with --server", errUsage)
-	}
-	logger, err := newLogger(logLevel, stderr)
+	logger, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
 	}
-
-	opts := mcp.Options{StoreDirs: storeDirs, Version: moduleVersion(), Logger: logger, MaxAnswerBytes: maxAnswer, QueryTimeout: timeout}
-	switch {
-	case noStorage:
-	case allowW && serverURL == "":
-		st, closeStorage, err := openForPush(ctx, &storage)
-		if err != nil {
-			return err
-		}
-		defer closeStorage()
-		opts.Storage = st
-		opts.Appender = mcp.StorageAppender(st)
-	default:
-		st, closeStorage, err := storage.openReadOnly(ctx)
-		if err != nil {
-			return err
-		}
-		defer closeStorage()
-		opts.Storage = st
-		if allowW {
-			opts.Appender = mcp.ServerAppender(serverURL, syncclient.Options{Payload: payloadJSON(payload), Logger: logger})
-		}
+	opts := mcp.Options{StoreDirs: f.storeDirs, Version: moduleVersion(), Logger: logger, MaxAnswerBytes: f.maxAnswer, QueryTimeout: f.timeout}
+	closeStorage, err := f.openStorage(ctx, &opts)
+	if err != nil {
+		return err
 	}
+	defer closeStorage()
 	srv, err := mcp.NewServer(opts)
 	if err != nil {
 		return err
 	}
-	// One client per process: the connection ends when stdin closes, or is
-	// closed when ctx ends (SIGINT/SIGTERM), which is a normal end too.
+	return runMCPSession(ctx, srv, stdin, stdout, logger)
+}
+
+// openStorage sets the storage of opts, and its appender with
+// --allow-writes, as the flags ask; it returns what closes the storage.
+func (f *mcpFlags) openStorage(ctx context.Context, opts *mcp.Options) (func(), error) {
+	switch {
+	case f.noStorage:
+		return func() {}, nil
+	case f.allowW && f.serverURL == "":
+		st, closeStorage, err := openForPush(ctx, &f.storage)
+		if err != nil {
+			return nil, err
+		}
+		opts.Storage = st
+		opts.Appender = mcp.StorageAppender(st)
+		return closeStorage, nil
+	default:
+		st, closeStorage, err := f.storage.openReadOnly(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts.Storage = st
+		if f.allowW {
+			opts.Appender = mcp.ServerAppender(f.serverURL, syncclient.Options{Payload: payloadJSON(f.payload), Logger: opts.Logger})
+		}
+		return closeStorage, nil
+	}
+}
+
+// runMCPSession serves the one client of the process. The connection ends
+// when stdin closes, or is closed when ctx ends (SIGINT/SIGTERM), which is a
+// normal end too.
+func runMCPSession(ctx context.Context, srv *sdkmcp.Server, stdin io.Reader, stdout io.Writer, logger *slog.Logger) error {
 	filter := newStdioFilter(stdin, stdout, logger)
 	defer filter.stop()
 	ss, err := srv.Connect(ctx, filter.transport(), nil)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,29 +12,26 @@ import (
 	"github.com/livestore-go/livestore/inspect"
 )
 
+const queryUsage = `Usage: livestore query --dir DIR [flags] SQL
+
+Runs one reading SQL statement (SELECT, or a PRAGMA that reports) over a client
+store's state and eventlog, e.g. 'SELECT * FROM todos' or 'SELECT name, count(*)
+FROM eventlog GROUP BY name'. Statements that would write are refused. The owning
+program may keep running.
+`
+
 func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var dir string
 	var asJSON bool
 	var limit int
 	var maxAnswer int
 	var timeout time.Duration
-	fs := flag.NewFlagSet("livestore query", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("query", queryUsage, stderr)
 	fs.StringVar(&dir, "dir", "", "the client store directory (holding store.db); required")
 	fs.BoolVar(&asJSON, "json", false, "print JSON: {columns, rows, truncated}")
 	fs.IntVar(&limit, "limit", 1000, "most rows printed (0: all)")
 	fs.IntVar(&maxAnswer, "max-answer-bytes", inspect.DefaultMaxBytes, "most bytes of rows (as JSON) read; -1: no limit")
 	fs.DurationVar(&timeout, "query-timeout", inspect.DefaultTimeout, "the query is interrupted after this long; -1s: no limit")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore query --dir DIR [flags] SQL")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs one reading SQL statement (SELECT, or a PRAGMA that reports) over a client")
-		fmt.Fprintln(stderr, "store's state and eventlog, e.g. 'SELECT * FROM todos' or 'SELECT name, count(*)")
-		fmt.Fprintln(stderr, "FROM eventlog GROUP BY name'. Statements that would write are refused. The owning")
-		fmt.Fprintln(stderr, "program may keep running.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

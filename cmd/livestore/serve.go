@@ -54,6 +54,67 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		auth authFlags
 		dep  deployFlags
 	)
+	fs := serveFlagSet(&cfg, &auth, &dep, stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	logger, err := newLogger(cfg.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.maxStorageBytes < 0 {
+		return fmt.Errorf("%w: --max-storage-bytes must not be negative", errUsage)
+	}
+	if err := dep.prepare(); err != nil {
+		return err
+	}
+
+	lns, err := dep.listen(cfg.addr, auth.configured())
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+
+	storage, describe, closeStorage, err := openStorage(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStorage()
+	authFn, closeAuth, err := auth.build(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeAuth()
+
+	srv, err := newSyncServer(cfg, storage, logger, authFn, dep.origins(lns.loopback))
+	if err != nil {
+		return err
+	}
+	var dt *devtools.Options
+	if cfg.devtools {
+		dt = &devtools.Options{Logger: logger, MaxAnswerBytes: cfg.devtoolsMaxAnswerBytes, QueryTimeout: cfg.devtoolsQueryTimeout}
+	}
+	mainH, adminH, err := dep.handlers(srv, storage, lns, dt, logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+
+	servers := httpServers(cfg, lns, mainH, adminH, logger)
+	served := startHTTP(servers)
+	lns.announce(stdout, describe, cfg.devtools)
+	if err := waitAndShutdown(ctx, cfg.shutdownTimeout, servers, served, srv, logger); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "livestore sync server stopped")
+	return nil
+}
+
+// serveFlagSet returns the flag set of serve, writing into cfg, auth and dep.
+func serveFlagSet(cfg *serveConfig, auth *authFlags, dep *deployFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("livestore serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8787", "address to listen on (host:port)")
@@ -89,41 +150,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	logger, err := newLogger(cfg.logLevel, stderr)
-	if err != nil {
-		return err
-	}
-	if cfg.maxStorageBytes < 0 {
-		return fmt.Errorf("%w: --max-storage-bytes must not be negative", errUsage)
-	}
-	if err := dep.prepare(); err != nil {
-		return err
-	}
+	return fs
+}
 
-	lns, err := dep.listen(cfg.addr, auth.configured())
-	if err != nil {
-		return err
-	}
-	defer lns.close()
-
-	storage, describe, closeStorage, err := openStorage(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeStorage()
-	authFn, closeAuth, err := auth.build(ctx, logger)
-	if err != nil {
-		return err
-	}
-	defer closeAuth()
-
-	srv, err := syncserver.New(syncserver.Options{
+// newSyncServer builds the sync server from the serve flags.
+func newSyncServer(cfg serveConfig, storage syncserver.Storage, logger *slog.Logger, authFn syncserver.AuthFunc, origins []string) (*syncserver.Server, error) {
+	return syncserver.New(syncserver.Options{
 		Storage:                storage,
 		Logger:                 logger,
 		MaxMessageBytes:        cfg.maxMessageBytes,
@@ -137,32 +169,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxPendingBytes:        cfg.maxPendingBytes,
 		PingInterval:           cfg.pingInterval,
 		Auth:                   authFn,
-		OriginPatterns:         dep.origins(lns.loopback),
+		OriginPatterns:         origins,
 	})
-	if err != nil {
-		return err
-	}
-	var dt *devtools.Options
-	if cfg.devtools {
-		dt = &devtools.Options{Logger: logger, MaxAnswerBytes: cfg.devtoolsMaxAnswerBytes, QueryTimeout: cfg.devtoolsQueryTimeout}
-	}
-	mainH, adminH, err := dep.handlers(srv, storage, lns, dt, logger)
-	if err != nil {
-		_ = srv.Close()
-		return err
-	}
+}
 
+// httpServers pairs each listener with the HTTP server answering on it: the
+// sync surface, and the admin surface when it has its own listener.
+func httpServers(cfg serveConfig, lns *serveListeners, mainH, adminH http.Handler, logger *slog.Logger) map[net.Listener]*http.Server {
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	servers := map[net.Listener]*http.Server{lns.sync: {Handler: mainH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}}
 	if lns.admin != nil {
 		servers[lns.admin] = &http.Server{Handler: adminH, ReadHeaderTimeout: cfg.readHeaderTimeout, ErrorLog: errorLog}
 	}
+	return servers
+}
+
+// startHTTP serves each listener in its own goroutine; the channel receives
+// one result per server when its Serve returns.
+func startHTTP(servers map[net.Listener]*http.Server) <-chan error {
 	served := make(chan error, len(servers))
 	for ln, hs := range servers {
 		go func() { served <- hs.Serve(ln) }()
 	}
-	lns.announce(stdout, describe, cfg.devtools)
+	return served
+}
 
+// waitAndShutdown waits for ctx to end or a server to fail, then shuts the
+// HTTP servers and the sync server down within timeout and waits for every
+// Serve goroutine to return.
+func waitAndShutdown(ctx context.Context, timeout time.Duration, servers map[net.Listener]*http.Server, served <-chan error, srv *syncserver.Server, logger *slog.Logger) error {
 	var serveErr error
 	pending := len(servers)
 	select {
@@ -170,8 +205,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pending--
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "timeout", cfg.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	logger.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Stop accepting first; WebSocket connections are hijacked, so the sync
 	// server closes them itself after finishing their pushes.
@@ -189,7 +224,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	fmt.Fprintln(stdout, "livestore sync server stopped")
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,13 @@ func (s *storeList) Set(v string) error {
 	return nil
 }
 
+const tokenUsage = `Usage: livestore token --secret-file F --store ID [--store ID2] [flags]
+
+Prints an HS256 token (JWT) for the stores, signed with the secret, for
+development and tests. A LiveStore app passes it as syncPayload: { authToken };
+a Go client as Options.Payload or an Authorization: Bearer header.
+`
+
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		secretFile  string
@@ -35,8 +41,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		subject     string
 		storesClaim string
 	)
-	fs := flag.NewFlagSet("livestore token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("token", tokenUsage, stderr)
 	fs.StringVar(&secretFile, "secret-file", "", "file holding the HS256 secret (the one given to serve --auth-secret-file)")
 	fs.Var(&stores, "store", "store id or \"prefix*\" pattern the token is for (repeatable)")
 	fs.BoolVar(&pullOnly, "pull-only", false, "the token may pull but not push (scope \"livestore:pull\")")
@@ -45,20 +50,8 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&audience, "audience", "", "audience claim (aud), for serve --auth-audience")
 	fs.StringVar(&subject, "subject", "", "subject claim (sub), e.g. a user id")
 	fs.StringVar(&storesClaim, "stores-claim", jwtauth.DefaultStoresClaim, "name of the claim listing the stores, for serve --auth-stores-claim")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: livestore token --secret-file F --store ID [--store ID2] [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Prints an HS256 token (JWT) for the stores, signed with the secret, for")
-		fmt.Fprintln(stderr, "development and tests. A LiveStore app passes it as syncPayload: { authToken };")
-		fmt.Fprintln(stderr, "a Go client as Options.Payload or an Authorization: Bearer header.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	if secretFile == "" {
 		return fmt.Errorf("%w: --secret-file is required", errUsage)

@@ -14,7 +14,8 @@
 // any moment neither repeats nor skips an event. A reaction with effects
 // elsewhere (a mail, an HTTP call) gets the same guarantee by recording the
 // seqNum in the same transaction as its effect, or by being idempotent with
-// the seqNum as key.
+// the seqNum as key. The example stands alone: it uses only the module's
+// public packages and shares no code with the other examples.
 package main
 
 import (

@@ -8,7 +8,8 @@
 //
 // Several reactors may run at once: a todo tagged twice keeps one tag row,
 // because the materializer replaces it, and every client converges on the
-// same order of events.
+// same order of events. The example stands alone: it uses only the
+// module's public packages and shares no code with the other examples.
 package main
 
 import (

@@ -16,6 +16,8 @@
 //	go run ./examples/todo --dir bob --sync ws://127.0.0.1:8787 add "Buy milk"
 //
 // A change made without a connection is pushed on the next run with --sync.
+// The example stands alone: it uses only the module's public packages and
+// shares no code with the other examples.
 package main
 
 import (

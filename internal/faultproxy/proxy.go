@@ -16,7 +16,8 @@
 //
 // The proxy only listens on and connects to loopback addresses. It owns
 // every goroutine it starts; [Proxy.Close] closes all connections and waits
-// for them.
+// for them. It moves bytes and knows nothing of what they mean: no
+// WebSocket framing, no sync protocol, no TLS.
 package faultproxy
 
 import (

@@ -5,7 +5,9 @@
 // file, for the error the next process gets.
 //
 // Locks belong to open files, not to processes: a second Acquire of the same
-// path fails even within one process.
+// path fails even within one process. The locks are advisory and between
+// processes only: they keep out a second owner of a directory, not readers,
+// and they are no substitute for a mutex between goroutines.
 package flock
 
 import (

@@ -26,7 +26,7 @@ type entry[K comparable, V any] struct {
 	// started when it was stopped still runs; it disposes the entry only if
 	// the entry is unused and no newer timer was scheduled since.
 	idle  uint64
-	timer Timer
+	timer *time.Timer
 
 	loaded chan struct{} // closed once val or err is set
 	ready  bool          // val is set
@@ -88,7 +88,7 @@ func (r *Registry[K, V]) releaseLocked(e *entry[K, V]) {
 	}
 	e.idle++
 	idle := e.idle
-	e.timer = r.clock.AfterFunc(max(e.ttl, 0), func() { r.expire(e, idle) })
+	e.timer = time.AfterFunc(max(e.ttl, 0), func() { r.expire(e, idle) })
 }
 
 // expire is the disposal timer of e; idle is e.idle when it was scheduled.

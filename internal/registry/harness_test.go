@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -31,12 +32,13 @@ func (v *value) String() string { return fmt.Sprintf("%s#%d", v.key, v.n) }
 
 func (v *value) isClosed() bool { return v.closes.Load() > 0 }
 
-// harness is a registry of *value with a fake clock, counting loads and
-// closes. Tests replace onLoad/onClose before the first Get to script them.
+// harness is a registry of *value counting loads and closes. Tests replace
+// onLoad/onClose before the first Get to script them. Tests using it run in
+// a synctest bubble, where its disposal timers fire only when the test
+// advances the bubble's clock (advance).
 type harness struct {
-	t     *testing.T
-	clock *fakeClock
-	reg   *Registry[string, *value]
+	t   *testing.T
+	reg *Registry[string, *value]
 
 	// onLoad, if set, runs instead of returning a fresh value at once; it
 	// receives the fresh value it may return.
@@ -56,17 +58,14 @@ func newHarness(t *testing.T) *harness {
 	return newHarnessConfig(t, Config{DefaultUnusedCacheTime: testTTL})
 }
 
-// newHarnessConfig is newHarness with cfg; its Clock is replaced by the
-// harness's fake clock.
+// newHarnessConfig is newHarness with cfg.
 func newHarnessConfig(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{
 		t:       t,
-		clock:   newFakeClock(),
 		waiting: make(chan struct{}, 1000),
 		loads:   make(map[string]int),
 	}
-	cfg.Clock = h.clock
 	h.reg = New(h.load, h.close, cfg)
 	h.reg.waitHook = func() { h.waiting <- struct{}{} }
 	t.Cleanup(func() {
@@ -120,19 +119,23 @@ func (h *harness) eventLog() []string {
 	return append([]string(nil), h.events...)
 }
 
-// get is Get that must succeed with a value that is not closed.
+// get is Get that must succeed, without time passing, with a value that is
+// not closed.
 func (h *harness) get(key string, opts Options) (*value, func()) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	v, release, err := h.reg.Get(ctx, key, opts)
-	if err != nil {
-		h.t.Fatalf("Get(%q): %v", key, err)
+	ch := make(chan getResult, 1)
+	go func() {
+		v, release, err := h.reg.Get(context.Background(), key, opts)
+		ch <- getResult{v, release, err}
+	}()
+	res := recv(h.t, ch, "Get("+key+")")
+	if res.err != nil {
+		h.t.Fatalf("Get(%q): %v", key, res.err)
 	}
-	if v.isClosed() {
-		h.t.Fatalf("Get(%q) returned closed value %v", key, v)
+	if res.v.isClosed() {
+		h.t.Fatalf("Get(%q) returned closed value %v", key, res.v)
 	}
-	return v, release
+	return res.v, res.release
 }
 
 // getAsync runs Get in a goroutine the test waits for through the result.
@@ -159,16 +162,21 @@ func (h *harness) awaitWaiting(n int) {
 	}
 }
 
-// recv receives from ch or fails the test after a generous timeout, which
-// only matters when the code under test is broken.
+// recv waits until every other goroutine of the test's synctest bubble is
+// blocked and returns what ch then holds, failing the test if it holds
+// nothing: what a test waits for with recv must happen without the bubble's
+// clock moving, so a bug that makes it wait for a timer cannot hide behind a
+// generous timeout.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
+	synctest.Wait()
 	select {
 	case x := <-ch:
 		return x
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
+	default:
+		t.Fatalf("still waiting for %s", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -177,9 +185,16 @@ func awaitClosed(t *testing.T, v *value) {
 	recv(t, v.closed, v.String()+" to be closed")
 }
 
+// advance moves the clock of the calling test's synctest bubble forward by d
+// and waits until every goroutine of the bubble is blocked: the disposal
+// timers due by then have run, and so have the closes they started, unless
+// a close is blocked on the test.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
 // assertCached fails unless v is the current, undisposed value of its key.
-// Disposal is decided synchronously inside clock.Advance (the closing itself
-// runs in the background), so this checks it without waiting.
 func (h *harness) assertCached(v *value) {
 	h.t.Helper()
 	h.reg.mu.Lock()
@@ -189,6 +204,22 @@ func (h *harness) assertCached(v *value) {
 	if !ok || v.isClosed() {
 		h.t.Fatalf("%v is no longer cached", v)
 	}
+}
+
+// timerPending reports whether a disposal timer is scheduled for key's
+// current entry.
+func (h *harness) timerPending(key string) bool {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	e := h.reg.entries[key]
+	return e != nil && e.timer != nil
+}
+
+// idle returns e's disposal timer generation.
+func (h *harness) idle(e *entry[string, *value]) uint64 {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	return e.idle
 }
 
 // entryForTest returns the current entry of key, failing if there is none.

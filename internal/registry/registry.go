@@ -76,8 +76,8 @@ type CloseFunc[V any] func(ctx context.Context, v V) error
 type Options struct {
 	// UnusedCacheTime is how long an entry with no holds stays cached before
 	// it is disposed. Zero means Config.DefaultUnusedCacheTime; [Forever]
-	// disables disposal; a negative value disposes the entry as soon as the
-	// clock fires a zero-length timer.
+	// disables disposal; a negative value disposes the entry as soon as a
+	// zero-length timer fires.
 	UnusedCacheTime time.Duration
 	// Arg is passed to the LoadFunc of the entry these Options create, and
 	// only to it: what a caller asks to be loaded travels with the entry
@@ -91,34 +91,10 @@ type Config struct {
 	// UnusedCacheTime zero. Zero means [DefaultUnusedCacheTime].
 	DefaultUnusedCacheTime time.Duration
 
-	// Clock schedules disposals. Nil means the system clock.
-	Clock Clock
-
 	// Logger receives errors that no caller can receive: a CloseFunc failing
 	// during a disposal before Close. Nil discards them.
 	Logger *slog.Logger
 }
-
-// Clock schedules callbacks; tests inject a fake one to decide when time
-// passes. The registry never reads the current time, so any clock that also
-// offers Now satisfies this interface.
-type Clock interface {
-	// AfterFunc arranges for f to be called once d has elapsed, unless the
-	// returned Timer is stopped first. It must not call f before returning:
-	// the registry calls AfterFunc with its lock held and f takes that lock.
-	AfterFunc(d time.Duration, f func()) Timer
-}
-
-// Timer is a callback scheduled by a [Clock]. *time.Timer satisfies it.
-type Timer interface {
-	// Stop prevents the callback from running and reports whether it did.
-	// The registry tolerates a callback that runs after Stop returned false.
-	Stop() bool
-}
-
-type systemClock struct{}
-
-func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Registry caches one value per key; see the package documentation for the
 // lifecycle of an entry. Create one with [New]. All methods are safe for
@@ -126,7 +102,6 @@ func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.Afte
 type Registry[K comparable, V any] struct {
 	load       LoadFunc[K, V]
 	close      CloseFunc[V]
-	clock      Clock
 	log        *slog.Logger
 	defaultTTL time.Duration
 
@@ -157,15 +132,11 @@ func New[K comparable, V any](load LoadFunc[K, V], close CloseFunc[V], cfg Confi
 	r := &Registry[K, V]{
 		load:       load,
 		close:      close,
-		clock:      cfg.Clock,
 		log:        cfg.Logger,
 		defaultTTL: cfg.DefaultUnusedCacheTime,
 		entries:    make(map[K]*entry[K, V]),
 		disposing:  make(map[K]*entry[K, V]),
 		stopped:    make(chan struct{}),
-	}
-	if r.clock == nil {
-		r.clock = systemClock{}
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)

@@ -5,7 +5,9 @@
 // and invert changesets) and table-access tracking through the authorizer.
 //
 // Keeping the driver behind this package means a cgo driver could be added
-// later without touching the rest of the code.
+// later without touching the rest of the code. The package knows no
+// LiveStore table or event: those, and the SQL that reads and writes them,
+// belong to packages eventlog and livestore.
 package sqlite
 
 import (

@@ -16,4 +16,9 @@
 // the expected answers for our server and a readable record of how the
 // reference behaves. TestDifferential runs every script against every target
 // and compares each transcript with its golden file.
+//
+// The package starts no server: [Run] is given a target's URL (package
+// harness starts the reference, the tests start ours), and it speaks the
+// protocol as raw JSON, without package syncclient, so that malformed and
+// out-of-order messages can be sent.
 package difftest

@@ -8,5 +8,7 @@
 // directory is missing the calling test fails and says so.
 //
 // Processes are started in their own process group and the whole group is
-// stopped in t.Cleanup, so a failing test leaves nothing running.
+// stopped in t.Cleanup, so a failing test leaves nothing running. The
+// package only starts and stops them; what to check lives in the tests of
+// packages scenarios and difftest.
 package harness

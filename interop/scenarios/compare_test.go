@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/testschema"
 	"github.com/livestore-go/livestore/interop/harness"
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -32,7 +33,7 @@ func checkServerLog(t testing.TB, label string, log []syncproto.Event) {
 			t.Errorf("%s: event %d is e%d with parent e%d, want e%d after e%d", label, i, ev.SeqNum, ev.ParentSeqNum, i+1, i)
 		}
 		if ev.Name == "v1.TodoCreated" {
-			var a todoCreated
+			var a testschema.TodoCreated
 			if err := json.Unmarshal(ev.Args, &a); err != nil {
 				t.Errorf("%s: e%d: %v", label, ev.SeqNum, err)
 			}

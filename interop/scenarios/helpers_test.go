@@ -76,7 +76,7 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // at url. It reconnects quickly, so that server restarts are short.
 func openGoStore(t testing.TB, app *todoApp, url, storeID, name string) *livestore.Store {
 	t.Helper()
-	s, err := livestore.Open(context.Background(), app.schema, livestore.Options{
+	s, err := livestore.Open(context.Background(), app.Schema, livestore.Options{
 		Dir:     t.TempDir(),
 		StoreID: storeID,
 		Logger:  testLogger(t, "Go store "+name),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/interop/harness"
 )
@@ -86,7 +87,7 @@ func waitJS(t testing.TB, ch <-chan jsRun) *harness.ClientResult {
 
 // readJSEventlog reads the eventlog database a JS client wrote with
 // --eventlog-out. The reference client's table layout is the one package
-// eventlog reads.
+// clientdb reads.
 func readJSEventlog(t testing.TB, path string) []eventlog.Event {
 	t.Helper()
 	c, err := sqlite.Open(path, sqlite.OpenOptions{})
@@ -95,7 +96,7 @@ func readJSEventlog(t testing.TB, path string) []eventlog.Event {
 	}
 	defer c.Close()
 	var out []eventlog.Event
-	if err := eventlog.Scan(c, eventlog.Root, 0, func(ev eventlog.Event) error {
+	if err := clientdb.On(c).Scan(eventlog.Root, 0, func(ev eventlog.Event) error {
 		out = append(out, ev)
 		return nil
 	}); err != nil {

@@ -9,83 +9,16 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/internal/testschema"
 )
 
-// The Go twin of interop/js/schema.mjs: same event names and arg shapes (the
-// wire contract), same tables and materializers (so that both sides build
-// the same state from the same log).
-
-type todoCreated struct {
-	ID   string `json:"id"`
-	Text string `json:"text"`
-}
-
-type todoID struct {
-	ID string `json:"id"`
-}
-
-// todoDeleted's DeletedAt marshals with Go's RFC 3339 nanoseconds; the JS
-// schema (Schema.Date) reads any ISO-8601 string, and both sides store the
-// column as ISO-8601 in UTC with milliseconds.
-type todoDeleted struct {
-	ID        string    `json:"id"`
-	DeletedAt time.Time `json:"deletedAt"`
-}
-
-type todoAnnotated struct {
-	ID   string          `json:"id"`
-	Note json.RawMessage `json:"note"`
-}
-
-type todoApp struct {
-	todos       *livestore.Table
-	annotations *livestore.Table
-	created     *livestore.EventDef[todoCreated]
-	completed   *livestore.EventDef[todoID]
-	deleted     *livestore.EventDef[todoDeleted]
-	annotated   *livestore.EventDef[todoAnnotated]
-	schema      *livestore.Schema
-}
+// todoApp is the Go twin of interop/js/schema.mjs (internal/testschema)
+// with what the scenarios read and commit.
+type todoApp struct{ *testschema.App }
 
 func newTodoApp(t testing.TB) *todoApp {
 	t.Helper()
-	a := &todoApp{
-		todos: livestore.NewTable("todos",
-			livestore.Text("id").PrimaryKey(),
-			livestore.Text("text").Default(""),
-			livestore.Boolean("completed").Default(false),
-			livestore.DateTime("deletedAt").Nullable()),
-		annotations: livestore.NewTable("annotations",
-			livestore.Text("id").PrimaryKey(),
-			livestore.JSON("note")),
-		created:   livestore.Synced[todoCreated]("v1.TodoCreated"),
-		completed: livestore.Synced[todoID]("v1.TodoCompleted"),
-		deleted:   livestore.Synced[todoDeleted]("v1.TodoDeleted"),
-		annotated: livestore.Synced[todoAnnotated]("v1.TodoAnnotated"),
-	}
-	var err error
-	a.schema, err = livestore.NewSchema(livestore.SchemaDef{
-		Tables: []*livestore.Table{a.todos, a.annotations},
-		Events: []livestore.Definition{a.created, a.completed, a.deleted, a.annotated},
-		Materializers: []livestore.Materializer{
-			livestore.Materialize(a.created, func(_ *livestore.MaterializeContext, e todoCreated) ([]livestore.Statement, error) {
-				return []livestore.Statement{a.todos.Insert(livestore.Values{"id": e.ID, "text": e.Text, "completed": false})}, nil
-			}),
-			livestore.Materialize(a.completed, func(_ *livestore.MaterializeContext, e todoID) ([]livestore.Statement, error) {
-				return []livestore.Statement{a.todos.Update(livestore.Values{"completed": true}).Where(livestore.Eq("id", e.ID))}, nil
-			}),
-			livestore.Materialize(a.deleted, func(_ *livestore.MaterializeContext, e todoDeleted) ([]livestore.Statement, error) {
-				return []livestore.Statement{a.todos.Update(livestore.Values{"deletedAt": e.DeletedAt}).Where(livestore.Eq("id", e.ID))}, nil
-			}),
-			livestore.Materialize(a.annotated, func(_ *livestore.MaterializeContext, e todoAnnotated) ([]livestore.Statement, error) {
-				return []livestore.Statement{a.annotations.Insert(livestore.Values{"id": e.ID, "note": e.Note}).OnConflict("id").Replace()}, nil
-			}),
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return &todoApp{testschema.New(t)}
 }
 
 // todoRow is a todos row as stored: deletedAt is the column's text, which
@@ -109,11 +42,11 @@ type goState struct {
 }
 
 func (a *todoApp) state(ctx context.Context, s *livestore.Store) (goState, error) {
-	todos, err := livestore.Query[todoRow](ctx, s, a.todos.Select().OrderBy("id"))
+	todos, err := livestore.Query[todoRow](ctx, s, a.Todos.Select().OrderBy("id"))
 	if err != nil {
 		return goState{}, err
 	}
-	notes, err := livestore.Query[annotationRow](ctx, s, a.annotations.Select().OrderBy("id"))
+	notes, err := livestore.Query[annotationRow](ctx, s, a.Annotations.Select().OrderBy("id"))
 	if err != nil {
 		return goState{}, err
 	}
@@ -145,16 +78,16 @@ func (a *todoApp) events(w goWork) []livestore.Event {
 	var evs []livestore.Event
 	for i := range w.n {
 		id := fmt.Sprintf("%s-%03d", w.prefix, i)
-		evs = append(evs, a.created.New(todoCreated{ID: id, Text: fmt.Sprintf("go todo %d «%s» ✓ 日本語 🎉 \"q\" \\ \n\u2028 <&>", i, w.prefix)}))
+		evs = append(evs, a.Created.New(testschema.TodoCreated{ID: id, Text: fmt.Sprintf("go todo %d «%s» ✓ 日本語 🎉 \"q\" \\ \n\u2028 <&>", i, w.prefix)}))
 		if w.annotate {
-			evs = append(evs, a.annotated.New(todoAnnotated{ID: id, Note: goNote(i, w.noteBytes)}))
+			evs = append(evs, a.Annotated.New(testschema.TodoAnnotated{ID: id, Note: goNote(i, w.noteBytes)}))
 		}
 	}
 	for i := range min(w.complete, w.n) {
-		evs = append(evs, a.completed.New(todoID{ID: fmt.Sprintf("%s-%03d", w.prefix, i)}))
+		evs = append(evs, a.Completed.New(testschema.TodoID{ID: fmt.Sprintf("%s-%03d", w.prefix, i)}))
 	}
 	for i := range min(w.delete, w.n) {
-		evs = append(evs, a.deleted.New(todoDeleted{ID: fmt.Sprintf("%s-%03d", w.prefix, i), DeletedAt: goDeletedAt}))
+		evs = append(evs, a.Deleted.New(testschema.TodoDeleted{ID: fmt.Sprintf("%s-%03d", w.prefix, i), DeletedAt: goDeletedAt}))
 	}
 	return evs
 }
