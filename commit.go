@@ -22,10 +22,12 @@ import (
 // SQL fails, and with an error matching eventlog.ErrSeqNumExhausted when the
 // log has used the last sequence number (2^53-1) that clients and servers
 // can hold; in every case eventlog and state are left exactly as before.
-func (s *Store) Commit(ctx context.Context, events ...Event) error {
+func (s *Store) Commit(ctx context.Context, events ...Event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
+	ctx, run := s.tel.startCommit(ctx)
+	defer func() { s.tel.endCommit(ctx, run, err) }()
 	batch, err := s.prepare(events)
 	if err != nil {
 		return err
@@ -88,7 +90,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []prepared, written map[s
 	if err := s.w.Begin(); err != nil {
 		return fmt.Errorf("livestore: commit: %w", err)
 	}
-	if err := s.materializeGroup(evs, values, appendEvents|s.undoMode(), written); err != nil {
+	if err := s.materializeGroup(ctx, evs, values, appendEvents|s.undoMode(), written); err != nil {
 		s.w.Rollback()
 		return err
 	}
@@ -97,6 +99,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []prepared, written map[s
 		return fmt.Errorf("livestore: commit: %w", err)
 	}
 	s.head = evs[len(evs)-1].SeqNum
+	s.tel.committed(ctx, evs, s.syncer != nil)
 	return nil
 }
 
@@ -161,20 +164,18 @@ func (s *Store) undoMode() groupMode {
 // materializeGroup materializes evs (already numbered) as mode says, with
 // the decoded arguments of evs given in values (values[i] for evs[i]) when
 // the caller has them, else nil. Tables written are added to written (when
-// not nil).
-func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
+// not nil). When the operation in ctx is traced, each event gets a span.
+func (s *Store) materializeGroup(ctx context.Context, evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
 	run := func() error {
 		for i := range evs {
-			if mode&appendEvents != 0 {
-				if err := s.db.Append(&evs[i]); err != nil {
-					return fmt.Errorf("livestore: commit: %w", err)
-				}
-			}
 			var v any
 			if values != nil {
 				v = values[i]
 			}
-			if err := s.materialize(&evs[i], v, written); err != nil {
+			span := s.tel.startMaterialize(ctx, &evs[i])
+			err := s.applyEvent(&evs[i], v, mode, written)
+			endSpan(span, err)
+			if err != nil {
 				return err
 			}
 		}
@@ -191,6 +192,16 @@ func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupM
 		return fmt.Errorf("livestore: %w", err)
 	}
 	return nil
+}
+
+// applyEvent appends ev to the log when mode says so, and materializes it.
+func (s *Store) applyEvent(ev *eventlog.Event, args any, mode groupMode, written map[string]struct{}) error {
+	if mode&appendEvents != 0 {
+		if err := s.db.Append(ev); err != nil {
+			return fmt.Errorf("livestore: commit: %w", err)
+		}
+	}
+	return s.materialize(ev, args, written)
 }
 
 // materialize runs ev's materializer and applies its writes on the write

@@ -338,18 +338,23 @@ func (g *graph) ensure(ctx context.Context, n *node) (any, error) {
 
 // compute runs n, reading through r, and records whether its value changed.
 func (g *graph) compute(ctx context.Context, n *node, r connReader) {
-	start := time.Now()
-	var v any
-	var err error
-	switch n.kind {
-	case dbNode:
-		v, err = g.runDBNode(n, r)
-	case computedNode:
-		v, err = g.runComputedNode(ctx, n, r)
-	case signalNode:
+	if n.kind == signalNode {
 		n.valid = true
 		return
 	}
+	ctx, span := g.s.tel.start(ctx, spanQuery)
+	if span.IsRecording() {
+		r.rows = new(int)
+	}
+	start := time.Now()
+	var v any
+	var err error
+	if n.kind == dbNode {
+		v, err = g.runDBNode(n, r)
+	} else {
+		v, err = g.runComputedNode(ctx, n, r)
+	}
+	g.s.tel.endQuery(ctx, span, n, r.rows, err)
 	n.runs++
 	n.lastDur = time.Since(start)
 	n.totalDur += n.lastDur
@@ -517,11 +522,19 @@ func (s *Store) snapshotReader(ctx context.Context) (connReader, func(), error) 
 
 // connReader reads on one given connection.
 type connReader struct {
-	s *Store
-	c *sqlite.Conn
+	s    *Store
+	c    *sqlite.Conn
+	rows *int // when set, counts the rows read
 }
 
 func (r connReader) readRows(ctx context.Context, query string, args []any, fn func(*sqlite.Row) error) error {
+	if r.rows != nil {
+		read := fn
+		fn = func(row *sqlite.Row) error {
+			*r.rows++
+			return read(row)
+		}
+	}
 	return r.c.Query(query, args, fn)
 }
 

@@ -2,6 +2,7 @@ package livestore
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -26,7 +27,7 @@ import (
 // applyUpstream applies incoming, the server's events after the upstream
 // head, inside the caller's transaction and, on success, updates s.head and
 // s.sync. It reports whether it rebased. The caller holds the write lock.
-func (s *Store) applyUpstream(incoming []syncproto.PullItem, backendID string, written map[string]struct{}) (bool, error) {
+func (s *Store) applyUpstream(ctx context.Context, incoming []syncproto.PullItem, backendID string, written map[string]struct{}) (bool, error) {
 	tail, err := s.localTail()
 	if err != nil {
 		return false, err
@@ -38,7 +39,7 @@ func (s *Store) applyUpstream(incoming []syncproto.PullItem, backendID string, w
 	head := s.head
 	rebased := echoed < len(incoming)
 	if rebased {
-		if head, err = s.rebase(tail, echoed, incoming[echoed:], written); err != nil {
+		if head, err = s.rebase(ctx, tail, echoed, incoming[echoed:], written); err != nil {
 			return false, err
 		}
 	}
@@ -119,15 +120,17 @@ func (s *Store) confirmEchoes(tail localTail, echoes []syncproto.PullItem) error
 // echoed ones) under the local events that follow them: it rolls those
 // back, applies upstream, and applies them again renumbered on top, one
 // rebase generation later. It returns the new local head.
-func (s *Store) rebase(tail localTail, echoed int, upstream []syncproto.PullItem, written map[string]struct{}) (eventlog.SeqNum, error) {
+func (s *Store) rebase(ctx context.Context, tail localTail, echoed int, upstream []syncproto.PullItem, written map[string]struct{}) (_ eventlog.SeqNum, err error) {
 	keep, rolled := tail.split(echoed, s.head)
-	if err := s.rollBack(keep, rolled, written); err != nil {
+	ctx, span := s.tel.startRebase(ctx, len(rolled), len(upstream))
+	defer func() { endSpan(span, err) }()
+	if err := s.rollBack(ctx, keep, rolled, written); err != nil {
 		return eventlog.SeqNum{}, fmt.Errorf("rollback: %w", err)
 	}
 	if err := s.db.DeleteAfter(keep); err != nil {
 		return eventlog.SeqNum{}, err
 	}
-	top, err := s.applyConfirmed(keep, upstream, written)
+	top, err := s.applyConfirmed(ctx, keep, upstream, written)
 	if err != nil {
 		return eventlog.SeqNum{}, err
 	}
@@ -139,9 +142,10 @@ func (s *Store) rebase(tail localTail, echoed int, upstream []syncproto.PullItem
 		ev := rolled[failed]
 		return eventlog.SeqNum{}, fmt.Errorf("rebase %s (%s) onto the server's events: %w", ev.SeqNum, ev.Name, err)
 	}
-	if err := s.materializeGroup(re, nil, appendEvents|keepChangeset, written); err != nil {
+	if err := s.materializeGroup(ctx, re, nil, appendEvents|keepChangeset, written); err != nil {
 		return eventlog.SeqNum{}, err
 	}
+	s.tel.rebased(span, rolled, re)
 	return re[len(re)-1].SeqNum, nil
 }
 
@@ -149,7 +153,7 @@ func (s *Store) rebase(tail localTail, echoed int, upstream []syncproto.PullItem
 // them. Confirmed events are the same on every client: they take rebase
 // generation 0, and no changeset is kept for them. It returns the last
 // one's sequence number (keep when there are none).
-func (s *Store) applyConfirmed(keep eventlog.SeqNum, upstream []syncproto.PullItem, written map[string]struct{}) (eventlog.SeqNum, error) {
+func (s *Store) applyConfirmed(ctx context.Context, keep eventlog.SeqNum, upstream []syncproto.PullItem, written map[string]struct{}) (eventlog.SeqNum, error) {
 	prev := keep
 	applied := make([]eventlog.Event, 0, len(upstream))
 	for _, it := range upstream {
@@ -168,7 +172,7 @@ func (s *Store) applyConfirmed(keep eventlog.SeqNum, upstream []syncproto.PullIt
 		applied = append(applied, ev)
 		prev = ev.SeqNum
 	}
-	if err := s.materializeGroup(applied, nil, appendEvents, written); err != nil {
+	if err := s.materializeGroup(ctx, applied, nil, appendEvents, written); err != nil {
 		return eventlog.SeqNum{}, err
 	}
 	return prev, nil
@@ -248,7 +252,7 @@ func metadataJSON(m *syncproto.SyncMetadata) json.RawMessage {
 // events after keep, in log order) by applying inverted changesets newest
 // first. A changeset group that also covers events at or before keep is
 // undone whole, and those events are materialized again.
-func (s *Store) rollBack(keep eventlog.SeqNum, rolled []eventlog.Event, written map[string]struct{}) error {
+func (s *Store) rollBack(ctx context.Context, keep eventlog.SeqNum, rolled []eventlog.Event, written map[string]struct{}) error {
 	if len(rolled) == 0 {
 		return nil
 	}
@@ -256,7 +260,7 @@ func (s *Store) rollBack(keep eventlog.SeqNum, rolled []eventlog.Event, written 
 	if err != nil || straddling == nil {
 		return err
 	}
-	return s.replayKept(*straddling, keep, written)
+	return s.replayKept(ctx, *straddling, keep, written)
 }
 
 // undoGroupsFrom undoes the changeset groups newest first, down to the one
@@ -301,7 +305,7 @@ func (s *Store) undoGroup(g clientdb.ChangesetGroup, written map[string]struct{}
 
 // replayKept materializes again the kept events from `from` to keep, both
 // included, after the group that held them was undone whole.
-func (s *Store) replayKept(from, keep eventlog.SeqNum, written map[string]struct{}) error {
+func (s *Store) replayKept(ctx context.Context, from, keep eventlog.SeqNum, written map[string]struct{}) error {
 	var again []eventlog.Event
 	err := s.db.ScanRange(eventlog.SeqNum{Global: from.Global, Client: from.Client - 1}, keep, func(ev eventlog.Event) error {
 		if ev.SeqNum.Compare(from) >= 0 {
@@ -312,5 +316,5 @@ func (s *Store) replayKept(from, keep eventlog.SeqNum, written map[string]struct
 	if err != nil {
 		return err
 	}
-	return s.materializeGroup(again, nil, replayOnly, written)
+	return s.materializeGroup(ctx, again, nil, replayOnly, written)
 }

@@ -296,6 +296,9 @@ func (s *Store) rebaseOntoNewBackendLocked(ctx context.Context, newID string) er
 		return err
 	}
 	s.head = head
+	// The pending events have new numbers: their pushes go untraced by
+	// their commits.
+	s.tel.parents.reset()
 	s.afterWrite(allTables)
 	return nil
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/livestore-go/livestore/eventlog"
 	"github.com/livestore-go/livestore/internal/clientdb"
 	"github.com/livestore-go/livestore/internal/sqlite"
@@ -40,6 +43,18 @@ type Options struct {
 	// Sync, when set, syncs the store's synced events with a sync server in
 	// the background. Without it the store is local only.
 	Sync *SyncOptions
+	// TracerProvider, when set, receives the store's spans: livestore.open
+	// (with livestore.boot), livestore.commit (with a livestore.materialize
+	// per event), livestore.query for each run of a reactive query, and
+	// livestore.sync.push, .pull and .rebase. A push is a child of the
+	// commit that made its first event, and its span context travels to
+	// the sync server in the request. Nil means no tracing, at no cost.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, when set, receives the store's metrics, each carrying
+	// the store id: livestore.commit.duration (seconds),
+	// livestore.query.runs, and for a synced store livestore.sync.pending
+	// (events) and livestore.sync.rebases. Nil means no metrics.
+	MeterProvider metric.MeterProvider
 }
 
 // Durability is the guarantee a returned Commit gives.
@@ -77,6 +92,8 @@ const DBFileName = "store.db"
 //     database (head, sync status).
 //  3. syncer.mu: the sync processor's connection state, read by SyncStatus
 //     under wsem.
+//  4. tel.parents.mu: the commit spans of pending events (a leaf, taken
+//     under wsem by commits and rebases and alone by pushes).
 //
 // Beside that chain, graph.pendMu and graph.obsMu (and an observer's mu
 // after obsMu) are leaves: they are taken under graph.mu or under wsem (the
@@ -94,6 +111,7 @@ type Store struct {
 	tables    []string // state table names, for session capture
 	graph     *graph
 	syncer    *syncer // nil without sync
+	tel       *instruments
 	// readers is the pool of read connections (nil for in-memory stores:
 	// reads use w under wsem). A connection is owned by whoever took it
 	// from the channel until it is put back.
@@ -130,20 +148,33 @@ func Open(ctx context.Context, schema *Schema, opts Options) (_ *Store, err erro
 	if schema == nil {
 		return nil, errors.New("livestore: open: nil schema")
 	}
+	storeID := opts.StoreID
+	if storeID == "" {
+		storeID = "default"
+	}
+	tel, err := newInstruments(opts, storeID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, span := tel.start(ctx, spanOpen)
+	defer func() {
+		if err != nil {
+			tel.close()
+		}
+		endSpan(span, err)
+	}()
 	s := &Store{
 		schema:  schema,
 		opts:    opts,
 		log:     opts.Logger,
-		storeID: opts.StoreID,
+		storeID: storeID,
+		tel:     tel,
 		wsem:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		tables:  schema.tableNames(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if s.storeID == "" {
-		s.storeID = "default"
 	}
 	if s.sessionID, err = randomID(6); err != nil {
 		return nil, err
@@ -232,7 +263,9 @@ func (s *Store) openReaders(path string) error {
 	return nil
 }
 
-func (s *Store) init(ctx context.Context) error {
+func (s *Store) init(ctx context.Context) (err error) {
+	ctx, span := s.tel.start(ctx, spanBoot)
+	defer func() { endSpan(span, err) }()
 	// Reading the schema first distinguishes "not a database" from other
 	// failures with a clear error.
 	probe, err := s.db.Probe()
@@ -257,6 +290,7 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	stale, err := s.stateIsStale()
 	if err != nil || !stale {
+		s.booted(span, false)
 		return err
 	}
 	if err := s.w.Begin(); err != nil {
@@ -266,6 +300,7 @@ func (s *Store) init(ctx context.Context) error {
 		s.w.Rollback()
 		return fmt.Errorf("rebuild state: %w", err)
 	}
+	s.booted(span, true)
 	return s.w.Commit()
 }
 
@@ -418,7 +453,8 @@ func (s *Store) replayLog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.materializeGroup(pending, nil, s.undoMode(), nil); err != nil {
+	// A replay gets no span per event, its pending tail included.
+	if err := s.materializeGroup(s.tel.untraced(ctx), pending, nil, s.undoMode(), nil); err != nil {
 		return err
 	}
 	report(total, total)
@@ -427,7 +463,9 @@ func (s *Store) replayLog(ctx context.Context) error {
 
 // Rematerialize drops all state and rebuilds it from the eventlog, in one
 // transaction: readers see the old state until it commits.
-func (s *Store) Rematerialize(ctx context.Context) error {
+func (s *Store) Rematerialize(ctx context.Context) (err error) {
+	ctx, span := s.tel.start(ctx, spanRematerialize)
+	defer func() { endSpan(span, err) }()
 	if err := s.acquireWrite(ctx); err != nil {
 		return err
 	}
@@ -499,7 +537,7 @@ func (s *Store) Close() error {
 		s.closed = true
 		close(s.done)
 		<-s.wsem
-		s.closeErr = s.closeConns()
+		s.closeErr = errors.Join(s.closeConns(), s.tel.close())
 	})
 	return s.closeErr
 }

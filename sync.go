@@ -225,6 +225,7 @@ func (y *syncer) publish() {
 	if err != nil {
 		return
 	}
+	y.s.tel.pending.Store(int64(st.PendingCount))
 	SetSignal(y.s, y.status, st)
 }
 
@@ -423,8 +424,10 @@ func (y *syncer) applyPages(ctx, sctx context.Context, first pageResult, pages <
 // rolled-back events re-numbered after them (a rebase) and materialized
 // again (see applyUpstream). Subscribers are notified once, of the final
 // state.
-func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) error {
+func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) (err error) {
 	s := y.s
+	ctx, span := s.tel.startPull(ctx, page)
+	defer func() { endSpan(span, err) }()
 	if err := s.acquireWrite(ctx); err != nil {
 		return err
 	}
@@ -437,7 +440,7 @@ func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) err
 		return err
 	}
 	written := map[string]struct{}{}
-	rebased, err := s.applyUpstream(incoming, page.BackendID, written)
+	rebased, err := s.applyUpstream(ctx, incoming, page.BackendID, written)
 	if err != nil {
 		s.w.Rollback()
 		// The local state is unchanged; a materializer that cannot apply
@@ -454,10 +457,12 @@ func (y *syncer) applyPage(ctx context.Context, page syncproto.PullResponse) err
 		// The in-memory head and sync status were not changed yet.
 		return fmt.Errorf("pull: commit: %w", err)
 	}
+	s.tel.settled(s.sync.Head)
 	if rebased {
 		y.mu.Lock()
 		y.pushedUpTo = s.sync.Head
 		y.mu.Unlock()
+		s.tel.countRebase(ctx)
 	}
 	s.afterWrite(written)
 	return nil
@@ -525,9 +530,13 @@ func (y *syncer) pushPending(ctx context.Context, conn SyncConn) error {
 			return errStopSync{fmt.Errorf("push %s: %w", batch[0].Name, err)}
 		}
 		for _, part := range parts {
-			if err := conn.Push(ctx, part, bid); err != nil {
+			pctx, span := y.s.tel.startPush(ctx, part)
+			err := conn.Push(pctx, part, bid)
+			endSpan(span, err)
+			if err != nil {
 				return err
 			}
+			y.s.tel.settled(part[len(part)-1].SeqNum)
 			y.mu.Lock()
 			y.pushedUpTo = part[len(part)-1].SeqNum
 			y.mu.Unlock()

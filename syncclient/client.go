@@ -420,6 +420,7 @@ func (c *Client) Push(ctx context.Context, batch []syncproto.Event, backendID *s
 		if err != nil {
 			return err
 		}
+		traceRequest(ctx, req)
 		exit, err := c.call(ctx, req)
 		if err != nil {
 			return err
@@ -473,6 +474,7 @@ func (c *Client) Pull(ctx context.Context, cursor *syncproto.Cursor, live bool) 
 	if err != nil {
 		return nil, err
 	}
+	traceRequest(ctx, req)
 	s := &PullStream{c: c, id: req.ID, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.err != nil {

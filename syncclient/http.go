@@ -278,7 +278,9 @@ func (c *httpConn) post(ctx context.Context, cancel context.CancelFunc, id, tag 
 	if err != nil {
 		return nil, fmt.Errorf("syncclient: encode %s: %w", tag, err)
 	}
-	body, err := syncproto.Marshal(&syncproto.Request{ID: id, Tag: tag, Payload: p, Headers: [][2]string{}})
+	rpc := &syncproto.Request{ID: id, Tag: tag, Payload: p, Headers: [][2]string{}}
+	traceRequest(ctx, rpc)
+	body, err := syncproto.Marshal(rpc)
 	if err != nil {
 		return nil, fmt.Errorf("syncclient: encode %s: %w", tag, err)
 	}

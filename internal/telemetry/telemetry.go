@@ -34,6 +34,24 @@ const (
 	Remaining  = attribute.Key("livestore.pull.remaining")
 	Result     = attribute.Key("livestore.result")
 	Transport  = attribute.Key("livestore.transport")
+
+	// Seq is one event's local sequence number in its text form ("e5",
+	// "e5.1", "e6r1"); SeqFirst and SeqLast are global sequence numbers,
+	// as the wire carries them.
+	Seq = attribute.Key("livestore.seq")
+	// Rebuilt tells whether opening a store rebuilt its state from the
+	// eventlog; Replayed is how many events that replayed.
+	Rebuilt  = attribute.Key("livestore.boot.rebuilt")
+	Replayed = attribute.Key("livestore.boot.replayed")
+	// RolledBack and Reapplied count the local events a rebase rolled back
+	// and applied again on top of the server's.
+	RolledBack = attribute.Key("livestore.rebase.rolled_back")
+	Reapplied  = attribute.Key("livestore.rebase.reapplied")
+	// QueryLabel, QueryKind ("db" or "computed") and QueryRows describe one
+	// run of a reactive query.
+	QueryLabel = attribute.Key("livestore.query.label")
+	QueryKind  = attribute.Key("livestore.query.kind")
+	QueryRows  = attribute.Key("livestore.query.rows")
 )
 
 // Tracer returns the tracer called name of tp, or a no-op tracer when tp is
