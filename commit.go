@@ -22,6 +22,12 @@ import (
 // SQL fails, and with an error matching eventlog.ErrSeqNumExhausted when the
 // log has used the last sequence number (2^53-1) that clients and servers
 // can hold; in every case eventlog and state are left exactly as before.
+//
+// Concurrent Commit calls share transactions (group commit, see
+// groupcommit.go): calls that arrive while another commit is being written
+// are committed together, in the order they were queued, each with the
+// all-or-nothing guarantee above, and made durable by one flush. A failing
+// call fails alone; the others of its group commit.
 func (s *Store) Commit(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
@@ -30,15 +36,7 @@ func (s *Store) Commit(ctx context.Context, events ...Event) error {
 	if err != nil {
 		return err
 	}
-	written := map[string]struct{}{}
-	if err := s.commitBatch(ctx, batch, written); err != nil {
-		return err
-	}
-	s.afterWrite(written)
-	if s.syncer != nil {
-		s.syncer.poke()
-	}
-	return nil
+	return s.submit(ctx, batch)
 }
 
 // prepared is an event of a commit, checked against the schema, with its
@@ -68,36 +66,6 @@ func (s *Store) prepare(events []Event) ([]prepared, error) {
 		batch[i] = prepared{def, raw, value}
 	}
 	return batch, nil
-}
-
-// commitBatch numbers batch after the head, appends and materializes it in
-// one transaction under the write lock, and moves the head. Tables written
-// are added to written.
-func (s *Store) commitBatch(ctx context.Context, batch []prepared, written map[string]struct{}) error {
-	if err := s.acquireWrite(ctx); err != nil {
-		return err
-	}
-	defer s.releaseWrite()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	evs, values, err := s.number(batch)
-	if err != nil {
-		return err
-	}
-	if err := s.w.Begin(); err != nil {
-		return fmt.Errorf("livestore: commit: %w", err)
-	}
-	if err := s.materializeGroup(evs, values, appendEvents|s.undoMode(), written); err != nil {
-		s.w.Rollback()
-		return err
-	}
-	if err := s.w.Commit(); err != nil {
-		s.w.Rollback()
-		return fmt.Errorf("livestore: commit: %w", err)
-	}
-	s.head = evs[len(evs)-1].SeqNum
-	return nil
 }
 
 // number makes the events of batch, numbered on from the head, each the
@@ -145,6 +113,9 @@ const (
 	// changeset, stored under the first event's sequence number, so that a
 	// rebase can roll the group back.
 	keepChangeset groupMode = 2
+	// captureRows captures the changes of the whole group as one changeset
+	// (kept or not), from which the rows it changed are read (keys.go).
+	captureRows groupMode = 4
 )
 
 // undoMode is keepChangeset when new events must be revertible: whenever a
@@ -163,6 +134,13 @@ func (s *Store) undoMode() groupMode {
 // the caller has them, else nil. Tables written are added to written (when
 // not nil).
 func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
+	_, err := s.materializeCapture(evs, values, mode, written)
+	return err
+}
+
+// materializeCapture is materializeGroup returning the changeset it
+// captured (nil when mode captures none or nothing changed).
+func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) ([]byte, error) {
 	run := func() error {
 		for i := range evs {
 			if mode&appendEvents != 0 {
@@ -180,17 +158,19 @@ func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupM
 		}
 		return nil
 	}
-	if mode&keepChangeset == 0 || len(evs) == 0 {
-		return run()
+	if mode&(keepChangeset|captureRows) == 0 || len(evs) == 0 {
+		return nil, run()
 	}
 	cs, err := s.w.Capture(s.tables, run)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
-		return fmt.Errorf("livestore: %w", err)
+	if mode&keepChangeset != 0 {
+		if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
+			return nil, fmt.Errorf("livestore: %w", err)
+		}
 	}
-	return nil
+	return cs, nil
 }
 
 // materialize runs ev's materializer and applies its writes on the write
@@ -269,7 +249,14 @@ func (s *Store) analyze(c *sqlite.Conn, query string) (sqlite.Access, error) {
 // allTables marks a write that may have changed any table (a rebuild).
 var allTables = map[string]struct{}{"*": {}}
 
-// afterWrite is called, without the write lock, after state changed.
+// afterWrite is called after state changed, in the tables given as a
+// whole.
 func (s *Store) afterWrite(tables map[string]struct{}) {
-	s.graph.invalidate(tables)
+	s.graph.invalidate(tables, nil)
+}
+
+// afterCommit is called after commits changed tables; the tables of rows
+// changed only in the rows listed there.
+func (s *Store) afterCommit(tables map[string]struct{}, rows rowChanges) {
+	s.graph.invalidate(tables, rows)
 }

@@ -118,6 +118,7 @@ type Store struct {
 	closeErr  error // set inside closeOnce
 
 	// Safe for concurrent use on their own.
+	commits  commitQueue // Commit calls waiting for a group (groupcommit.go)
 	decoders decoderCache
 	access   sync.Map // SQL text → sqlite.Access
 }
@@ -193,7 +194,7 @@ func (s *Store) openWriter(ctx context.Context) (string, error) {
 		s.lock = lock
 		path = filepath.Join(dir, DBFileName)
 	}
-	wopts := sqlite.OpenOptions{}
+	wopts := sqlite.OpenOptions{Capture: true}
 	if s.opts.Durability == DurabilityProcess {
 		wopts.Synchronous = "NORMAL"
 	}

@@ -1,0 +1,216 @@
+package livestore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/livestore-go/livestore/eventlog"
+)
+
+// This file holds group commit. Commit calls queue up; whichever of them
+// takes the write lock next commits everything queued (up to maxGroup) in
+// one transaction, each call in its own savepoint, and so with one fsync.
+// Calls that arrive while a transaction waits for its fsync form the next
+// group. A failing call rolls back its own savepoint only; the others of
+// its group commit. Every call returns once the transaction holding it is
+// durable (or failed), after the reactive graph and the sync processor
+// learned of the group's writes.
+
+// maxGroup bounds the number of Commit calls in one transaction, so that
+// one group's latency stays bounded.
+const maxGroup = 256
+
+// commitReq is one Commit call, from the queue to its result.
+type commitReq struct {
+	ctx   context.Context
+	batch []prepared
+	// done is closed by the group's leader once err is final.
+	done chan struct{}
+	err  error
+
+	// Set by the group's leader under the write lock.
+	written map[string]struct{} // tables the call's statements wrote
+	changes []byte              // its changeset, when one was captured
+	head    eventlog.SeqNum     // its last event
+}
+
+// commitQueue holds the Commit calls that wait for a group.
+type commitQueue struct {
+	mu    sync.Mutex
+	queue []*commitReq // guarded by mu
+}
+
+func (q *commitQueue) push(r *commitReq) {
+	q.mu.Lock()
+	q.queue = append(q.queue, r)
+	q.mu.Unlock()
+}
+
+// take removes and returns up to max calls, oldest first.
+func (q *commitQueue) take(max int) []*commitReq {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.queue), max)
+	group := append([]*commitReq(nil), q.queue[:n]...)
+	rest := copy(q.queue, q.queue[n:])
+	clear(q.queue[rest:])
+	q.queue = q.queue[:rest]
+	return group
+}
+
+// remove takes r out of the queue; false means a leader took it already.
+func (q *commitQueue) remove(r *commitReq) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, x := range q.queue {
+		if x == r {
+			q.queue = append(q.queue[:i], q.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// submit queues batch and returns its result: it leads groups (its own or
+// a later one) whenever it gets the write lock first, and otherwise waits
+// for the leader that took it. Once a leader took it, the call is no longer
+// cancelled by ctx: it waits for the outcome, so that a commit never
+// succeeds after Commit reported an error.
+func (s *Store) submit(ctx context.Context, batch []prepared) error {
+	req := &commitReq{ctx: ctx, batch: batch, done: make(chan struct{})}
+	s.commits.push(req)
+	for {
+		select {
+		case <-req.done:
+			return req.err
+		case s.wsem <- struct{}{}:
+			if s.closed {
+				s.releaseWrite()
+				return s.abandon(req, ErrStoreClosed)
+			}
+			s.lead()
+		case <-ctx.Done():
+			return s.abandon(req, ctx.Err())
+		case <-s.done:
+			return s.abandon(req, ErrStoreClosed)
+		}
+	}
+}
+
+// abandon withdraws req with err, or, when a leader took it already,
+// waits for its result.
+func (s *Store) abandon(req *commitReq, err error) error {
+	if s.commits.remove(req) {
+		return err
+	}
+	<-req.done
+	return req.err
+}
+
+// lead commits the queued calls as one group. The caller holds the write
+// lock; lead releases it after the group's callers were told their result.
+func (s *Store) lead() {
+	defer s.releaseWrite()
+	group := s.commits.take(maxGroup)
+	if len(group) == 0 {
+		return
+	}
+	rows := s.graph.wantsRows()
+	if s.commitGroup(group, rows) {
+		written, changes := s.groupChanges(group, rows)
+		s.afterCommit(written, changes)
+		if s.syncer != nil {
+			s.syncer.poke()
+		}
+	}
+	for _, r := range group {
+		close(r.done)
+	}
+}
+
+// commitGroup commits group in one transaction and records each call's
+// result in its err. It reports whether any call committed. withRows
+// captures each call's changeset to learn the rows it changed.
+func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
+	mode := appendEvents | s.undoMode()
+	if withRows {
+		mode |= captureRows
+	}
+	if err := s.w.Begin(); err != nil {
+		for _, r := range group {
+			r.err = fmt.Errorf("livestore: commit: %w", err)
+		}
+		return false
+	}
+	start := s.head
+	committed := 0
+	for _, r := range group {
+		if r.err = r.ctx.Err(); r.err != nil {
+			continue
+		}
+		if len(group) == 1 {
+			r.err = s.commitOne(r, mode)
+		} else {
+			r.err = s.w.Savepoint(func() error { return s.commitOne(r, mode) })
+		}
+		if r.err == nil {
+			committed++
+			s.head = r.head
+		}
+	}
+	if committed == 0 {
+		s.w.Rollback()
+		return false
+	}
+	if err := s.w.Commit(); err != nil {
+		s.w.Rollback()
+		s.head = start
+		for _, r := range group {
+			if r.err == nil {
+				r.err = fmt.Errorf("livestore: commit: %w", err)
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// commitOne numbers r's events after the head, appends and materializes
+// them, inside the group's transaction.
+func (s *Store) commitOne(r *commitReq, mode groupMode) error {
+	evs, values, err := s.number(r.batch)
+	if err != nil {
+		return err
+	}
+	r.written = map[string]struct{}{}
+	cs, err := s.materializeCapture(evs, values, mode, r.written)
+	if err != nil {
+		return err
+	}
+	r.changes, r.head = cs, evs[len(evs)-1].SeqNum
+	return nil
+}
+
+// groupChanges returns the tables the committed calls of group wrote and,
+// when withRows, the rows they changed.
+func (s *Store) groupChanges(group []*commitReq, withRows bool) (map[string]struct{}, rowChanges) {
+	written := map[string]struct{}{}
+	var rows rowChanges
+	if withRows {
+		rows = rowChanges{}
+	}
+	for _, r := range group {
+		if r.err != nil {
+			continue
+		}
+		if !withRows {
+			for t := range r.written {
+				written[t] = struct{}{}
+			}
+			continue
+		}
+		mergeRows(written, rows, r.written, s.rowsOf(r.changes, r.written))
+	}
+	return written, rows
+}
