@@ -3,6 +3,7 @@ package livestore
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/livestore-go/livestore/eventlog"
@@ -39,6 +40,10 @@ type commitReq struct {
 type commitQueue struct {
 	mu    sync.Mutex
 	queue []*commitReq // guarded by mu
+
+	// Guarded by the store's write lock: the groups led and the calls
+	// they held.
+	groups, calls int64
 }
 
 func (q *commitQueue) push(r *commitReq) {
@@ -112,10 +117,17 @@ func (s *Store) abandon(req *commitReq, err error) error {
 // lock; lead releases it after the group's callers were told their result.
 func (s *Store) lead() {
 	defer s.releaseWrite()
+	// Callers of the group before were just woken; letting them run first
+	// lets those that commit again join this group rather than wait for
+	// the next (with many committers, groups hold about all of them rather
+	// than alternating halves). Alone, this costs nothing.
+	runtime.Gosched()
 	group := s.commits.take(maxGroup)
 	if len(group) == 0 {
 		return
 	}
+	s.commits.groups++
+	s.commits.calls += int64(len(group))
 	rows := s.graph.wantsRows()
 	if s.commitGroup(group, rows) {
 		written, changes := s.groupChanges(group, rows)
@@ -132,38 +144,20 @@ func (s *Store) lead() {
 // commitGroup commits group in one transaction and records each call's
 // result in its err. It reports whether any call committed. withRows
 // captures each call's changeset to learn the rows it changed.
+//
+// The calls first run one after the other without savepoints: a savepoint
+// copies every page a call first touches, which costs more than the call
+// itself. When a call of a larger group fails, the transaction is rolled
+// back and the group runs again with each call in its own savepoint, so
+// that only the failing call's savepoint is rolled back and the others
+// commit.
 func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
 	mode := appendEvents | s.undoMode()
 	if withRows {
 		mode |= captureRows
 	}
-	if err := s.w.Begin(); err != nil {
-		for _, r := range group {
-			r.err = fmt.Errorf("livestore: commit: %w", err)
-		}
-		return false
-	}
 	start := s.head
-	committed := 0
-	for _, r := range group {
-		if r.err = r.ctx.Err(); r.err != nil {
-			continue
-		}
-		if len(group) == 1 {
-			r.err = s.commitOne(r, mode)
-		} else {
-			r.err = s.w.Savepoint(func() error { return s.commitOne(r, mode) })
-		}
-		if r.err == nil {
-			committed++
-			s.head = r.head
-		}
-	}
-	if committed == 0 {
-		s.w.Rollback()
-		return false
-	}
-	if err := s.w.Commit(); err != nil {
+	fail := func(err error) bool {
 		s.w.Rollback()
 		s.head = start
 		for _, r := range group {
@@ -173,7 +167,56 @@ func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
 		}
 		return false
 	}
+	if err := s.w.Begin(); err != nil {
+		return fail(err)
+	}
+	if s.runCalls(group, mode, false) && len(group) > 1 {
+		s.w.Rollback()
+		s.head = start
+		if err := s.w.Begin(); err != nil {
+			return fail(err)
+		}
+		s.runCalls(group, mode, true)
+	}
+	committed := false
+	for _, r := range group {
+		committed = committed || r.err == nil
+	}
+	if !committed {
+		s.w.Rollback()
+		s.head = start
+		return false
+	}
+	if err := s.w.Commit(); err != nil {
+		return fail(err)
+	}
 	return true
+}
+
+// runCalls runs the calls of group inside the open transaction, each in
+// its own savepoint when savepoints is set, recording each call's result in
+// its err and moving the head past the calls that succeeded. Without
+// savepoints it stops at the first failing call and reports true: the
+// transaction then holds part of that call and must be rolled back.
+func (s *Store) runCalls(group []*commitReq, mode groupMode, savepoints bool) (stopped bool) {
+	for _, r := range group {
+		if r.err = r.ctx.Err(); r.err != nil {
+			continue
+		}
+		if savepoints {
+			r.err = s.w.Savepoint(func() error { return s.commitOne(r, mode) })
+		} else {
+			r.err = s.commitOne(r, mode)
+		}
+		if r.err != nil {
+			if !savepoints {
+				return true
+			}
+			continue
+		}
+		s.head = r.head
+	}
+	return false
 }
 
 // commitOne numbers r's events after the head, appends and materializes
