@@ -134,13 +134,14 @@ func (s *Store) undoMode() groupMode {
 // the caller has them, else nil. Tables written are added to written (when
 // not nil).
 func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
-	_, err := s.materializeCapture(evs, values, mode, written)
+	_, err := s.materializeCapture(evs, values, mode, s.tables, written)
 	return err
 }
 
 // materializeCapture is materializeGroup returning the changeset it
-// captured (nil when mode captures none or nothing changed).
-func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) ([]byte, error) {
+// captured of tables (nil when mode captures none or nothing changed). A
+// changeset kept for rebases must capture every state table.
+func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode groupMode, tables []string, written map[string]struct{}) ([]byte, error) {
 	run := func() error {
 		for i := range evs {
 			if mode&appendEvents != 0 {
@@ -161,7 +162,7 @@ func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode grou
 	if mode&(keepChangeset|captureRows) == 0 || len(evs) == 0 {
 		return nil, run()
 	}
-	cs, err := s.w.Capture(s.tables, run)
+	cs, err := s.w.Capture(tables, run)
 	if err != nil {
 		return nil, err
 	}

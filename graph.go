@@ -117,7 +117,12 @@ type graph struct {
 	pending map[string]map[sqlite.RowKey]struct{}
 	pendAll bool          // a write may have changed any table; guarded by pendMu
 	wake    chan struct{} // wakes loop; buffered, never blocks a commit
-	pinned  atomic.Int64  // nodes indexed with a key pin
+	// pinTables are the tables with at least minRowPins nodes indexed with
+	// a key pin, sorted; pinCount counts those nodes in all tables. For
+	// commits to read without mu.
+	pinTables  atomic.Pointer[[]string]
+	pinCount   atomic.Int64
+	minRowPins int // guarded by mu; set by newGraph (tests lower it)
 
 	mu     sync.Mutex
 	nodes  map[any]*node
@@ -157,11 +162,13 @@ func newGraph(s *Store) *graph {
 		rows: rowIndex{
 			loose: map[string]map[*node]struct{}{},
 			byKey: map[string]map[sqlite.RowKey]map[*node]struct{}{},
+			count: map[string]int{},
 		},
-		stale:     map[*node]struct{}{},
-		stop:      make(chan struct{}),
-		observers: map[*observer]struct{}{},
-		applied:   map[string]struct{}{},
+		stale:      map[*node]struct{}{},
+		stop:       make(chan struct{}),
+		observers:  map[*observer]struct{}{},
+		applied:    map[string]struct{}{},
+		minRowPins: defaultMinRowPins,
 	}
 	g.loopWG.Add(1)
 	go g.loop()

@@ -128,9 +128,9 @@ func (s *Store) lead() {
 	}
 	s.commits.groups++
 	s.commits.calls += int64(len(group))
-	rows := s.graph.wantsRows()
-	if s.commitGroup(group, rows) {
-		written, changes := s.groupChanges(group, rows)
+	c := s.captureFor()
+	if s.commitGroup(group, c) {
+		written, changes := s.groupChanges(group, c)
 		s.afterCommit(written, changes)
 		if s.syncer != nil {
 			s.syncer.poke()
@@ -141,9 +141,32 @@ func (s *Store) lead() {
 	}
 }
 
+// groupCapture says what the calls of a group capture.
+type groupCapture struct {
+	mode   groupMode
+	tables []string // the tables their changesets record (nil: none)
+	rows   bool     // read the rows they changed from their changesets
+}
+
+// captureFor returns what the next group captures: in a synced store the
+// changeset a rebase needs, of every state table, whose rows are read when
+// a live query is pinned; else a changeset of the tables with enough pinned
+// live queries (keys.go), if any.
+func (s *Store) captureFor() groupCapture {
+	c := groupCapture{mode: appendEvents | s.undoMode()}
+	if c.mode&keepChangeset != 0 {
+		c.tables, c.rows = s.tables, s.graph.anyPinned()
+		return c
+	}
+	if tables := s.graph.rowTables(); tables != nil {
+		c.mode |= captureRows
+		c.tables, c.rows = tables, true
+	}
+	return c
+}
+
 // commitGroup commits group in one transaction and records each call's
-// result in its err. It reports whether any call committed. withRows
-// captures each call's changeset to learn the rows it changed.
+// result in its err. It reports whether any call committed.
 //
 // The calls first run one after the other without savepoints: a savepoint
 // copies every page a call first touches, which costs more than the call
@@ -151,11 +174,7 @@ func (s *Store) lead() {
 // back and the group runs again with each call in its own savepoint, so
 // that only the failing call's savepoint is rolled back and the others
 // commit.
-func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
-	mode := appendEvents | s.undoMode()
-	if withRows {
-		mode |= captureRows
-	}
+func (s *Store) commitGroup(group []*commitReq, c groupCapture) bool {
 	start := s.head
 	fail := func(err error) bool {
 		s.w.Rollback()
@@ -170,13 +189,13 @@ func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
 	if err := s.w.Begin(); err != nil {
 		return fail(err)
 	}
-	if s.runCalls(group, mode, false) && len(group) > 1 {
+	if s.runCalls(group, c, false) && len(group) > 1 {
 		s.w.Rollback()
 		s.head = start
 		if err := s.w.Begin(); err != nil {
 			return fail(err)
 		}
-		s.runCalls(group, mode, true)
+		s.runCalls(group, c, true)
 	}
 	committed := false
 	for _, r := range group {
@@ -198,15 +217,15 @@ func (s *Store) commitGroup(group []*commitReq, withRows bool) bool {
 // its err and moving the head past the calls that succeeded. Without
 // savepoints it stops at the first failing call and reports true: the
 // transaction then holds part of that call and must be rolled back.
-func (s *Store) runCalls(group []*commitReq, mode groupMode, savepoints bool) (stopped bool) {
+func (s *Store) runCalls(group []*commitReq, c groupCapture, savepoints bool) (stopped bool) {
 	for _, r := range group {
 		if r.err = r.ctx.Err(); r.err != nil {
 			continue
 		}
 		if savepoints {
-			r.err = s.w.Savepoint(func() error { return s.commitOne(r, mode) })
+			r.err = s.w.Savepoint(func() error { return s.commitOne(r, c) })
 		} else {
-			r.err = s.commitOne(r, mode)
+			r.err = s.commitOne(r, c)
 		}
 		if r.err != nil {
 			if !savepoints {
@@ -221,13 +240,13 @@ func (s *Store) runCalls(group []*commitReq, mode groupMode, savepoints bool) (s
 
 // commitOne numbers r's events after the head, appends and materializes
 // them, inside the group's transaction.
-func (s *Store) commitOne(r *commitReq, mode groupMode) error {
+func (s *Store) commitOne(r *commitReq, c groupCapture) error {
 	evs, values, err := s.number(r.batch)
 	if err != nil {
 		return err
 	}
 	r.written = map[string]struct{}{}
-	cs, err := s.materializeCapture(evs, values, mode, r.written)
+	cs, err := s.materializeCapture(evs, values, c.mode, c.tables, r.written)
 	if err != nil {
 		return err
 	}
@@ -236,24 +255,24 @@ func (s *Store) commitOne(r *commitReq, mode groupMode) error {
 }
 
 // groupChanges returns the tables the committed calls of group wrote and,
-// when withRows, the rows they changed.
-func (s *Store) groupChanges(group []*commitReq, withRows bool) (map[string]struct{}, rowChanges) {
+// when c.rows, the rows they changed.
+func (s *Store) groupChanges(group []*commitReq, c groupCapture) (map[string]struct{}, rowChanges) {
 	written := map[string]struct{}{}
 	var rows rowChanges
-	if withRows {
+	if c.rows {
 		rows = rowChanges{}
 	}
 	for _, r := range group {
 		if r.err != nil {
 			continue
 		}
-		if !withRows {
+		if !c.rows {
 			for t := range r.written {
 				written[t] = struct{}{}
 			}
 			continue
 		}
-		mergeRows(written, rows, r.written, s.rowsOf(r.changes, r.written))
+		mergeRows(written, rows, r.written, s.rowsOf(r.changes, c.tables, r.written))
 	}
 	return written, rows
 }

@@ -1,6 +1,8 @@
 package livestore
 
 import (
+	"sort"
+
 	"github.com/livestore-go/livestore/internal/sqlite"
 )
 
@@ -26,6 +28,14 @@ import (
 // write invalidates the whole table (a large batch re-runs every query
 // anyway).
 const maxRowKeys = 4096
+
+// defaultMinRowPins is how many pinned live queries a table needs before
+// commits that do not capture a changeset anyway (stores without sync)
+// capture one to learn its changed rows. Capturing costs a commit about
+// as much as re-running ten point queries (SQLite prepares statements for
+// each session), and re-runs happen off the commit path; below this many,
+// whole-table invalidation is cheaper.
+const defaultMinRowPins = 32
 
 // keyPin says that a query reads only the rows of table whose key column
 // col (of type typ) holds one of keys.
@@ -147,12 +157,12 @@ func (s *Store) usablePin(pin *keyPin, reads []string) *keyPin {
 type rowChanges map[string]map[sqlite.RowKey]struct{}
 
 // rowsOf reads the rows changeset changed, for the tables in written (the
-// tables the write touched, as the authorizer saw them). Every table of
-// changeset is added to written. Tables not in the schema (not recorded by
-// the session), tables without a one-column key and tables with more than
-// maxRowKeys changed rows are left out: they changed as a whole. Nil means
-// every table changed as a whole.
-func (s *Store) rowsOf(changeset []byte, written map[string]struct{}) rowChanges {
+// tables the write touched, as the authorizer saw them); captured are the
+// tables the changeset recorded. Every table of changeset is added to
+// written. Tables not captured, tables without a one-column key and tables
+// with more than maxRowKeys changed rows are left out: they changed as a
+// whole. Nil means every table changed as a whole.
+func (s *Store) rowsOf(changeset []byte, captured []string, written map[string]struct{}) rowChanges {
 	rows := rowChanges{}
 	whole := map[string]bool{}
 	err := sqlite.ChangedRows(changeset, func(table string, key sqlite.RowKey, single bool) {
@@ -175,9 +185,10 @@ func (s *Store) rowsOf(changeset []byte, written map[string]struct{}) rowChanges
 		s.log.Warn("commit: unreadable changeset; invalidating whole tables", "err", err)
 		return nil
 	}
-	// Tables written without a changed row: nothing changed in them.
-	for t := range written {
-		if _, ok := rows[t]; !ok && !whole[t] && s.schema.tableByName[t] != nil {
+	// Tables captured and written without a changed row: nothing changed
+	// in them.
+	for _, t := range captured {
+		if _, w := written[t]; w && rows[t] == nil && !whole[t] {
 			rows[t] = map[sqlite.RowKey]struct{}{}
 		}
 	}
@@ -216,6 +227,8 @@ type rowIndex struct {
 	loose map[string]map[*node]struct{}
 	// byKey are the pinned nodes, by table and key.
 	byKey map[string]map[sqlite.RowKey]map[*node]struct{}
+	// count is the number of pinned nodes per table.
+	count map[string]int
 }
 
 // index records that n reads tables, pinned by pin (nil: not pinned).
@@ -230,7 +243,10 @@ func (g *graph) index(n *node, tables []string, pin *keyPin) {
 	if pin == nil {
 		return
 	}
-	g.pinned.Add(1)
+	g.pinCount.Add(1)
+	if g.rows.count[pin.table]++; g.rows.count[pin.table] == g.minRowPins {
+		g.publishPinTables()
+	}
 	byKey := g.rows.byKey[pin.table]
 	if byKey == nil {
 		byKey = map[sqlite.RowKey]map[*node]struct{}{}
@@ -248,7 +264,14 @@ func (g *graph) unindex(n *node) {
 		delete(g.rows.loose[t], n)
 	}
 	if pin := n.pin; pin != nil {
-		g.pinned.Add(-1)
+		g.pinCount.Add(-1)
+		g.rows.count[pin.table]--
+		if g.rows.count[pin.table] == 0 {
+			delete(g.rows.count, pin.table)
+		}
+		if g.rows.count[pin.table] == g.minRowPins-1 {
+			g.publishPinTables()
+		}
 		byKey := g.rows.byKey[pin.table]
 		for _, k := range pin.keys {
 			delete(byKey[k], n)
@@ -293,6 +316,29 @@ func (g *graph) markTableLocked(table string, keys map[sqlite.RowKey]struct{}) {
 	}
 }
 
-// wantsRows reports whether a live query is pinned, so that commits are
-// worth reading row by row.
-func (g *graph) wantsRows() bool { return g.pinned.Load() > 0 }
+// publishPinTables stores the tables holding at least minRowPins pinned
+// nodes, for rowTables.
+func (g *graph) publishPinTables() {
+	var tables []string
+	for t, n := range g.rows.count {
+		if n >= g.minRowPins {
+			tables = append(tables, t)
+		}
+	}
+	sort.Strings(tables)
+	g.pinTables.Store(&tables)
+}
+
+// rowTables returns the tables whose changed rows are worth capturing a
+// changeset for (those with at least minRowPins pinned live queries),
+// sorted; nil when there are none. Safe without mu.
+func (g *graph) rowTables() []string {
+	if p := g.pinTables.Load(); p != nil && len(*p) > 0 {
+		return *p
+	}
+	return nil
+}
+
+// anyPinned reports whether a live query is pinned: when a changeset is
+// captured anyway, its rows are then worth reading. Safe without mu.
+func (g *graph) anyPinned() bool { return g.pinCount.Load() > 0 }

@@ -273,6 +273,9 @@ func randomKeyRound(t *testing.T, rng *rand.Rand, synced bool) {
 		other = openSynced(t, a.schema, t.TempDir(), syncOpts(srv.NewLink()))
 	} else {
 		s = openStore(t, a.schema, t.TempDir())
+		// With 10, items (more pinned queries) is read by row and nums
+		// (fewer) as a whole.
+		livestore.SetMinRowPins(s, []int{1, 10}[rng.Intn(2)])
 	}
 	ps := keyProbes(t, s, a)
 	checkProbes(t, 0, ps)

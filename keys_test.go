@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/memsync"
 )
 
 // keyApp is a schema for invalidation by row: items keyed by text (with a
@@ -127,9 +128,25 @@ func runCounts(s *livestore.Store) map[string]int64 {
 // TestKeyPinnedQueriesRerunByRow commits single writes and checks which
 // live queries re-ran: a query pinned to keys re-runs only when a row with
 // one of its keys changed, every other query on every write to its table.
+// A synced store reads the rows from the changeset it keeps for rebases; a
+// store without sync captures one when the table has enough pinned queries
+// (lowered here to one).
 func TestKeyPinnedQueriesRerunByRow(t *testing.T) {
-	a := newKeyApp(t)
-	s := openStore(t, a.schema, t.TempDir())
+	t.Run("local", func(t *testing.T) {
+		a := newKeyApp(t)
+		s := openStore(t, a.schema, t.TempDir())
+		livestore.SetMinRowPins(s, 1)
+		keyPinnedReruns(t, a, s)
+	})
+	t.Run("synced", func(t *testing.T) {
+		a := newKeyApp(t)
+		link := memsync.NewServer().NewLink()
+		link.SetOnline(false)
+		keyPinnedReruns(t, a, openSynced(t, a.schema, t.TempDir(), syncOpts(link)))
+	})
+}
+
+func keyPinnedReruns(t *testing.T, a *keyApp, s *livestore.Store) {
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		mustCommit(t, s, a.op.New(keyOp{Kind: "put", ID: fmt.Sprint("k", i), V: i}))
@@ -204,5 +221,35 @@ func TestKeyPinnedQueriesRerunByRow(t *testing.T) {
 		if after[label] == before[label] {
 			t.Errorf("rematerialize: query %s did not re-run", label)
 		}
+	}
+}
+
+// TestFewPinnedQueriesInvalidateByTable checks that in a store without
+// sync, a table with fewer pinned queries than the threshold is
+// invalidated as a whole (no changeset is captured for it).
+func TestFewPinnedQueriesInvalidateByTable(t *testing.T) {
+	a := newKeyApp(t)
+	s := openStore(t, a.schema, t.TempDir())
+	ctx := context.Background()
+	mustCommit(t, s, a.op.New(keyOp{Kind: "put", ID: "k1", V: 1}), a.op.New(keyOp{Kind: "put", ID: "k2", V: 2}))
+	q1 := livestore.QueryDB[keyItem](a.items.Where(livestore.Eq("id", "k1")), "k1")
+	q2 := livestore.QueryDB[keyItem](a.items.Where(livestore.Eq("id", "k2")), "k2")
+	for _, q := range []*livestore.DBQuery[[]keyItem]{q1, q2} {
+		un, err := livestore.Subscribe(s, q, func([]keyItem) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(un)
+	}
+	before := runCounts(s)
+	mustCommit(t, s, a.op.New(keyOp{Kind: "set", ID: "k1", V: 5}))
+	for _, q := range []*livestore.DBQuery[[]keyItem]{q1, q2} {
+		if _, err := livestore.Get(ctx, s, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := runCounts(s)
+	if after["k1"] == before["k1"] || after["k2"] == before["k2"] {
+		t.Fatalf("runs before %v, after %v: want both re-run", before, after)
 	}
 }
