@@ -113,9 +113,6 @@ const (
 	// changeset, stored under the first event's sequence number, so that a
 	// rebase can roll the group back.
 	keepChangeset groupMode = 2
-	// captureRows captures the changes of the whole group as one changeset
-	// (kept or not), from which the rows it changed are read (keys.go).
-	captureRows groupMode = 4
 )
 
 // undoMode is keepChangeset when new events must be revertible: whenever a
@@ -134,14 +131,13 @@ func (s *Store) undoMode() groupMode {
 // the caller has them, else nil. Tables written are added to written (when
 // not nil).
 func (s *Store) materializeGroup(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
-	_, err := s.materializeCapture(evs, values, mode, s.tables, written)
+	_, err := s.materializeCapture(evs, values, mode, written)
 	return err
 }
 
-// materializeCapture is materializeGroup returning the changeset it
-// captured of tables (nil when mode captures none or nothing changed). A
-// changeset kept for rebases must capture every state table.
-func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode groupMode, tables []string, written map[string]struct{}) ([]byte, error) {
+// materializeCapture is materializeGroup returning the changeset it kept
+// (nil when mode keeps none or nothing changed).
+func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) ([]byte, error) {
 	run := func() error {
 		for i := range evs {
 			if mode&appendEvents != 0 {
@@ -159,17 +155,15 @@ func (s *Store) materializeCapture(evs []eventlog.Event, values []any, mode grou
 		}
 		return nil
 	}
-	if mode&(keepChangeset|captureRows) == 0 || len(evs) == 0 {
+	if mode&keepChangeset == 0 || len(evs) == 0 {
 		return nil, run()
 	}
-	cs, err := s.w.Capture(tables, run)
+	cs, err := s.w.Capture(s.tables, run)
 	if err != nil {
 		return nil, err
 	}
-	if mode&keepChangeset != 0 {
-		if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
-			return nil, fmt.Errorf("livestore: %w", err)
-		}
+	if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
+		return nil, fmt.Errorf("livestore: %w", err)
 	}
 	return cs, nil
 }

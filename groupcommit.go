@@ -3,6 +3,7 @@ package livestore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"sync"
 
@@ -129,8 +130,8 @@ func (s *Store) lead() {
 	s.commits.groups++
 	s.commits.calls += int64(len(group))
 	c := s.captureFor()
-	if s.commitGroup(group, c) {
-		written, changes := s.groupChanges(group, c)
+	if s.commitGroup(group, &c) {
+		written, changes := s.groupChanges(group, &c)
 		s.afterCommit(written, changes)
 		if s.syncer != nil {
 			s.syncer.poke()
@@ -141,27 +142,34 @@ func (s *Store) lead() {
 	}
 }
 
-// groupCapture says what the calls of a group capture.
+// groupCapture says how a group learns the rows it changed (keys.go).
 type groupCapture struct {
-	mode   groupMode
-	tables []string // the tables their changesets record (nil: none)
-	rows   bool     // read the rows they changed from their changesets
+	mode groupMode
+	// rows: read the rows changed from each call's changeset.
+	rows bool
+	// watched are the tables whose row triggers record the changed rows;
+	// found is what they recorded for the group's committed calls.
+	watched []string
+	found   *rowSet
 }
 
-// captureFor returns what the next group captures: in a synced store the
-// changeset a rebase needs, of every state table, whose rows are read when
-// a live query is pinned; else a changeset of the tables with enough pinned
-// live queries (keys.go), if any.
+// captureFor returns how the next group learns its changed rows: a synced
+// store reads them from the changesets it keeps for rebases, when a live
+// query is pinned; a store without sync watches the tables with enough
+// pinned live queries. It runs under the write lock, outside a
+// transaction.
 func (s *Store) captureFor() groupCapture {
 	c := groupCapture{mode: appendEvents | s.undoMode()}
 	if c.mode&keepChangeset != 0 {
-		c.tables, c.rows = s.tables, s.graph.anyPinned()
+		c.rows = s.graph.anyPinned()
 		return c
 	}
-	if tables := s.graph.rowTables(); tables != nil {
-		c.mode |= captureRows
-		c.tables, c.rows = tables, true
+	tables := s.graph.rowTables()
+	if err := s.watchRows(tables); err != nil {
+		s.log.Warn("commit: cannot watch rows; invalidating whole tables", "err", err)
+		return c
 	}
+	c.watched = tables
 	return c
 }
 
@@ -174,7 +182,7 @@ func (s *Store) captureFor() groupCapture {
 // back and the group runs again with each call in its own savepoint, so
 // that only the failing call's savepoint is rolled back and the others
 // commit.
-func (s *Store) commitGroup(group []*commitReq, c groupCapture) bool {
+func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 	start := s.head
 	fail := func(err error) bool {
 		s.w.Rollback()
@@ -206,6 +214,9 @@ func (s *Store) commitGroup(group []*commitReq, c groupCapture) bool {
 		s.head = start
 		return false
 	}
+	if c.watched != nil {
+		c.found = s.takeRows()
+	}
 	if err := s.w.Commit(); err != nil {
 		return fail(err)
 	}
@@ -217,7 +228,7 @@ func (s *Store) commitGroup(group []*commitReq, c groupCapture) bool {
 // its err and moving the head past the calls that succeeded. Without
 // savepoints it stops at the first failing call and reports true: the
 // transaction then holds part of that call and must be rolled back.
-func (s *Store) runCalls(group []*commitReq, c groupCapture, savepoints bool) (stopped bool) {
+func (s *Store) runCalls(group []*commitReq, c *groupCapture, savepoints bool) (stopped bool) {
 	for _, r := range group {
 		if r.err = r.ctx.Err(); r.err != nil {
 			continue
@@ -240,13 +251,13 @@ func (s *Store) runCalls(group []*commitReq, c groupCapture, savepoints bool) (s
 
 // commitOne numbers r's events after the head, appends and materializes
 // them, inside the group's transaction.
-func (s *Store) commitOne(r *commitReq, c groupCapture) error {
+func (s *Store) commitOne(r *commitReq, c *groupCapture) error {
 	evs, values, err := s.number(r.batch)
 	if err != nil {
 		return err
 	}
 	r.written = map[string]struct{}{}
-	cs, err := s.materializeCapture(evs, values, c.mode, c.tables, r.written)
+	cs, err := s.materializeCapture(evs, values, c.mode, r.written)
 	if err != nil {
 		return err
 	}
@@ -254,25 +265,27 @@ func (s *Store) commitOne(r *commitReq, c groupCapture) error {
 	return nil
 }
 
-// groupChanges returns the tables the committed calls of group wrote and,
-// when c.rows, the rows they changed.
-func (s *Store) groupChanges(group []*commitReq, c groupCapture) (map[string]struct{}, rowChanges) {
+// groupChanges returns the tables the committed calls of group wrote and
+// the rows they changed in them, as c found them (nil: none found, all
+// tables changed as a whole).
+func (s *Store) groupChanges(group []*commitReq, c *groupCapture) (map[string]struct{}, rowChanges) {
 	written := map[string]struct{}{}
-	var rows rowChanges
 	if c.rows {
-		rows = rowChanges{}
+		rows := rowChanges{}
+		for _, r := range group {
+			if r.err == nil {
+				mergeRows(written, rows, r.written, s.rowsOf(r.changes, s.tables, r.written))
+			}
+		}
+		return written, rows
 	}
 	for _, r := range group {
-		if r.err != nil {
-			continue
+		if r.err == nil {
+			maps.Copy(written, r.written)
 		}
-		if !c.rows {
-			for t := range r.written {
-				written[t] = struct{}{}
-			}
-			continue
-		}
-		mergeRows(written, rows, r.written, s.rowsOf(r.changes, c.tables, r.written))
 	}
-	return written, rows
+	if c.found == nil {
+		return written, nil
+	}
+	return written, c.found.result(c.watched, written)
 }

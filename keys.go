@@ -1,6 +1,8 @@
 package livestore
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/livestore-go/livestore/internal/sqlite"
@@ -16,25 +18,25 @@ import (
 // document table, with an Eq or In condition on that column. Its result can
 // then only hold rows with those keys: other rows cannot change it.
 //
-// A commit learns the rows it changed from a SQLite session changeset, which
-// holds the primary key of every inserted, updated and deleted row (an
-// update of a key reports the old and the new key), whoever wrote it —
-// builder statements and raw SQL alike. Every other write (rebase, pull,
-// rebuild, recovery) and every commit whose changeset is missing or
-// unreadable invalidates whole tables, as do tables without a one-column key
-// and tables not in the schema.
+// A commit learns the primary keys of the rows it inserted, updated (old
+// and new key) and deleted, whoever wrote them — builder statements and raw
+// SQL alike. A synced store reads them from the SQLite session changeset it
+// keeps for rebases anyway. A store without sync watches the tables with
+// enough pinned queries with temporary triggers (internal/clientdb), which
+// cost far less than a session: the modernc SQLite prepares several
+// statements for every session. Every other write (rebase, pull, rebuild,
+// recovery), every commit whose rows cannot be read, tables without a
+// one-column key and tables not watched invalidate whole tables.
 
 // maxRowKeys bounds the keys remembered per table and write: past it the
 // write invalidates the whole table (a large batch re-runs every query
 // anyway).
 const maxRowKeys = 4096
 
-// defaultMinRowPins is how many pinned live queries a table needs before
-// commits that do not capture a changeset anyway (stores without sync)
-// capture one to learn its changed rows. Capturing costs a commit about
-// as much as re-running ten point queries (SQLite prepares statements for
-// each session), and re-runs happen off the commit path; below this many,
-// whole-table invalidation is cheaper.
+// defaultMinRowPins is how many pinned live queries a table needs before a
+// store without sync watches its rows with triggers (which cost every
+// write to the table a little). Below it, whole-table invalidation costs
+// little: re-runs happen off the commit path.
 const defaultMinRowPins = 32
 
 // keyPin says that a query reads only the rows of table whose key column
@@ -156,43 +158,117 @@ func (s *Store) usablePin(pin *keyPin, reads []string) *keyPin {
 // changed rows. A table written but absent from it changed as a whole.
 type rowChanges map[string]map[sqlite.RowKey]struct{}
 
-// rowsOf reads the rows changeset changed, for the tables in written (the
-// tables the write touched, as the authorizer saw them); captured are the
-// tables the changeset recorded. Every table of changeset is added to
-// written. Tables not captured, tables without a one-column key and tables
-// with more than maxRowKeys changed rows are left out: they changed as a
-// whole. Nil means every table changed as a whole.
+// rowSet collects the rows changed, per table, from a changeset or from
+// the row triggers.
+type rowSet struct {
+	rows  rowChanges
+	whole map[string]bool // tables changed as a whole
+}
+
+func newRowSet() *rowSet { return &rowSet{rows: rowChanges{}, whole: map[string]bool{}} }
+
+// add records that the row with key changed in table; single false (a
+// table without a one-column key) makes the table change as a whole, as
+// does passing maxRowKeys keys.
+func (rs *rowSet) add(table string, key sqlite.RowKey, single bool) {
+	if rs.whole[table] {
+		return
+	}
+	keys := rs.rows[table]
+	if keys == nil {
+		keys = map[sqlite.RowKey]struct{}{}
+		rs.rows[table] = keys
+	}
+	keys[key] = struct{}{}
+	if !single || len(keys) > maxRowKeys {
+		rs.whole[table] = true
+		delete(rs.rows, table)
+	}
+}
+
+// result adds the tables of the set to written (the tables the write
+// touched, as the authorizer saw them) and returns the rows changed in
+// them; captured are the tables whose changes the set holds: those written
+// without a changed row changed in no row. Other tables are absent: they
+// changed as a whole.
+func (rs *rowSet) result(captured []string, written map[string]struct{}) rowChanges {
+	for t := range rs.rows {
+		written[t] = struct{}{}
+	}
+	for t := range rs.whole {
+		written[t] = struct{}{}
+	}
+	for _, t := range captured {
+		if _, w := written[t]; w && rs.rows[t] == nil && !rs.whole[t] {
+			rs.rows[t] = map[sqlite.RowKey]struct{}{}
+		}
+	}
+	return rs.rows
+}
+
+// rowsOf reads the rows changeset changed; captured are the tables it
+// recorded. Nil (an unreadable changeset) means every table written
+// changed as a whole.
 func (s *Store) rowsOf(changeset []byte, captured []string, written map[string]struct{}) rowChanges {
-	rows := rowChanges{}
-	whole := map[string]bool{}
-	err := sqlite.ChangedRows(changeset, func(table string, key sqlite.RowKey, single bool) {
-		written[table] = struct{}{}
-		if whole[table] {
-			return
-		}
-		keys := rows[table]
-		if keys == nil {
-			keys = map[sqlite.RowKey]struct{}{}
-			rows[table] = keys
-		}
-		keys[key] = struct{}{}
-		if !single || len(keys) > maxRowKeys {
-			whole[table] = true
-			delete(rows, table)
-		}
-	})
-	if err != nil {
+	rs := newRowSet()
+	if err := sqlite.ChangedRows(changeset, rs.add); err != nil {
 		s.log.Warn("commit: unreadable changeset; invalidating whole tables", "err", err)
 		return nil
 	}
-	// Tables captured and written without a changed row: nothing changed
-	// in them.
-	for _, t := range captured {
-		if _, w := written[t]; w && rows[t] == nil && !whole[t] {
-			rows[t] = map[sqlite.RowKey]struct{}{}
+	return rs.result(captured, written)
+}
+
+// watchRows makes the row triggers of the write connection cover exactly
+// tables (stores without sync). It runs under the write lock, outside a
+// transaction.
+func (s *Store) watchRows(tables []string) error {
+	if s.watchKnown && slices.Equal(tables, s.watched) {
+		return nil
+	}
+	have := s.watched
+	if !s.watchKnown {
+		var err error
+		if have, err = s.db.WatchedTables(); err != nil {
+			return err
 		}
 	}
-	return rows
+	s.watchKnown = false // until all is done
+	for _, t := range tables {
+		if slices.Contains(have, t) {
+			continue
+		}
+		col, ok := s.schema.tableByName[t].keyColumn()
+		if !ok {
+			return fmt.Errorf("watch rows of %s: no key column", t)
+		}
+		if err := s.db.WatchRows(t, col.name); err != nil {
+			return err
+		}
+	}
+	for _, t := range have {
+		if !slices.Contains(tables, t) {
+			if err := s.db.UnwatchRows(t); err != nil {
+				return err
+			}
+		}
+	}
+	s.watched, s.watchKnown = tables, true
+	return nil
+}
+
+// takeRows reads and forgets the rows the row triggers recorded, inside
+// the transaction that changed them; nil when they cannot be read.
+func (s *Store) takeRows() *rowSet {
+	rs := newRowSet()
+	err := s.db.TakeChangedRows(func(table string, key any) {
+		k, ok := sqlite.KeyOf(key)
+		rs.add(table, k, ok)
+	})
+	if err != nil {
+		s.log.Warn("commit: changed rows unreadable; invalidating whole tables", "err", err)
+		return nil
+	}
+	return rs
 }
 
 // mergeRows adds what one commit changed (its written tables and rows) to
@@ -329,9 +405,9 @@ func (g *graph) publishPinTables() {
 	g.pinTables.Store(&tables)
 }
 
-// rowTables returns the tables whose changed rows are worth capturing a
-// changeset for (those with at least minRowPins pinned live queries),
-// sorted; nil when there are none. Safe without mu.
+// rowTables returns the tables whose changed rows are worth watching
+// (those with at least minRowPins pinned live queries), sorted; nil when
+// there are none. Safe without mu.
 func (g *graph) rowTables() []string {
 	if p := g.pinTables.Load(); p != nil && len(*p) > 0 {
 		return *p

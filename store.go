@@ -103,11 +103,15 @@ type Store struct {
 	wsem chan struct{}
 	// Guarded by wsem; once closed is set nobody acquires wsem again, and
 	// Close closes w without it.
-	w      *sqlite.Conn
-	db     clientdb.DB // the bookkeeping tables, on w
-	head   eventlog.SeqNum
-	sync   eventlog.SyncStatus // as recorded in the database
-	closed bool
+	w    *sqlite.Conn
+	db   clientdb.DB // the bookkeeping tables, on w
+	head eventlog.SeqNum
+	sync eventlog.SyncStatus // as recorded in the database
+	// watched are the tables whose row triggers are installed on w, when
+	// watchKnown (keys.go); a rebuild drops them with their tables.
+	watched    []string
+	watchKnown bool
+	closed     bool
 
 	// Used by Open and Close only (closeConns).
 	nreaders int // read connections to close
@@ -360,6 +364,7 @@ func (s *Store) recreateTables() error {
 			return err
 		}
 	}
+	s.watchKnown = false // dropping a table drops its row triggers
 	if err := s.db.ForgetState(); err != nil {
 		return err
 	}
