@@ -81,8 +81,10 @@ const DBFileName = "store.db"
 // Beside that chain, graph.pendMu and graph.obsMu (and an observer's mu
 // after obsMu) are leaves: they are taken under graph.mu or under wsem (the
 // sync processor announces the writes of a pull before it releases wsem),
-// and nothing is taken under them. A read connection taken from readers is
-// held for one read and no lock is taken while it is held.
+// and nothing is taken under them; so is commits.mu, the queue of Commit
+// calls (taken alone, or under wsem by a group's leader). A read connection
+// taken from readers is held for one read and no lock is taken while it is
+// held.
 type Store struct {
 	// Set by Open and never changed.
 	schema    *Schema
