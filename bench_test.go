@@ -12,18 +12,28 @@ import (
 	"github.com/livestore-go/livestore/memsync"
 )
 
+// durabilities are the settings the commit benchmarks run with.
+var durabilities = []struct {
+	name string
+	d    livestore.Durability
+}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}}
+
+// openBenchStore opens a directory store of the todo app with durability d.
+func openBenchStore(b *testing.B, d livestore.Durability) (*todoApp, *livestore.Store) {
+	b.Helper()
+	a := newTodoApp(b)
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return a, s
+}
+
 func BenchmarkCommitSingle(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		d    livestore.Durability
-	}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}} {
+	for _, d := range durabilities {
 		b.Run(d.name, func(b *testing.B) {
-			a := newTodoApp(b)
-			s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d.d})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			a, s := openBenchStore(b, d.d)
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -40,17 +50,9 @@ func BenchmarkCommitSingle(b *testing.B) {
 // (group commit), so one flush makes many of them durable. ns/op is per
 // commit.
 func BenchmarkCommitConcurrent64(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		d    livestore.Durability
-	}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}} {
+	for _, d := range durabilities {
 		b.Run(d.name, func(b *testing.B) {
-			a := newTodoApp(b)
-			s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d.d})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			a, s := openBenchStore(b, d.d)
 			ctx := context.Background()
 			var next atomic.Int64
 			var wg sync.WaitGroup

@@ -118,10 +118,7 @@ func benchFanout(b *testing.B, withUnaffected bool) {
 		lat = append(lat, time.Since(t1))
 	}
 	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(commitTotal.Microseconds())/float64(b.N), "commit-µs")
+	reportLatencies(b, lat, commitTotal)
 }
 
 // BenchmarkReactivePointFanout is workload 5 of bench/compare: 1,000 live
@@ -197,6 +194,12 @@ func benchPointFanout(b *testing.B, dir string) {
 		lat = append(lat, time.Since(t1))
 	}
 	b.StopTimer()
+	reportLatencies(b, lat, commitTotal)
+}
+
+// reportLatencies reports the median and 99th percentile of lat (from
+// Commit returning until the subscribers ran) and the mean commit time.
+func reportLatencies(b *testing.B, lat []time.Duration, commitTotal time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
