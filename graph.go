@@ -78,13 +78,12 @@ type node struct {
 
 // graph is a store's reactive graph.
 //
-// Concurrency: commits only record which tables (and, where they can tell,
-// which rows: keys.go) they wrote (invalidate, a short critical section on
-// pendMu) and wake the refresh goroutine; they
-// never wait for queries or callbacks. The refresh goroutine, and Get when a
-// value it needs is stale, run a refresh pass under mu: re-run the stale live
-// queries on one read snapshot, then the computed values whose inputs
-// changed, in dependency order (so no computed value ever sees a mix of old
+// Concurrency: commits only record which tables they wrote, and where they
+// can tell which rows (keys.go) — invalidate, a short critical section on
+// pendMu — and wake the refresh goroutine; they never wait for queries or
+// callbacks. The refresh goroutine, and Get when a value it needs is stale,
+// run a refresh pass under mu: re-run the stale live queries on one read
+// snapshot, then the computed values whose inputs changed, in dependency order (so no computed value ever sees a mix of old
 // and new inputs), and hand changed values to their subscriptions.
 // Callbacks run on each subscription's own goroutine, one at a time and in
 // order; a slow callback only delays itself, and it receives the latest value
@@ -231,7 +230,7 @@ func (g *graph) invalidate(tables map[string]struct{}, rows rowChanges) {
 		keys, byRow := rows[t]
 		have, pending := g.pending[t]
 		switch {
-		case !byRow || (pending && have == nil):
+		case !byRow || keys == nil || (pending && have == nil):
 			g.pending[t] = nil
 		case !pending:
 			g.pending[t] = maps.Clone(keys)
