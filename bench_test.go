@@ -3,6 +3,8 @@ package livestore_test
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,18 +12,28 @@ import (
 	"github.com/livestore-go/livestore/memsync"
 )
 
+// durabilities are the settings the commit benchmarks run with.
+var durabilities = []struct {
+	name string
+	d    livestore.Durability
+}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}}
+
+// openBenchStore opens a directory store of the todo app with durability d.
+func openBenchStore(b *testing.B, d livestore.Durability) (*todoApp, *livestore.Store) {
+	b.Helper()
+	a := newTodoApp(b)
+	s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return a, s
+}
+
 func BenchmarkCommitSingle(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		d    livestore.Durability
-	}{{"full", livestore.DurabilityFull}, {"process", livestore.DurabilityProcess}} {
+	for _, d := range durabilities {
 		b.Run(d.name, func(b *testing.B) {
-			a := newTodoApp(b)
-			s, err := livestore.Open(context.Background(), a.schema, livestore.Options{Dir: b.TempDir(), Durability: d.d})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			a, s := openBenchStore(b, d.d)
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -29,6 +41,42 @@ func BenchmarkCommitSingle(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkCommitConcurrent64 is BenchmarkCommitSingle with 64 goroutines
+// committing single events at once: concurrent commits share transactions
+// (group commit), so one flush makes many of them durable. ns/op is per
+// commit.
+func BenchmarkCommitConcurrent64(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name, func(b *testing.B) {
+			a, s := openBenchStore(b, d.d)
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			b.ResetTimer()
+			for g := 0; g < 64; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if err := s.Commit(ctx, a.created.New(todoCreated{ID: fmt.Sprint(i), Text: "buy milk"})); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
 }

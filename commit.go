@@ -22,6 +22,12 @@ import (
 // SQL fails, and with an error matching eventlog.ErrSeqNumExhausted when the
 // log has used the last sequence number (2^53-1) that clients and servers
 // can hold; in every case eventlog and state are left exactly as before.
+//
+// Concurrent Commit calls share transactions (group commit, see
+// groupcommit.go): calls that arrive while another commit is being written
+// are committed together, in the order they were queued, each with the
+// all-or-nothing guarantee above, and made durable by one flush. A failing
+// call fails alone; the others of its group commit.
 func (s *Store) Commit(ctx context.Context, events ...Event) (err error) {
 	if len(events) == 0 {
 		return nil
@@ -32,15 +38,7 @@ func (s *Store) Commit(ctx context.Context, events ...Event) (err error) {
 	if err != nil {
 		return err
 	}
-	written := map[string]struct{}{}
-	if err := s.commitBatch(ctx, batch, written); err != nil {
-		return err
-	}
-	s.afterWrite(written)
-	if s.syncer != nil {
-		s.syncer.poke()
-	}
-	return nil
+	return s.submit(ctx, batch)
 }
 
 // prepared is an event of a commit, checked against the schema, with its
@@ -70,37 +68,6 @@ func (s *Store) prepare(events []Event) ([]prepared, error) {
 		batch[i] = prepared{def, raw, value}
 	}
 	return batch, nil
-}
-
-// commitBatch numbers batch after the head, appends and materializes it in
-// one transaction under the write lock, and moves the head. Tables written
-// are added to written.
-func (s *Store) commitBatch(ctx context.Context, batch []prepared, written map[string]struct{}) error {
-	if err := s.acquireWrite(ctx); err != nil {
-		return err
-	}
-	defer s.releaseWrite()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	evs, values, err := s.number(batch)
-	if err != nil {
-		return err
-	}
-	if err := s.w.Begin(); err != nil {
-		return fmt.Errorf("livestore: commit: %w", err)
-	}
-	if err := s.materializeGroup(ctx, evs, values, appendEvents|s.undoMode(), written); err != nil {
-		s.w.Rollback()
-		return err
-	}
-	if err := s.w.Commit(); err != nil {
-		s.w.Rollback()
-		return fmt.Errorf("livestore: commit: %w", err)
-	}
-	s.head = evs[len(evs)-1].SeqNum
-	s.tel.committed(ctx, evs, s.syncer != nil)
-	return nil
 }
 
 // number makes the events of batch, numbered on from the head, each the
@@ -166,6 +133,13 @@ func (s *Store) undoMode() groupMode {
 // the caller has them, else nil. Tables written are added to written (when
 // not nil). When the operation in ctx is traced, each event gets a span.
 func (s *Store) materializeGroup(ctx context.Context, evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) error {
+	_, err := s.materializeCapture(ctx, evs, values, mode, written)
+	return err
+}
+
+// materializeCapture is materializeGroup returning the changeset it kept
+// (nil when mode keeps none or nothing changed).
+func (s *Store) materializeCapture(ctx context.Context, evs []eventlog.Event, values []any, mode groupMode, written map[string]struct{}) ([]byte, error) {
 	run := func() error {
 		for i := range evs {
 			var v any
@@ -182,16 +156,16 @@ func (s *Store) materializeGroup(ctx context.Context, evs []eventlog.Event, valu
 		return nil
 	}
 	if mode&keepChangeset == 0 || len(evs) == 0 {
-		return run()
+		return nil, run()
 	}
 	cs, err := s.w.Capture(s.tables, run)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.db.SaveChangeset(evs[0].SeqNum, cs); err != nil {
-		return fmt.Errorf("livestore: %w", err)
+		return nil, fmt.Errorf("livestore: %w", err)
 	}
-	return nil
+	return cs, nil
 }
 
 // applyEvent appends ev to the log when mode says so, and materializes it.
@@ -280,7 +254,14 @@ func (s *Store) analyze(c *sqlite.Conn, query string) (sqlite.Access, error) {
 // allTables marks a write that may have changed any table (a rebuild).
 var allTables = map[string]struct{}{"*": {}}
 
-// afterWrite is called, without the write lock, after state changed.
+// afterWrite is called after state changed, in the tables given as a
+// whole.
 func (s *Store) afterWrite(tables map[string]struct{}) {
-	s.graph.invalidate(tables)
+	s.graph.invalidate(tables, nil)
+}
+
+// afterCommit is called after commits changed tables; the tables of rows
+// changed only in the rows listed there.
+func (s *Store) afterCommit(tables map[string]struct{}, rows rowChanges) {
+	s.graph.invalidate(tables, rows)
 }

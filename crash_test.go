@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +21,9 @@ import (
 const crashChildEnv = "LIVESTORE_CRASH_CHILD_DIR"
 
 // TestCrashChild is the child process of TestCrashSafety: it commits batches
-// until it is killed, printing "ack <batch>" after each Commit returns.
+// until it is killed, printing "ack <batch>" after each Commit returns. With
+// LIVESTORE_CRASH_WRITERS=n, n goroutines commit at once (their commits
+// share transactions); writer w commits batches start+w, start+w+n, ...
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
@@ -37,28 +40,42 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(1)
 	}
 	start, _ := strconv.Atoi(os.Getenv("LIVESTORE_CRASH_START"))
-	for b := start; ; b++ {
-		evs := make([]livestore.Event, 0, 5)
-		for i := 0; i < 5; i++ {
-			id := fmt.Sprintf("b%d-%d", b, i)
-			evs = append(evs, a.created.New(todoCreated{ID: id, Text: strings.Repeat("x", 100*(i+1))}))
-		}
-		evs = append(evs, a.completed.New(todoID{ID: fmt.Sprintf("b%d-0", b)}))
-		if err := s.Commit(context.Background(), evs...); err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
-		}
-		fmt.Println("ack", b)
+	writers, _ := strconv.Atoi(os.Getenv("LIVESTORE_CRASH_WRITERS"))
+	writers = max(writers, 1)
+	var out sync.Mutex
+	for w := 0; w < writers; w++ {
+		go func() {
+			for b := start + w; ; b += writers {
+				evs := make([]livestore.Event, 0, 5)
+				for i := 0; i < 5; i++ {
+					id := fmt.Sprintf("b%d-%d", b, i)
+					evs = append(evs, a.created.New(todoCreated{ID: id, Text: strings.Repeat("x", 100*(i+1))}))
+				}
+				evs = append(evs, a.completed.New(todoID{ID: fmt.Sprintf("b%d-0", b)}))
+				err := s.Commit(context.Background(), evs...)
+				out.Lock()
+				if err != nil {
+					fmt.Println("error", err)
+					os.Exit(1)
+				}
+				fmt.Println("ack", b)
+				out.Unlock()
+			}
+		}()
 	}
+	select {}
 }
 
 func TestCrashSafety(t *testing.T) {
 	for _, d := range []string{"full", "process"} {
-		t.Run(d, func(t *testing.T) { crashSafety(t, d) })
+		t.Run(d, func(t *testing.T) { crashSafety(t, d, 1) })
 	}
+	// Concurrent committers: the process is killed while groups of their
+	// commits are being written; no commit that returned may be lost.
+	t.Run("full-8-writers", func(t *testing.T) { crashSafety(t, "full", 8) })
 }
 
-func crashSafety(t *testing.T, durability string) {
+func crashSafety(t *testing.T, durability string, writers int) {
 	seed := time.Now().UnixNano()
 	if v := os.Getenv("LIVESTORE_CRASH_SEED"); v != "" {
 		seed, _ = strconv.ParseInt(v, 10, 64)
@@ -71,7 +88,8 @@ func crashSafety(t *testing.T, durability string) {
 	next := 0
 	for round := 0; round < 4; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, "LIVESTORE_CRASH_DURABILITY="+durability, "LIVESTORE_CRASH_START="+strconv.Itoa(next))
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, "LIVESTORE_CRASH_DURABILITY="+durability,
+			"LIVESTORE_CRASH_START="+strconv.Itoa(next), "LIVESTORE_CRASH_WRITERS="+strconv.Itoa(writers))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +106,7 @@ func crashSafety(t *testing.T, durability string) {
 			if b, ok := strings.CutPrefix(line, "ack "); ok {
 				v, _ := strconv.Atoi(b)
 				acked[v] = true
-				next = v + 1
+				next = max(next, v+writers)
 				n++
 				if n == killAfter {
 					// Kill while the child is in the middle of its next commit.

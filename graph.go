@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livestore-go/livestore/internal/sqlite"
@@ -51,6 +53,8 @@ type node struct {
 	args        []any
 	defErr      error
 	tables      []string
+	wantPin     *keyPin // the key pin of the query's definition (keys.go)
+	pin         *keyPin // wantPin once indexed, when it holds in the store
 	runDB       func(r Reader) (any, error)
 	runComputed func(g *Getter) (any, error)
 
@@ -74,12 +78,12 @@ type node struct {
 
 // graph is a store's reactive graph.
 //
-// Concurrency: commits only record which tables they wrote (invalidate, a
-// short critical section on pendMu) and wake the refresh goroutine; they
-// never wait for queries or callbacks. The refresh goroutine, and Get when a
-// value it needs is stale, run a refresh pass under mu: re-run the stale live
-// queries on one read snapshot, then the computed values whose inputs
-// changed, in dependency order (so no computed value ever sees a mix of old
+// Concurrency: commits only record which tables they wrote, and where they
+// can tell which rows (keys.go) — invalidate, a short critical section on
+// pendMu — and wake the refresh goroutine; they never wait for queries or
+// callbacks. The refresh goroutine, and Get when a value it needs is stale,
+// run a refresh pass under mu: re-run the stale live queries on one read
+// snapshot, then the computed values whose inputs changed, in dependency order (so no computed value ever sees a mix of old
 // and new inputs), and hand changed values to their subscriptions.
 // Callbacks run on each subscription's own goroutine, one at a time and in
 // order; a slow callback only delays itself, and it receives the latest value
@@ -105,14 +109,24 @@ type graph struct {
 	s   *Store
 	log *slog.Logger
 
-	pendMu  sync.Mutex
-	pending map[string]struct{} // tables written since the last pass; guarded by pendMu
-	pendAll bool                // a write may have changed any table; guarded by pendMu
-	wake    chan struct{}       // wakes loop; buffered, never blocks a commit
+	pendMu sync.Mutex
+	// pending are the tables written since the last pass, each with the
+	// keys of the rows changed, or nil when the table changed as a whole.
+	// Guarded by pendMu.
+	pending map[string]map[sqlite.RowKey]struct{}
+	pendAll bool          // a write may have changed any table; guarded by pendMu
+	wake    chan struct{} // wakes loop; buffered, never blocks a commit
+	// pinTables are the tables with at least minRowPins nodes indexed with
+	// a key pin, sorted; pinCount counts those nodes in all tables. For
+	// commits to read without mu.
+	pinTables  atomic.Pointer[[]string]
+	pinCount   atomic.Int64
+	minRowPins int // guarded by mu; set by newGraph (tests lower it)
 
 	mu     sync.Mutex
 	nodes  map[any]*node
 	byTab  map[string]map[*node]struct{}
+	rows   rowIndex
 	stale  map[*node]struct{} // nodes marked stale since the last pass
 	nextID int64
 	pass   uint64
@@ -140,14 +154,20 @@ type graph struct {
 func newGraph(s *Store) *graph {
 	g := &graph{
 		s: s, log: s.log,
-		pending:   map[string]struct{}{},
-		wake:      make(chan struct{}, 1),
-		nodes:     map[any]*node{},
-		byTab:     map[string]map[*node]struct{}{},
-		stale:     map[*node]struct{}{},
-		stop:      make(chan struct{}),
-		observers: map[*observer]struct{}{},
-		applied:   map[string]struct{}{},
+		pending: map[string]map[sqlite.RowKey]struct{}{},
+		wake:    make(chan struct{}, 1),
+		nodes:   map[any]*node{},
+		byTab:   map[string]map[*node]struct{}{},
+		rows: rowIndex{
+			loose: map[string]map[*node]struct{}{},
+			byKey: map[string]map[sqlite.RowKey]map[*node]struct{}{},
+			count: map[string]int{},
+		},
+		stale:      map[*node]struct{}{},
+		stop:       make(chan struct{}),
+		observers:  map[*observer]struct{}{},
+		applied:    map[string]struct{}{},
+		minRowPins: defaultMinRowPins,
 	}
 	g.loopWG.Add(1)
 	go g.loop()
@@ -194,9 +214,10 @@ func (g *graph) close() {
 	g.subWG.Wait()
 }
 
-// invalidate records that tables changed (nil: all tables) and wakes the
-// refresh goroutine.
-func (g *graph) invalidate(tables map[string]struct{}) {
+// invalidate records that tables changed and wakes the refresh goroutine.
+// The tables of rows changed in the rows listed there only; the others
+// changed as a whole ("*": every table).
+func (g *graph) invalidate(tables map[string]struct{}, rows rowChanges) {
 	g.notify(Change{Wrote: true, Tables: sortedSet(tables)})
 	if len(tables) == 0 {
 		return
@@ -206,7 +227,18 @@ func (g *graph) invalidate(tables map[string]struct{}) {
 		g.pendAll = true
 	}
 	for t := range tables {
-		g.pending[t] = struct{}{}
+		keys, byRow := rows[t]
+		have, pending := g.pending[t]
+		switch {
+		case !byRow || keys == nil || (pending && have == nil):
+			g.pending[t] = nil
+		case !pending:
+			g.pending[t] = maps.Clone(keys)
+		case len(have)+len(keys) > maxRowKeys:
+			g.pending[t] = nil
+		default:
+			maps.Copy(have, keys)
+		}
 	}
 	g.pendMu.Unlock()
 	select {
@@ -223,7 +255,7 @@ func (g *graph) applyPendingLocked() {
 		g.pendMu.Unlock()
 		return
 	}
-	g.pending, g.pendAll = map[string]struct{}{}, false
+	g.pending, g.pendAll = map[string]map[sqlite.RowKey]struct{}{}, false
 	g.pendMu.Unlock()
 	if all {
 		g.applied["*"] = struct{}{}
@@ -239,10 +271,8 @@ func (g *graph) applyPendingLocked() {
 		}
 		return
 	}
-	for t := range pending {
-		for n := range g.byTab[t] {
-			g.markStale(n)
-		}
+	for t, keys := range pending {
+		g.markTableLocked(t, keys)
 	}
 }
 
@@ -313,9 +343,7 @@ func (g *graph) collect(n *node) {
 		return
 	}
 	delete(g.nodes, n.key)
-	for _, t := range n.tables {
-		delete(g.byTab[t], n)
-	}
+	g.unindex(n)
 	for d := range n.deps {
 		delete(d.dependents, n)
 		g.collect(d)
@@ -385,13 +413,7 @@ func (g *graph) runDBNode(n *node, r connReader) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.tables = acc.Reads
-		for _, t := range n.tables {
-			if g.byTab[t] == nil {
-				g.byTab[t] = map[*node]struct{}{}
-			}
-			g.byTab[t][n] = struct{}{}
-		}
+		g.index(n, acc.Reads, g.s.usablePin(n.wantPin, acc.Reads))
 	}
 	return n.runDB(r)
 }

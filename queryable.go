@@ -36,12 +36,13 @@ type DBQuery[R any] struct {
 	args   []any
 	err    error
 	shared any // non-nil: the sharing key
+	pin    *keyPin
 	run    func(r Reader) (R, error)
 }
 
 // QueryDB is a reactive query returning all rows decoded into T.
 func QueryDB[T any](stmt Statement, label ...string) *DBQuery[[]T] {
-	q := &DBQuery[[]T]{label: strings.Join(label, " ")}
+	q := &DBQuery[[]T]{label: strings.Join(label, " "), pin: pinOf(stmt)}
 	q.sql, q.args, q.err = stmt.Build()
 	var zero T
 	q.shared = dbKey{sql: q.sql, args: fmt.Sprintf("%#v", q.args), typ: reflect.TypeOf(&zero).Elem(), kind: "rows"}
@@ -52,7 +53,7 @@ func QueryDB[T any](stmt Statement, label ...string) *DBQuery[[]T] {
 // QueryDBFirst is a reactive query returning the first row decoded into T,
 // or fallback when there is none.
 func QueryDBFirst[T any](stmt Statement, fallback T, label ...string) *DBQuery[T] {
-	q := &DBQuery[T]{label: strings.Join(label, " ")}
+	q := &DBQuery[T]{label: strings.Join(label, " "), pin: pinOf(stmt)}
 	q.sql, q.args, q.err = stmt.Build()
 	var zero T
 	q.shared = dbKey{sql: q.sql, args: fmt.Sprintf("%#v|%#v", q.args, fallback), typ: reflect.TypeOf(&zero).Elem(), kind: "first"}
@@ -67,7 +68,7 @@ func QueryDBFirst[T any](stmt Statement, fallback T, label ...string) *DBQuery[T
 // mapped query is its own node (functions cannot be compared), so keep the
 // returned value rather than re-creating it.
 func MapQuery[T, R any](q *DBQuery[T], fn func(T) R, label ...string) *DBQuery[R] {
-	m := &DBQuery[R]{label: strings.Join(label, " "), sql: q.sql, args: q.args, err: q.err}
+	m := &DBQuery[R]{label: strings.Join(label, " "), sql: q.sql, args: q.args, err: q.err, pin: q.pin}
 	if m.label == "" {
 		m.label = q.label
 	}
@@ -102,7 +103,7 @@ func (q *DBQuery[R]) key() any {
 }
 
 func (q *DBQuery[R]) newNode(s *Store) *node {
-	return &node{kind: dbNode, label: q.label, sql: q.sql, args: q.args, defErr: q.err,
+	return &node{kind: dbNode, label: q.label, sql: q.sql, args: q.args, defErr: q.err, wantPin: q.pin,
 		runDB: func(r Reader) (any, error) { return q.run(r) }}
 }
 

@@ -98,8 +98,10 @@ const DBFileName = "store.db"
 // Beside that chain, graph.pendMu and graph.obsMu (and an observer's mu
 // after obsMu) are leaves: they are taken under graph.mu or under wsem (the
 // sync processor announces the writes of a pull before it releases wsem),
-// and nothing is taken under them. A read connection taken from readers is
-// held for one read and no lock is taken while it is held.
+// and nothing is taken under them; so is commits.mu, the queue of Commit
+// calls (taken alone, or under wsem by a group's leader). A read connection
+// taken from readers is held for one read and no lock is taken while it is
+// held.
 type Store struct {
 	// Set by Open and never changed.
 	schema    *Schema
@@ -121,11 +123,15 @@ type Store struct {
 	wsem chan struct{}
 	// Guarded by wsem; once closed is set nobody acquires wsem again, and
 	// Close closes w without it.
-	w      *sqlite.Conn
-	db     clientdb.DB // the bookkeeping tables, on w
-	head   eventlog.SeqNum
-	sync   eventlog.SyncStatus // as recorded in the database
-	closed bool
+	w    *sqlite.Conn
+	db   clientdb.DB // the bookkeeping tables, on w
+	head eventlog.SeqNum
+	sync eventlog.SyncStatus // as recorded in the database
+	// watched are the tables whose row triggers are installed on w, when
+	// watchKnown (keys.go); a rebuild drops them with their tables.
+	watched    []string
+	watchKnown bool
+	closed     bool
 
 	// Used by Open and Close only (closeConns).
 	nreaders int // read connections to close
@@ -136,6 +142,7 @@ type Store struct {
 	closeErr  error // set inside closeOnce
 
 	// Safe for concurrent use on their own.
+	commits  commitQueue // Commit calls waiting for a group (groupcommit.go)
 	decoders decoderCache
 	access   sync.Map // SQL text → sqlite.Access
 }
@@ -224,7 +231,7 @@ func (s *Store) openWriter(ctx context.Context) (string, error) {
 		s.lock = lock
 		path = filepath.Join(dir, DBFileName)
 	}
-	wopts := sqlite.OpenOptions{}
+	wopts := sqlite.OpenOptions{Capture: true}
 	if s.opts.Durability == DurabilityProcess {
 		wopts.Synchronous = "NORMAL"
 	}
@@ -394,6 +401,7 @@ func (s *Store) recreateTables() error {
 			return err
 		}
 	}
+	s.watchKnown = false // dropping a table drops its row triggers
 	if err := s.db.ForgetState(); err != nil {
 		return err
 	}

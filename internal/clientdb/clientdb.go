@@ -6,7 +6,9 @@
 // with (`__livestore_meta`, `__livestore_schema`,
 // `__livestore_schema_event_defs`). The eventlog and sync-status tables have
 // the layout of the reference LiveStore client, so that a JS client's
-// eventlog reads the same way.
+// eventlog reads the same way. It also holds the temporary triggers that
+// record which rows of a state table a commit changed (rowwatch.go): they
+// live in the connection's temp schema and write only a temporary table.
 //
 // The operations are named for what they do (append, scan, pending batch,
 // head, sync status, changeset groups, reset, ...) so that the store's

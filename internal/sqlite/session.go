@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,8 +13,12 @@ import (
 // Capture records, as a SQLite changeset, every change that fn makes to the
 // named tables of the main database. Tables without a primary key are not
 // recorded by SQLite sessions; the schema layer rejects them. An empty
-// changeset (nil) means fn changed nothing.
+// changeset (nil) means fn changed nothing. The connection must have been
+// opened with OpenOptions.Capture.
 func (c *Conn) Capture(tables []string, fn func() error) ([]byte, error) {
+	if c.hook == nil {
+		return nil, errors.New("sqlite: capture on a connection not opened for it (OpenOptions.Capture)")
+	}
 	sess, err := c.c.CreateSession("main")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: create session: %w", err)

@@ -28,6 +28,9 @@ import (
 type Conn struct {
 	c    *sqlite.Conn
 	path string
+	// hook is a disabled session kept for the connection's lifetime when
+	// it was opened for Capture (see OpenOptions.Capture).
+	hook *sqlite.Session
 	// names holds the result column names of each prepared statement. The
 	// driver looks a name up by scanning a map; queries ask for them often.
 	names map[*sqlite.Stmt][]string
@@ -43,6 +46,14 @@ type OpenOptions struct {
 	// BusyTimeout bounds how long a statement waits for a lock held by another
 	// connection. Zero means 5 seconds.
 	BusyTimeout time.Duration
+	// Capture readies the connection for Capture. SQLite compiles a
+	// statement differently while a session may be recording: without
+	// one, "DELETE FROM t" (no WHERE) empties the table without reporting
+	// its rows, and a cached statement keeps that form when a session
+	// records later. With Capture, a disabled session stays attached to
+	// the connection from the start, so every statement reports every row
+	// it changes, at a small cost on each changed row.
+	Capture bool
 }
 
 // Open opens the database file at path (created if missing unless ReadOnly)
@@ -64,6 +75,13 @@ func Open(path string, opts OpenOptions) (*Conn, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	conn := &Conn{c: c, path: path}
+	if opts.Capture && !opts.ReadOnly {
+		if conn.hook, err = c.CreateSession("main"); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("open sqlite %s: session: %w", path, err)
+		}
+		conn.hook.Disable()
+	}
 	bt := opts.BusyTimeout
 	if bt == 0 {
 		bt = 5 * time.Second
@@ -75,7 +93,7 @@ func Open(path string, opts OpenOptions) (*Conn, error) {
 			sync = "FULL"
 		}
 		if err := conn.Exec("PRAGMA synchronous=" + sync); err != nil {
-			c.Close()
+			conn.Close()
 			return nil, err
 		}
 	}
@@ -86,6 +104,10 @@ func Open(path string, opts OpenOptions) (*Conn, error) {
 func (c *Conn) Close() error {
 	if c == nil || c.c == nil {
 		return nil
+	}
+	if c.hook != nil {
+		c.hook.Delete()
+		c.hook = nil
 	}
 	err := c.c.Close()
 	c.c = nil

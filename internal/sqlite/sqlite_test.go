@@ -10,7 +10,7 @@ import (
 
 func openTest(t *testing.T) *Conn {
 	t.Helper()
-	c, err := Open(filepath.Join(t.TempDir(), "t.db"), OpenOptions{})
+	c, err := Open(filepath.Join(t.TempDir(), "t.db"), OpenOptions{Capture: true})
 	if err != nil {
 		t.Fatal(err)
 	}

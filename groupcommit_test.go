@@ -1,0 +1,180 @@
+package livestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/livestore-go/livestore/eventlog"
+)
+
+type groupPut struct {
+	K string `json:"k"`
+}
+
+var errBoom = errors.New("boom")
+
+// groupStore opens a directory store whose one event inserts a row of kv,
+// failing for the key "boom".
+func groupStore(t *testing.T) (*Store, *EventDef[groupPut]) {
+	t.Helper()
+	kv := NewTable("kv", Text("k").PrimaryKey())
+	put := Synced[groupPut]("v1.Put")
+	schema, err := NewSchema(SchemaDef{
+		Tables: []*Table{kv},
+		Events: []Definition{put},
+		Materializers: []Materializer{Materialize(put, func(_ *MaterializeContext, a groupPut) ([]Statement, error) {
+			st := []Statement{kv.Insert(Values{"k": a.K})}
+			if a.K == "boom" {
+				return st, errBoom
+			}
+			return st, nil
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), schema, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, put
+}
+
+// queued waits until n Commit calls wait in s's queue and returns their
+// keys in queue order.
+func queued(s *Store, n int) []string {
+	for {
+		s.commits.mu.Lock()
+		var keys []string
+		for _, r := range s.commits.queue {
+			keys = append(keys, string(r.batch[0].args))
+		}
+		s.commits.mu.Unlock()
+		if len(keys) == n {
+			return keys
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestGroupCommitFailingCallFailsAlone queues commits while the write lock
+// is held, so that they form one group, one of them failing in its
+// materializer: it alone fails, the others commit in queue order.
+func TestGroupCommitFailingCallFailsAlone(t *testing.T) {
+	s, put := groupStore(t)
+	ctx := context.Background()
+	s.wsem <- struct{}{} // hold the write lock: calls queue up
+	groupsBefore := s.commits.groups
+	keys := []string{"a", "b", "boom", "c", "d"}
+	errs := make(map[string]error)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Commit(ctx, put.New(groupPut{K: k}))
+			mu.Lock()
+			errs[k] = err
+			mu.Unlock()
+		}()
+	}
+	order := queued(s, len(keys))
+	<-s.wsem
+	wg.Wait()
+	if got := s.commits.groups - groupsBefore; got != 1 {
+		t.Fatalf("%d groups, want 1", got)
+	}
+	var mat *MaterializerError
+	for _, k := range keys {
+		if k == "boom" {
+			if !errors.As(errs[k], &mat) || !errors.Is(errs[k], errBoom) {
+				t.Fatalf("commit of boom: %v, want a MaterializerError", errs[k])
+			}
+		} else if errs[k] != nil {
+			t.Fatalf("commit of %s: %v", k, errs[k])
+		}
+	}
+	// The log holds the others, numbered in queue order.
+	var want []string
+	for _, a := range order {
+		if a != `{"k":"boom"}` {
+			want = append(want, a)
+		}
+	}
+	var got []string
+	var seq []int64
+	for ev, err := range s.Events(ctx, eventlog.Root) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, seq = append(got, string(ev.Args)), append(seq, ev.SeqNum.Global)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(seq) != "[1 2 3 4]" {
+		t.Fatalf("log %v %v, want %v in order 1..4", got, seq, want)
+	}
+	rows, err := Query[groupPut](ctx, s, SQL("SELECT k FROM kv ORDER BY k"))
+	if err != nil || fmt.Sprint(rows) != "[{a} {b} {c} {d}]" {
+		t.Fatalf("state %v, %v", rows, err)
+	}
+	if head, _ := s.Head(ctx); head.Global != 4 {
+		t.Fatalf("head %s, want e4", head)
+	}
+}
+
+// TestGroupCommitCancelledWhileQueued cancels a commit waiting in the
+// queue: it fails with the context's error and commits nothing, while the
+// group goes on without it.
+func TestGroupCommitCancelledWhileQueued(t *testing.T) {
+	s, put := groupStore(t)
+	s.wsem <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := make(chan error)
+	go func() { cancelled <- s.Commit(ctx, put.New(groupPut{K: "x"})) }()
+	kept := make(chan error)
+	go func() { kept <- s.Commit(context.Background(), put.New(groupPut{K: "y"})) }()
+	queued(s, 2)
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled commit: %v", err)
+	}
+	<-s.wsem
+	if err := <-kept; err != nil {
+		t.Fatal(err)
+	}
+	rows, err := Query[groupPut](context.Background(), s, SQL("SELECT k FROM kv"))
+	if err != nil || fmt.Sprint(rows) != "[{y}]" {
+		t.Fatalf("state %v, %v", rows, err)
+	}
+}
+
+// TestGroupCommitClosedWhileQueued closes the store under queued commits:
+// each either commits or fails with ErrStoreClosed, and Close returns.
+func TestGroupCommitClosedWhileQueued(t *testing.T) {
+	s, put := groupStore(t)
+	s.wsem <- struct{}{}
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() { errs <- s.Commit(context.Background(), put.New(groupPut{K: fmt.Sprint(i)})) }()
+	}
+	queued(s, 3)
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	<-s.wsem
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil && !errors.Is(err, ErrStoreClosed) {
+			t.Fatalf("commit queued at close: %v", err)
+		}
+	}
+	if err := s.Commit(context.Background(), put.New(groupPut{K: "late"})); !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("commit after close: %v", err)
+	}
+}
