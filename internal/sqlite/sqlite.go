@@ -6,8 +6,8 @@
 //
 // Keeping the driver behind this package means a cgo driver could be added
 // later without touching the rest of the code. The package knows no
-// LiveStore table or event: those, and the SQL that reads and writes them,
-// belong to packages eventlog and livestore.
+// LiveStore table or event: the SQL on the store's bookkeeping tables
+// belongs to internal/clientdb, the rest to package livestore.
 package sqlite
 
 import (
