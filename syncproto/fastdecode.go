@@ -121,42 +121,20 @@ func (s *fastScanner) skipValue(depth int) bool {
 	switch c := s.b[s.i]; {
 	case c == '{':
 		s.i++
-		if s.next('}') {
-			return true
-		}
-		for {
+		return s.list('}', func() bool {
 			s.space()
 			if !s.skipString() || !s.next(':') {
 				return false
 			}
 			s.space()
-			if !s.skipValue(depth + 1) {
-				return false
-			}
-			if s.next('}') {
-				return true
-			}
-			if !s.next(',') {
-				return false
-			}
-		}
+			return s.skipValue(depth + 1)
+		})
 	case c == '[':
 		s.i++
-		if s.next(']') {
-			return true
-		}
-		for {
+		return s.list(']', func() bool {
 			s.space()
-			if !s.skipValue(depth + 1) {
-				return false
-			}
-			if s.next(']') {
-				return true
-			}
-			if !s.next(',') {
-				return false
-			}
-		}
+			return s.skipValue(depth + 1)
+		})
 	case c == '"':
 		return s.skipString()
 	case c == '-' || c >= '0' && c <= '9':
@@ -249,27 +227,48 @@ func (s *fastScanner) skipNumber() bool {
 	return true
 }
 
-// object reads an object whose keys are plain strings, calling field for
-// each key to read its value; field returns false to give up.
-func (s *fastScanner) object(field func(key []byte) bool) bool {
-	if !s.next('{') {
-		return false
-	}
-	if s.next('}') {
+// list reads the items of an object or array, after its opening bracket,
+// up to close; item reads one and returns false to give up.
+func (s *fastScanner) list(close byte, item func() bool) bool {
+	if s.next(close) {
 		return true
 	}
 	for {
-		key, ok := s.plainString()
-		if !ok || !s.next(':') || !field(key) {
+		if !item() {
 			return false
 		}
-		if s.next('}') {
+		if s.next(close) {
 			return true
 		}
 		if !s.next(',') {
 			return false
 		}
 	}
+}
+
+// object reads an object whose keys are plain strings, calling field for
+// each key to read its value; field returns false to give up.
+func (s *fastScanner) object(field func(key []byte) bool) bool {
+	if !s.next('{') {
+		return false
+	}
+	return s.list('}', func() bool {
+		key, ok := s.plainString()
+		return ok && s.next(':') && field(key)
+	})
+}
+
+// fields records which fields of an object were read.
+type fields uint8
+
+// first marks the field of bit as read, and reports whether it was not
+// read before.
+func (f *fields) first(bit fields) bool {
+	if *f&bit != 0 {
+		return false
+	}
+	*f |= bit
+	return true
 }
 
 // fastRequest decodes a Request envelope of the usual shape; ok is false
@@ -280,14 +279,8 @@ func fastRequest(data []byte) (req *Request, ok bool) {
 	}
 	s := &fastScanner{b: data}
 	req = &Request{}
-	var seen uint8
-	once := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen fields
+	once := seen.first
 	ok = s.object(func(key []byte) bool {
 		switch string(key) {
 		case "_tag":
@@ -346,14 +339,8 @@ func fastPushRequest(raw []byte) (p PushRequest, ok bool) {
 		return PushRequest{}, false
 	}
 	s := &fastScanner{b: append([]byte(nil), raw...)}
-	var seen uint8
-	once := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen fields
+	once := seen.first
 	ok = s.object(func(key []byte) bool {
 		switch string(key) {
 		case "storeId":
@@ -383,9 +370,6 @@ func (s *fastScanner) events(out *[]Event) bool {
 	if !s.next('[') {
 		return false
 	}
-	if s.next(']') {
-		return true
-	}
 	// Events of a batch mostly share names, clients and sessions: their
 	// strings are shared too.
 	var prev Event
@@ -395,11 +379,11 @@ func (s *fastScanner) events(out *[]Event) bool {
 		}
 		return string(v)
 	}
-	for {
+	return s.list(']', func() bool {
 		var ev Event
-		var seen uint8
+		var seen fields
 		ok := s.object(func(key []byte) bool {
-			var bit uint8
+			var bit fields
 			var ok bool
 			switch string(key) {
 			case "name":
@@ -424,24 +408,15 @@ func (s *fastScanner) events(out *[]Event) bool {
 				v, ok = s.plainString()
 				ev.SessionID, bit = str(v, prev.SessionID), 32
 			}
-			if !ok || seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			return true
+			return ok && seen.first(bit)
 		})
 		if !ok || seen|2 != 63 {
 			return false
 		}
 		*out = append(*out, ev)
 		prev = ev
-		if s.next(']') {
-			return true
-		}
-		if !s.next(',') {
-			return false
-		}
-	}
+		return true
+	})
 }
 
 // optionString reads an Option of a string: {"_tag":"None"} or

@@ -1,13 +1,9 @@
 package pgstore_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,24 +49,8 @@ func TestAppendsSurviveCrash(t *testing.T) {
 	pgtest.Open(t, schema) // creates the schema
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+schema)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var seen bytes.Buffer
-	r := io.TeeReader(stdout, &seen)
-	sc := bufio.NewScanner(r)
-	for lines := 0; lines < 200 && sc.Scan(); lines++ {
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, r)
-	_ = cmd.Wait()
-	if n := storagetest.CheckAfterCrash(t, pgtest.Open(t, schema), &seen); n < 200 {
+	seen := storagetest.KillAfterAppends(t, cmd, 200)
+	if n := storagetest.CheckAfterCrash(t, pgtest.Open(t, schema), seen); n < 200 {
 		t.Fatalf("the child acknowledged %d appends before it was killed; want at least 200", n)
 	}
 }

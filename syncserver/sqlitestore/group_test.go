@@ -1,15 +1,11 @@
 package sqlitestore_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,26 +60,9 @@ func TestAppendsSurviveCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sync.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+path)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var seen bytes.Buffer
-	r := io.TeeReader(stdout, &seen)
-	// Let it acknowledge a few hundred appends, then kill it mid-write.
-	sc := bufio.NewScanner(r)
-	for lines := 0; lines < 300 && sc.Scan(); lines++ {
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, r)
-	_ = cmd.Wait()
+	seen := storagetest.KillAfterAppends(t, cmd, 300)
 	s := openAt(t, path, sqlitestore.Options{})
-	if n := storagetest.CheckAfterCrash(t, s, &seen); n < 300 {
+	if n := storagetest.CheckAfterCrash(t, s, seen); n < 300 {
 		t.Fatalf("the child acknowledged %d appends before it was killed; want at least 300", n)
 	}
 }

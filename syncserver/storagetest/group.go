@@ -2,13 +2,16 @@ package storagetest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +145,31 @@ func AppendUntilKilled(ctx context.Context, s syncserver.Storage, out io.Writer)
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// KillAfterAppends starts cmd, a child process running
+// [AppendUntilKilled] with its output on stdout, kills it (SIGKILL) once it
+// has acknowledged n appends, and returns all it wrote.
+func KillAfterAppends(t *testing.T, cmd *exec.Cmd, n int) *bytes.Buffer {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen bytes.Buffer
+	r := io.TeeReader(stdout, &seen)
+	sc := bufio.NewScanner(r)
+	for lines := 0; lines < n && sc.Scan(); lines++ {
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, r)
+	_ = cmd.Wait()
+	return &seen
 }
 
 // CheckAfterCrash reads the lines a killed [AppendUntilKilled] wrote and
