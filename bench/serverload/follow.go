@@ -107,20 +107,31 @@ func (l *load) waitDelivered(ctx context.Context, storage syncserver.Storage, fo
 
 // runLight reads Chunks without decoding the pages: it finds the push time
 // of the first event and the seqNum of the last, and acknowledges each Chunk
-// as a client does.
+// as a client does. It reads into one buffer and without a context per
+// message (ctx's end closes the connection), so that the followers, which
+// stand in for clients on other machines, take little of the server's
+// machine.
 func (f *follower) runLight(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { _ = f.ws.CloseNow() })
+	defer stop()
 	ack := []byte(`{"_tag":"Ack","requestId":"0"}`)
+	var buf bytes.Buffer
 	for {
-		_, data, err := f.ws.Read(ctx)
+		_, r, err := f.ws.Reader(context.Background())
 		if err != nil {
 			return
 		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return
+		}
+		data := buf.Bytes()
 		now := time.Now()
 		_, values, ok := syncproto.CutChunk(data)
 		if !ok {
 			continue
 		}
-		if err := f.ws.Write(ctx, websocket.MessageText, ack); err != nil {
+		if err := f.ws.Write(context.Background(), websocket.MessageText, ack); err != nil {
 			return
 		}
 		if i := bytes.Index(values, []byte(`{"t":`)); i >= 0 {
