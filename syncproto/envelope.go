@@ -432,6 +432,14 @@ func DecodeClientMessage(data []byte) (ClientMessage, error) {
 	if string(data) == `{"_tag":"Ping"}` {
 		return &Ping{}, nil
 	}
+	if req, ok := fastRequest(data); ok {
+		return req, nil
+	}
+	return decodeClientMessage(data)
+}
+
+// decodeClientMessage is DecodeClientMessage with encoding/json.
+func decodeClientMessage(data []byte) (ClientMessage, error) {
 	env, err := decodeEnvelope(data)
 	if err != nil {
 		return nil, err

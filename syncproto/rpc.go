@@ -109,6 +109,14 @@ func (p PushRequest) MarshalJSON() ([]byte, error) {
 // DecodePushRequest decodes a [TagPush] payload strictly: storeId, batch and
 // backendId must be present, and every event must have all its fields.
 func DecodePushRequest(raw json.RawMessage) (PushRequest, error) {
+	if p, ok := fastPushRequest(raw); ok {
+		return p, nil
+	}
+	return decodePushRequest(raw)
+}
+
+// decodePushRequest is DecodePushRequest with encoding/json.
+func decodePushRequest(raw json.RawMessage) (PushRequest, error) {
 	var w struct {
 		StoreID   *string          `json:"storeId"`
 		Payload   json.RawMessage  `json:"payload"`

@@ -78,6 +78,12 @@ func (c *conn) run() {
 		c.expiry = time.AfterFunc(time.Until(exp), c.expired)
 		c.mu.Unlock()
 	}
+	// Reads and writes run without a context of their own (one per message
+	// costs a timer or a callback registration each, which adds up over
+	// thousands of live pulls): the connection's end closes the socket
+	// instead, which ends them.
+	stopClosing := context.AfterFunc(c.ctx, func() { _ = c.ws.CloseNow() })
+	defer stopClosing()
 	err := c.readLoop()
 	c.cancel()
 	c.stopPulls()
@@ -107,8 +113,11 @@ func (c *conn) readLoop() error {
 		if buf.Cap() > keepReadBuffer {
 			buf = new(bytes.Buffer)
 		}
-		_, r, err := c.ws.Reader(c.ctx)
+		_, r, err := c.ws.Reader(context.Background()) // see run
 		if err != nil {
+			if c.ctx.Err() != nil {
+				return c.ctx.Err()
+			}
 			return err
 		}
 		buf.Reset()
@@ -406,6 +415,11 @@ func (c *conn) overflowed() {
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
 	var buf []byte // reused to assemble Chunks
+	// A write that does not finish within WriteTimeout closes the socket,
+	// which fails the write.
+	watchdog := time.AfterFunc(time.Hour, func() { _ = c.ws.CloseNow() })
+	watchdog.Stop()
+	defer watchdog.Stop()
 	for {
 		msgs, closeCode, closeReason, ok := c.out.take(c.ctx)
 		for i, m := range msgs {
@@ -414,9 +428,9 @@ func (c *conn) writeLoop() {
 				buf = syncproto.AppendChunk(buf[:0], m.requestID, m.page)
 				data = buf
 			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, data)
-			cancel()
+			watchdog.Reset(c.srv.opts.WriteTimeout)
+			err := c.ws.Write(context.Background(), websocket.MessageText, data) // see run
+			watchdog.Stop()
 			m.done()
 			if err != nil {
 				releaseAll(msgs[i+1:])

@@ -70,18 +70,17 @@ func (h *hub) backend(ctx context.Context) (string, error) {
 
 // push stores batch, calls ack, then delivers the batch to live pulls. The
 // storage checks the head atomically; pushMu only keeps this process's
-// broadcasts in log order. A batch with an event too large for any pull page
-// is refused with an *syncproto.UnknownError and nothing is stored.
+// broadcasts in log order. The batch was checked to fit pull pages
+// (Server.checkBatch); it is encoded only after ack, and only if a live
+// pull is open.
 func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) error {
 	createdAt := isoNow()
 	stored := make([]StoredEvent, len(batch))
 	for i, ev := range batch {
 		stored[i] = StoredEvent{Event: ev, CreatedAt: createdAt}
 	}
-	pages, err := h.encodeLive(stored)
-	if err != nil {
-		return &syncproto.UnknownError{Message: "batch cannot be sent to clients: " + err.Error()}
-	}
+	var pages [][]byte // encoded by deliverLocked for the first pull that needs them
+	var err error
 
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()

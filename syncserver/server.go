@@ -400,7 +400,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 	}
 	defer g.done()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.opts.OriginPatterns})
+	ws, err := websocket.Accept(bigWriteBuffer{w}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.OriginPatterns})
 	if err != nil {
 		s.log.Info("websocket upgrade failed", "store", storeID, "err", err)
 		return

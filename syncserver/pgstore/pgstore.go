@@ -10,6 +10,10 @@
 // also sends NOTIFY on a channel per schema; [Store.Watch] LISTENs on it, so
 // every server process delivers every append to its live pulls.
 //
+// Appends of concurrent pushes (to different stores) are committed together
+// in one transaction, so that one WAL flush serves many pushes; an append
+// that fails, or finds its head moved, costs only its own push.
+//
 // A store's row is written by its first accepted append, in the same
 // statement as its events, with the backend id derived from a secret kept in
 // the schema (table livestore_meta), so every process on the schema reports
@@ -36,6 +40,9 @@ type Options struct {
 	// Schema holds the tables (created if missing); default "public".
 	// Servers that should share data use the same schema.
 	Schema string
+	// MaxGroup bounds the appends committed in one transaction; default
+	// 64.
+	MaxGroup int
 }
 
 // Store is a [syncserver.Storage] and [syncserver.Watcher] on PostgreSQL.
@@ -57,6 +64,7 @@ type Store struct {
 	countQ   string
 	backendQ string
 	insertQ  string
+	w        *writer // nil when read-only
 }
 
 var (
@@ -100,6 +108,10 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 		pool.Close()
 		return nil, err
 	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 64
+	}
+	s.startWriter(opts.MaxGroup)
 	return s, nil
 }
 
@@ -213,7 +225,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				created_at timestamptz NOT NULL DEFAULT now()
 			);
 			CREATE TABLE IF NOT EXISTS `+s.events+` (
-				store_id       text NOT NULL REFERENCES `+s.stores+` (store_id),
+				store_id       text NOT NULL,
 				seq_num        bigint NOT NULL,
 				parent_seq_num bigint NOT NULL,
 				name           text NOT NULL,
@@ -228,6 +240,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				value bytea NOT NULL
 			)`)
 		if err != nil {
+			return err
+		}
+		if err := dropEventsForeignKey(ctx, tx, s.schema); err != nil {
 			return err
 		}
 		// Statements that write nothing but need every right appends need,
@@ -255,8 +270,59 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool.
+// dropEventsForeignKey drops the foreign key from events to stores that
+// schemas created by earlier versions have. Appends insert events only in
+// the statement that moved (or created) their store's row, so the key
+// guarded nothing, and its check of every inserted row cost about a third
+// of PostgreSQL's time per appended event.
+func dropEventsForeignKey(ctx context.Context, tx pgx.Tx, schema string) error {
+	var names []string
+	rows, err := tx.Query(ctx, `SELECT c.conname FROM pg_constraint c
+		JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE n.nspname = $1 AND t.relname = 'livestore_events' AND c.contype = 'f'`, schema)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, name := range names {
+		// A user who may write but does not own the table keeps the key:
+		// appends are slower, not wrong.
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		q := `ALTER TABLE ` + pgx.Identifier{schema, "livestore_events"}.Sanitize() + ` DROP CONSTRAINT ` + pgx.Identifier{name}.Sanitize()
+		if _, err := sp.Exec(ctx, q); err != nil {
+			if !isCode(err, insufficientPrivilege) {
+				_ = sp.Rollback(ctx)
+				return fmt.Errorf("drop foreign key %s: %w", name, err)
+			}
+			if err := sp.Rollback(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close waits for the appends under way and closes the connection pool.
 func (s *Store) Close() error {
+	s.stopWriter()
 	s.pool.Close()
 	return nil
 }
@@ -307,76 +373,21 @@ func (s *Store) Head(ctx context.Context, storeID string) (int64, error) {
 }
 
 // Append implements [syncserver.Storage]: the conditional head update (or,
-// for a batch based on e0, the creation of the missing store), the insert
-// and the notification are sent as one pipeline, which PostgreSQL runs as
-// one transaction.
+// for a batch based on e0, the creation of the missing store) and the
+// insert, in one statement. Appends of concurrent pushes are committed
+// together (see runGroup); the notification follows the commit.
 func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Event, createdAt time.Time) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	op := fmt.Sprintf("append to store %q", storeID)
-	n := len(batch)
-	seq, parent := make([]int64, n), make([]int64, n)
-	names, clients, sessions := make([]string, n), make([]string, n), make([]string, n)
-	args := make([]*string, n)
-	for i, ev := range batch {
-		seq[i], parent[i], names[i], clients[i], sessions[i] = ev.SeqNum, ev.ParentSeqNum, ev.Name, ev.ClientID, ev.SessionID
-		if len(ev.Args) > 0 && string(ev.Args) != "null" {
-			a := string(ev.Args)
-			args[i] = &a
-		}
-	}
-	first, last := batch[0].ParentSeqNum, batch[n-1].SeqNum
-	note, err := json.Marshal(notification{StoreID: storeID, Head: last})
+	j, err := s.newAppendJob(ctx, storeID, batch, createdAt)
 	if err != nil {
-		return fmt.Errorf("pgstore: %s: %w", op, err)
+		return err
 	}
-	var backendID string // only a batch based on e0 can create the store
-	if first == 0 {
-		if backendID, err = syncserver.BackendIDFor(s.secret, storeID); err != nil {
-			return storageErr(op, err)
-		}
+	if s.w == nil {
+		return s.appendAlone(ctx, j, false)
 	}
-	// Most batches extend an existing store; one based on e0 most likely
-	// creates one. The other statement is tried once when the first wrote
-	// nothing and the head says it might succeed.
-	create := first == 0
-	for attempt := 0; ; attempt++ {
-		b := &pgx.Batch{}
-		if create {
-			b.Queue(s.createQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt, backendID)
-		} else {
-			b.Queue(s.appendQ, storeID, first, last, seq, parent, names, args, clients, sessions, createdAt)
-		}
-		b.Queue(s.notifyQ, s.channel, string(note), storeID, last)
-		br := s.pool.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		if err == nil {
-			_, err = br.Exec()
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return storageErr(op, err)
-		}
-		if tag.RowsAffected() == int64(n) {
-			return nil
-		}
-		// Nothing was written: the head moved, the store exists (created
-		// by someone else, or empty by CreateStore), or it does not.
-		var head int64
-		err = s.pool.QueryRow(ctx, s.headQ, storeID).Scan(&head)
-		missing := errors.Is(err, pgx.ErrNoRows)
-		if err != nil && !missing {
-			return storageErr(fmt.Sprintf("head of store %q", storeID), err)
-		}
-		if attempt == 0 && head == first && create != missing {
-			create = missing
-			continue
-		}
-		return &syncproto.ServerAheadError{MinimumExpectedNum: head, ProvidedNum: first}
-	}
+	return s.enqueue(j)
 }
 
 // Read implements [syncserver.Storage].

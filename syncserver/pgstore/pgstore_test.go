@@ -23,7 +23,13 @@ import (
 	"github.com/livestore-go/livestore/syncserver/storagetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if schema := os.Getenv(crashEnv); schema != "" {
+		appendUntilKilled(schema)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) syncserver.Storage { return pgtest.Open(t, pgtest.Schema(t)) })

@@ -20,6 +20,10 @@ func TestMain(m *testing.M) {
 		holdLock(path)
 		return
 	}
+	if path := os.Getenv(crashEnv); path != "" {
+		appendUntilKilled(path)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,0 +1,67 @@
+package sqlitestore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/livestore-go/livestore/internal/sqlite"
+	"github.com/livestore-go/livestore/syncproto"
+)
+
+// insertSizes are the row counts of the multi-row INSERT statements that
+// store a batch: a batch is cut greedily into runs of these sizes, so that
+// few statements are prepared (and cached) and each runs many rows.
+var insertSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
+
+// eventColumns is the number of columns an event row binds.
+const eventColumns = 8
+
+// insertQueries are the statements of insertSizes: the i-th inserts
+// insertSizes[i] event rows. A constraint failure rolls the transaction
+// back: SQLite then keeps no statement journal, and the writer runs the
+// transaction's jobs again, each in its own savepoint (see
+// Store.runGroup), with safeQueries.
+type insertQueries [len(insertSizes)]string
+
+// newInsertQueries makes the statements of insertSizes with conflict
+// clause onConflict.
+func newInsertQueries(onConflict string) (q insertQueries) {
+	for i, n := range insertSizes {
+		var b strings.Builder
+		b.WriteString("INSERT OR " + onConflict + " INTO events (store, seq_num, parent_seq_num, name, args, client_id, session_id, created_at_ms) VALUES ")
+		for r := range n {
+			if r > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?,?)")
+		}
+		q[i] = b.String()
+	}
+	return q
+}
+
+// insertEvents inserts batch as events of the store with key key, stored
+// at createdMs, with as few statements as insertSizes allow.
+func (q *insertQueries) insertEvents(conn *sqlite.Conn, key int64, batch []syncproto.Event, createdMs int64) error {
+	args := make([]any, 0, min(len(batch), insertSizes[0])*eventColumns)
+	for len(batch) > 0 {
+		i := 0
+		for insertSizes[i] > len(batch) {
+			i++
+		}
+		n := insertSizes[i]
+		args = args[:0]
+		for _, ev := range batch[:n] {
+			var evArgs any
+			if len(ev.Args) > 0 && string(ev.Args) != "null" {
+				evArgs = string(ev.Args)
+			}
+			args = append(args, key, ev.SeqNum, ev.ParentSeqNum, ev.Name, evArgs, ev.ClientID, ev.SessionID, createdMs)
+		}
+		if err := conn.Query(q[i], args, nil); err != nil {
+			return fmt.Errorf("insert events %d to %d: %w", batch[0].SeqNum, batch[n-1].SeqNum, err)
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
