@@ -2,8 +2,11 @@
 // syncserver.Storage. An implementation's tests call [Run] with a function
 // that opens a fresh, empty storage, and [Shared] with two handles on one
 // storage's data where it can have several (processes sharing a database,
-// a read-only view beside a writer). It checks the Storage contract only:
-// the protocol and the server's limits are tested in package syncserver.
+// a read-only view beside a writer). [Grouped] checks appends a storage
+// commits together, [AppendUntilKilled] and [CheckAfterCrash] that
+// acknowledged appends survive a crash, and [BenchAppend] measures appends.
+// It checks the Storage contract only: the protocol and the server's limits
+// are tested in package syncserver.
 package storagetest
 
 import (
