@@ -79,7 +79,6 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 	for i, ev := range batch {
 		stored[i] = StoredEvent{Event: ev, CreatedAt: createdAt}
 	}
-	var pages [][]byte // encoded by deliverLocked for the first pull that needs them
 	var err error
 
 	h.pushMu.Lock()
@@ -109,7 +108,7 @@ func (h *hub) push(ctx context.Context, batch []syncproto.Event, ack func()) err
 			return nil
 		}
 	}
-	h.deliverLocked(ctx, stored, pages)
+	h.deliverLocked(ctx, stored)
 	return nil
 }
 
@@ -147,19 +146,21 @@ func (h *hub) catchUpLocked(ctx context.Context, upTo int64) error {
 			h.head = upTo
 			break
 		}
-		h.deliverLocked(ctx, events, nil)
+		h.deliverLocked(ctx, events)
 	}
 	return nil
 }
 
 // deliverLocked sends events (in order, all after h.head except possibly a
 // prefix already delivered) to every live pull, each only the events after
-// what it was already sent. pages, if not nil, is the encoding of events.
+// what it was already sent. The pages of all events are encoded once, for
+// the first pull that takes them all, and their bytes shared by the others.
 // ctx carries the span of the push that stored the events, if any.
-func (h *hub) deliverLocked(ctx context.Context, events []StoredEvent, pages [][]byte) {
+func (h *hub) deliverLocked(ctx context.Context, events []StoredEvent) {
 	for len(events) > 0 && events[0].SeqNum <= h.head {
-		events, pages = events[1:], nil
+		events = events[1:]
 	}
+	var pages [][]byte // of all events, encoded for the first pull that takes them all
 	if len(events) == 0 {
 		return
 	}

@@ -2,7 +2,6 @@ package syncserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/livestore-go/livestore/syncproto"
 )
-
-var pushAck = json.RawMessage(`{}`)
 
 // pushCall is what a push needs of the transport that carries it: the
 // request's context, the store's hub, a logger, where to send the answer,
@@ -58,7 +55,7 @@ func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 	// As in the reference, the connection's URL names the store (the one
 	// Auth admitted); the payload's storeId is not checked.
 	if len(p.Batch) == 0 {
-		pc.send(syncproto.ExitSuccess(req.ID, pushAck))
+		pc.send(syncproto.ExitPushed(req.ID))
 		return pushOK
 	}
 	backendID, err := pc.hub.backend(pc.ctx)
@@ -81,9 +78,10 @@ func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 		return pushRejected
 	}
 
-	err = pc.hub.push(pc.ctx, p.Batch, func() { pc.send(syncproto.ExitSuccess(req.ID, pushAck)) })
+	err = pc.hub.push(pc.ctx, p.Batch, func() { pc.send(syncproto.ExitPushed(req.ID)) })
+	// The storage fails an append only with ServerAheadError (the client
+	// pulls first) or a failure of its own; the batch was checked above.
 	var ahead *syncproto.ServerAheadError
-	var refused *syncproto.UnknownError
 	switch {
 	case err == nil:
 		s.metrics.eventsPushed.Add(float64(len(p.Batch)))
@@ -92,11 +90,6 @@ func (s *Server) doPush(pc pushCall, req *syncproto.Request) (result string) {
 	case errors.As(err, &ahead):
 		pc.send(syncproto.ExitFail(req.ID, ahead))
 		return pushServerAhead
-	case errors.As(err, &refused):
-		// The hub refuses what the client got wrong; nothing was stored.
-		pc.log.Info("push refused", "err", err)
-		pc.send(syncproto.ExitFail(req.ID, refused))
-		return pushRejected
 	default:
 		pc.send(syncproto.ExitFail(req.ID, s.storageFailed(pc.ctx, pc.log, "store push", err, true)))
 		return pushFailed
