@@ -61,7 +61,7 @@ func (s *Store) ConfirmedEvents(ctx context.Context, opts ConfirmedEventsOptions
 		if sig := s.SyncStatusSignal(); sig != nil {
 			// A push acknowledged by the server moves the upstream head
 			// without writing state; the status signal reports it.
-			unsub, err := Subscribe(s, sig, func(SyncStatus) { nudge() })
+			unsub, err := Subscribe(ctx, s, sig, func(SyncStatus) { nudge() })
 			if err != nil {
 				yield(eventlog.Event{}, err)
 				return

@@ -72,7 +72,7 @@ func ExampleSubscribe() {
 
 	count := livestore.QueryDBFirst(todos.Count(), struct{ Count int }{}, "todo count")
 	seen := make(chan int, 10)
-	unsubscribe, _ := livestore.Subscribe(store, count, func(v struct{ Count int }) { seen <- v.Count })
+	unsubscribe, _ := livestore.Subscribe(ctx, store, count, func(v struct{ Count int }) { seen <- v.Count })
 	defer unsubscribe()
 	fmt.Println(<-seen)
 	store.Commit(ctx, created.New(TodoCreated{ID: "1", Text: "Buy milk"}))

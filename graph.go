@@ -2,10 +2,8 @@ package livestore
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"maps"
-	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -66,6 +64,7 @@ type node struct {
 	err         error
 	valid       bool
 	everRun     bool
+	rerun       bool   // an evaluation was cut short: run again, inputs changed or not
 	changedPass uint64 // pass in which the value last changed
 
 	subs     map[*subscription]struct{}
@@ -78,13 +77,18 @@ type node struct {
 
 // graph is a store's reactive graph.
 //
-// Concurrency: commits only record which tables they wrote, and where they
-// can tell which rows (keys.go) — invalidate, a short critical section on
-// pendMu — and wake the refresh goroutine; they never wait for queries or
-// callbacks. The refresh goroutine, and Get when a value it needs is stale,
-// run a refresh pass under mu: re-run the stale live queries on one read
-// snapshot, then the computed values whose inputs changed, in dependency order (so no computed value ever sees a mix of old
-// and new inputs), and hand changed values to their subscriptions.
+// Concurrency: writers never wait for queries or callbacks. Commits and
+// the sync processor's pulls and rebases only record which tables they
+// wrote, and where they can tell which rows (keys.go) — invalidate, a short
+// critical section on pendMu — and wake the refresh goroutine; SetSignal
+// records the new value the same way (setSignal). The refresh goroutine,
+// and Get when a value it needs is stale, apply what was recorded and run a
+// refresh pass under mu: re-run the stale live queries on one read
+// snapshot, then the computed values whose inputs changed, in dependency
+// order (so no computed value ever sees a mix of old and new inputs), and
+// hand changed values to their subscriptions. A pass run for Get or
+// Subscribe is interrupted when the caller's context ends; what it did not
+// finish stays stale and the refresh goroutine takes it up.
 // Callbacks run on each subscription's own goroutine, one at a time and in
 // order; a slow callback only delays itself, and it receives the latest value
 // (intermediate values are coalesced, never queued).
@@ -92,10 +96,12 @@ type node struct {
 // Locks:
 //   - mu guards the nodes and every field of every node, the bookkeeping of
 //     passes and stopped. Every method of graph requires it, except loop,
-//     close, invalidate and notify, which take what they need. Queries and
-//     Computed functions run under mu; callbacks never do.
-//   - pendMu guards pending and pendAll only. Commits take it without mu;
-//     applyPendingLocked takes it under mu.
+//     close, invalidate, setSignal, kick and notify, which take what they
+//     need. Queries and Computed functions run under mu; callbacks never
+//     do. Get and Subscribe wait for mu only as long as their context
+//     allows; writers never wait for it (setSignal only tries it).
+//   - pendMu guards pending, pendAll and pendSig only. Commits and
+//     SetSignal take it without mu; applyPendingLocked takes it under mu.
 //   - obsMu guards observers. invalidate takes it alone; everything else
 //     takes it under mu.
 //   - a subscription's or observer's own mu guards its delivery state; post
@@ -114,7 +120,10 @@ type graph struct {
 	// keys of the rows changed, or nil when the table changed as a whole.
 	// Guarded by pendMu.
 	pending map[string]map[sqlite.RowKey]struct{}
-	pendAll bool          // a write may have changed any table; guarded by pendMu
+	pendAll bool // a write may have changed any table; guarded by pendMu
+	// pendSig are the signal values set since they were last applied, by
+	// signal key; guarded by pendMu.
+	pendSig map[any]pendingSignal
 	wake    chan struct{} // wakes loop; buffered, never blocks a commit
 	// pinTables are the tables with at least minRowPins nodes indexed with
 	// a key pin, sorted; pinCount counts those nodes in all tables. For
@@ -123,13 +132,16 @@ type graph struct {
 	pinCount   atomic.Int64
 	minRowPins int // guarded by mu; set by newGraph (tests lower it)
 
-	mu     sync.Mutex
+	mu     ctxMutex
 	nodes  map[any]*node
 	byTab  map[string]map[*node]struct{}
 	rows   rowIndex
 	stale  map[*node]struct{} // nodes marked stale since the last pass
 	nextID int64
 	pass   uint64
+	// passOpen: pass numbers a pass not finished yet (or signals set since
+	// the last one); changes until it finishes count as changes of it.
+	passOpen bool
 
 	// The last refresh pass: the tables whose writes started it and the
 	// nodes it re-ran. Guarded by mu.
@@ -145,16 +157,25 @@ type graph struct {
 
 	// subWG counts delivery goroutines of subscriptions and observers,
 	// loopWG the refresh goroutine; close waits for both.
-	subWG   sync.WaitGroup
-	loopWG  sync.WaitGroup
-	stop    chan struct{}
-	stopped bool // guarded by mu
+	subWG    sync.WaitGroup
+	loopWG   sync.WaitGroup
+	stop     chan struct{}
+	stopLoop context.CancelFunc // interrupts the refresh goroutine's pass
+	stopped  bool               // guarded by mu
+}
+
+// pendingSignal is a signal value set and not applied yet.
+type pendingSignal struct {
+	def nodeDef
+	v   any
 }
 
 func newGraph(s *Store) *graph {
 	g := &graph{
 		s: s, log: s.log,
 		pending: map[string]map[sqlite.RowKey]struct{}{},
+		pendSig: map[any]pendingSignal{},
+		mu:      newCtxMutex(),
 		wake:    make(chan struct{}, 1),
 		nodes:   map[any]*node{},
 		byTab:   map[string]map[*node]struct{}{},
@@ -169,12 +190,16 @@ func newGraph(s *Store) *graph {
 		applied:    map[string]struct{}{},
 		minRowPins: defaultMinRowPins,
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stopLoop = cancel
 	g.loopWG.Add(1)
-	go g.loop()
+	go g.loop(ctx)
 	return g
 }
 
-func (g *graph) loop() {
+// loop is the refresh goroutine: it runs a pass whenever woken, until the
+// graph closes (which ends ctx).
+func (g *graph) loop(ctx context.Context) {
 	defer g.loopWG.Done()
 	for {
 		select {
@@ -182,15 +207,24 @@ func (g *graph) loop() {
 			return
 		case <-g.wake:
 			g.mu.Lock()
-			g.refreshLocked(context.Background(), true)
+			_ = g.refreshLocked(ctx) // fails only once closing
 			g.mu.Unlock()
 		}
+	}
+}
+
+// kick wakes the refresh goroutine; it never blocks.
+func (g *graph) kick() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
 	}
 }
 
 // close stops the refresh goroutine and every subscription, waiting for
 // callbacks in progress to return.
 func (g *graph) close() {
+	g.stopLoop() // a pass in progress gives up its queries
 	g.mu.Lock()
 	if g.stopped {
 		g.mu.Unlock()
@@ -241,22 +275,28 @@ func (g *graph) invalidate(tables map[string]struct{}, rows rowChanges) {
 		}
 	}
 	g.pendMu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
+	g.kick()
 }
 
-// applyPendingLocked marks the nodes reading changed tables stale.
+// applyPendingLocked applies the signal values set and marks the nodes
+// reading them or changed tables stale.
 func (g *graph) applyPendingLocked() {
 	g.pendMu.Lock()
-	pending, all := g.pending, g.pendAll
-	if len(pending) == 0 && !all {
+	pending, all, sigs := g.pending, g.pendAll, g.pendSig
+	if len(pending) == 0 && !all && len(sigs) == 0 {
 		g.pendMu.Unlock()
 		return
 	}
 	g.pending, g.pendAll = map[string]map[sqlite.RowKey]struct{}{}, false
+	if len(sigs) > 0 {
+		g.pendSig = map[any]pendingSignal{}
+	} else {
+		sigs = nil // still g.pendSig, written by setSignal
+	}
 	g.pendMu.Unlock()
+	for _, ps := range sigs {
+		g.applySignalLocked(ps.def, ps.v)
+	}
 	if all {
 		g.applied["*"] = struct{}{}
 	}
@@ -273,6 +313,21 @@ func (g *graph) applyPendingLocked() {
 	}
 	for t, keys := range pending {
 		g.markTableLocked(t, keys)
+	}
+}
+
+// applySignalLocked sets a signal's value: a change of the open pass. Its
+// subscribers get the value; the values derived from it become stale.
+func (g *graph) applySignalLocked(def nodeDef, v any) {
+	n := g.nodeFor(def)
+	g.openPassLocked()
+	n.value = v
+	n.changedPass = g.pass
+	for d := range n.dependents {
+		g.markStale(d)
+	}
+	for sub := range n.subs {
+		sub.post(v, nil)
 	}
 }
 
@@ -350,169 +405,6 @@ func (g *graph) collect(n *node) {
 	}
 }
 
-// ensure returns n's current value, computing it when stale.
-func (g *graph) ensure(ctx context.Context, n *node) (any, error) {
-	if n.valid {
-		return n.value, n.err
-	}
-	r, done, err := g.s.snapshotReader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	g.compute(ctx, n, r)
-	return n.value, n.err
-}
-
-// compute runs n, reading through r, and records whether its value changed.
-func (g *graph) compute(ctx context.Context, n *node, r connReader) {
-	if n.kind == signalNode {
-		n.valid = true
-		return
-	}
-	ctx, span := g.s.tel.start(ctx, spanQuery)
-	if span.IsRecording() {
-		r.rows = new(int)
-	}
-	start := time.Now()
-	var v any
-	var err error
-	if n.kind == dbNode {
-		v, err = g.runDBNode(n, r)
-	} else {
-		v, err = g.runComputedNode(ctx, n, r)
-	}
-	g.s.tel.endQuery(ctx, span, n, r.rows, err)
-	n.runs++
-	n.lastDur = time.Since(start)
-	n.totalDur += n.lastDur
-	if err != nil {
-		if n.err == nil || n.err.Error() != err.Error() {
-			n.changedPass = g.pass
-		}
-		n.err = err
-		n.valid = true
-		n.everRun = true
-		g.log.Warn("reactive query failed", "label", n.label, "sql", n.sql, "err", err)
-		return
-	}
-	if !n.everRun || n.err != nil || !reflect.DeepEqual(n.value, v) {
-		n.changedPass = g.pass
-	}
-	n.value, n.err, n.valid, n.everRun = v, nil, true, true
-}
-
-// runDBNode runs the SQL of a db node. Its first run finds the tables the
-// query reads, which decide the writes that make it stale.
-func (g *graph) runDBNode(n *node, r connReader) (any, error) {
-	if n.defErr != nil {
-		return nil, n.defErr
-	}
-	if n.tables == nil {
-		acc, err := g.s.analyze(r.c, n.sql)
-		if err != nil {
-			return nil, err
-		}
-		g.index(n, acc.Reads, g.s.usablePin(n.wantPin, acc.Reads))
-	}
-	return n.runDB(r)
-}
-
-// runComputedNode runs the function of a computed node, recording afresh the
-// inputs it reads, and lets go of the inputs it no longer reads.
-func (g *graph) runComputedNode(ctx context.Context, n *node, r connReader) (any, error) {
-	for d := range n.deps {
-		delete(d.dependents, n)
-	}
-	old := n.deps
-	n.deps = map[*node]struct{}{}
-	n.height = 0
-	v, err := n.runComputed(&Getter{g: g, self: n, ctx: ctx, r: r})
-	if n.liveRefs > 0 {
-		for d := range old {
-			g.release(d)
-		}
-	} else {
-		for d := range old {
-			g.collect(d)
-		}
-	}
-	return v, err
-}
-
-// refreshLocked brings every stale live node up to date and notifies the
-// subscriptions whose value changed.
-// A signal set starts its own pass (newPass false) so that its change counts
-// as an input change in this pass.
-func (g *graph) refreshLocked(ctx context.Context, newPass bool) {
-	if g.stopped {
-		return
-	}
-	g.applyPendingLocked()
-	var stale []*node
-	for n := range g.stale {
-		if !n.valid && n.liveRefs > 0 {
-			stale = append(stale, n)
-		}
-	}
-	clear(g.stale)
-	if len(stale) == 0 {
-		return
-	}
-	if newPass {
-		g.pass++
-	}
-	pass := g.pass
-	sort.Slice(stale, func(i, j int) bool { return stale[i].height < stale[j].height })
-	// One read snapshot for all queries of the pass.
-	r, done, err := g.s.snapshotReader(ctx)
-	if err != nil {
-		if !errors.Is(err, ErrStoreClosed) {
-			g.log.Warn("reactive refresh: no read connection", "err", err)
-		}
-		return
-	}
-	defer done()
-	var changed []*node
-	var reran []int64
-	for _, n := range stale {
-		if n.valid {
-			continue
-		}
-		if n.kind == computedNode && n.everRun {
-			inputChanged := false
-			for d := range n.deps {
-				if !d.valid {
-					g.compute(ctx, d, r)
-				}
-				if d.changedPass == pass {
-					inputChanged = true
-				}
-			}
-			if !inputChanged {
-				n.valid = true
-				continue
-			}
-		}
-		g.compute(ctx, n, r)
-		reran = append(reran, n.id)
-		if n.changedPass == pass {
-			changed = append(changed, n)
-		}
-	}
-	g.lastReran, g.lastPass, g.lastAt = reran, pass, time.Now()
-	g.lastTables = sortedSet(g.applied)
-	clear(g.applied)
-	if len(reran) > 0 {
-		g.notify(Change{Reran: reran})
-	}
-	for _, n := range changed {
-		for sub := range n.subs {
-			sub.post(n.value, n.err)
-		}
-	}
-}
-
 // sortedSet returns the keys of set, sorted.
 func sortedSet(set map[string]struct{}) []string {
 	out := make([]string, 0, len(set))
@@ -522,42 +414,3 @@ func sortedSet(set map[string]struct{}) []string {
 	sort.Strings(out)
 	return out
 }
-
-// snapshotReader returns a Reader whose queries all see one snapshot of the
-// database, and a function to release it.
-func (s *Store) snapshotReader(ctx context.Context) (connReader, func(), error) {
-	c, release, err := s.reader(ctx)
-	if err != nil {
-		return connReader{}, nil, err
-	}
-	if s.readers == nil {
-		// In-memory stores read on the writer, under the write lock: already
-		// a stable snapshot.
-		return connReader{s: s, c: c}, release, nil
-	}
-	if err := c.BeginRead(); err != nil {
-		release()
-		return connReader{}, nil, err
-	}
-	return connReader{s: s, c: c}, func() { c.Rollback(); release() }, nil
-}
-
-// connReader reads on one given connection.
-type connReader struct {
-	s    *Store
-	c    *sqlite.Conn
-	rows *int // when set, counts the rows read
-}
-
-func (r connReader) readRows(ctx context.Context, query string, args []any, fn func(*sqlite.Row) error) error {
-	if r.rows != nil {
-		read := fn
-		fn = func(row *sqlite.Row) error {
-			*r.rows++
-			return read(row)
-		}
-	}
-	return r.c.Query(query, args, fn)
-}
-
-func (r connReader) decoderCache() *decoderCache { return &r.s.decoders }

@@ -107,7 +107,7 @@ func TestImportEvents(t *testing.T) {
 	s := openStore(t, a.schema, t.TempDir())
 	all := livestore.QueryDB[todo](a.todos.Select())
 	got := make(chan []todo, 4)
-	unsubscribe, err := livestore.Subscribe(s, all, func(rows []todo) { got <- rows })
+	unsubscribe, err := livestore.Subscribe(ctx, s, all, func(rows []todo) { got <- rows })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("change = %+v", c)
 	}
 	q := livestore.QueryDB[todo](a.todos.Select(), "all")
-	unsubscribe, err := livestore.Subscribe(s, q, func([]todo) {})
+	unsubscribe, err := livestore.Subscribe(ctx, s, q, func([]todo) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func addProbe[T any](t *testing.T, s *livestore.Store, label string, q livestore
 	p := &probe{label: label, changed: make(chan struct{}, 1)}
 	p.get = func(ctx context.Context) (string, error) { return jsonOf(livestore.Get(ctx, s, q)) }
 	p.fresh = func(ctx context.Context) (string, error) { return jsonOf(fresh(ctx)) }
-	un, err := livestore.Subscribe(s, q, func(v T) { p.deliver(v) })
+	un, err := livestore.Subscribe(context.Background(), s, q, func(v T) { p.deliver(v) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func keyPinnedReruns(t *testing.T, a *keyApp, s *livestore.Store) {
 	live := map[string]*livestore.DBQuery[[]map[string]any]{}
 	for label, st := range queries {
 		q := livestore.QueryDB[map[string]any](st, label)
-		un, err := livestore.Subscribe(s, q, func([]map[string]any) {})
+		un, err := livestore.Subscribe(ctx, s, q, func([]map[string]any) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +235,7 @@ func TestFewPinnedQueriesInvalidateByTable(t *testing.T) {
 	q1 := livestore.QueryDB[keyItem](a.items.Where(livestore.Eq("id", "k1")), "k1")
 	q2 := livestore.QueryDB[keyItem](a.items.Where(livestore.Eq("id", "k2")), "k2")
 	for _, q := range []*livestore.DBQuery[[]keyItem]{q1, q2} {
-		un, err := livestore.Subscribe(s, q, func([]keyItem) {})
+		un, err := livestore.Subscribe(ctx, s, q, func([]keyItem) {})
 		if err != nil {
 			t.Fatal(err)
 		}

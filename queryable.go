@@ -156,13 +156,22 @@ type Getter struct {
 	r    connReader
 }
 
-// Use reads q inside a Computed and records it as an input.
+// Context is the context of the evaluation the Getter serves: the caller's
+// for Get and the first evaluation of Subscribe and Watch, the store's for
+// refreshes. A Computed whose function waits or works long should give up
+// when it ends; its result is then discarded.
+func (g *Getter) Context() context.Context { return g.ctx }
+
+// Use reads q inside a Computed and records it as an input. When the
+// evaluation's context ends, Use fails with an error wrapping its error.
 func Use[T any](g *Getter, q Queryable[T]) (T, error) {
 	var zero T
 	n := g.g.nodeFor(q.definition())
 	g.g.link(g.self, n)
 	if !n.valid {
-		g.g.compute(g.ctx, n, g.r)
+		if err := g.g.compute(g.ctx, n, g.r); err != nil {
+			return zero, err
+		}
 	}
 	if n.err != nil {
 		return zero, n.err

@@ -65,7 +65,7 @@ func benchFanout(b *testing.B, withUnaffected bool) {
 	for k := 0; k < 10; k++ {
 		q := livestore.QueryDBFirst[kv](hot.Where(livestore.Eq("k", fmt.Sprint(k))), kv{})
 		first := true
-		un, err := livestore.Subscribe(s, q, func(r kv) {
+		un, err := livestore.Subscribe(ctx, s, q, func(r kv) {
 			if first {
 				first = false
 				return
@@ -86,7 +86,7 @@ func benchFanout(b *testing.B, withUnaffected bool) {
 		for i := 1; i < 100; i++ {
 			for k := 0; k < 10; k++ {
 				q := livestore.QueryDBFirst[kv](tables[i].Where(livestore.Eq("k", fmt.Sprint(k))), kv{})
-				un, err := livestore.Subscribe(s, q, func(kv) {})
+				un, err := livestore.Subscribe(ctx, s, q, func(kv) {})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -164,7 +164,7 @@ func benchPointFanout(b *testing.B, dir string) {
 	for k := 0; k < n; k++ {
 		q := livestore.QueryDBFirst(items.Where(livestore.Eq("k", fmt.Sprint("item", k))), kv{})
 		first := true
-		un, err := livestore.Subscribe(s, q, func(r kv) {
+		un, err := livestore.Subscribe(ctx, s, q, func(r kv) {
 			if first {
 				first = false
 				initial.Done()

@@ -114,12 +114,12 @@ func TestInvalidationPrecision(t *testing.T) {
 			qa := livestore.QueryDB[kv](x.a.Select().OrderBy("k"), "a rows")
 			qb := livestore.QueryDB[kv](x.b.Select().OrderBy("k"), "b rows")
 			ra, rb := newRecorder[[]kv](), newRecorder[[]kv]()
-			unA, err := livestore.Subscribe(s, qa, ra.fn)
+			unA, err := livestore.Subscribe(context.Background(), s, qa, ra.fn)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer unA()
-			unB, _ := livestore.Subscribe(s, qb, rb.fn)
+			unB, _ := livestore.Subscribe(context.Background(), s, qb, rb.fn)
 			defer unB()
 			ra.wait(t, 1)
 			rb.wait(t, 1)
@@ -150,7 +150,7 @@ func TestNoSpuriousNotifications(t *testing.T) {
 	mustCommit(t, s, x.setA.New(kv{K: "k", V: 1}))
 	q := livestore.QueryDB[kv](x.a.Select())
 	r := newRecorder[[]kv]()
-	un, _ := livestore.Subscribe(s, q, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s, q, r.fn)
 	defer un()
 	r.wait(t, 1)
 	runs := nodeRuns(s, q.SQL())
@@ -175,7 +175,7 @@ func TestBatchNotifiesOnce(t *testing.T) {
 	s := openStore(t, x.schema, t.TempDir())
 	q := livestore.QueryDB[kv](x.a.Select())
 	r := newRecorder[[]kv]()
-	un, _ := livestore.Subscribe(s, q, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s, q, r.fn)
 	defer un()
 	r.wait(t, 1)
 	var batch []livestore.Event
@@ -216,7 +216,7 @@ func TestComputedGlitchFree(t *testing.T) {
 		return [2]int{a, b}, nil
 	}, "ratio")
 	r := newRecorder[[2]int]()
-	un, _ := livestore.Subscribe(s, ratio, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s, ratio, r.fn)
 	defer un()
 	r.wait(t, 1)
 	for i := 0; i < 100; i++ {
@@ -263,7 +263,7 @@ func TestSignalAndComputed(t *testing.T) {
 		return out, err
 	})
 	r := newRecorder[[]string]()
-	un, _ := livestore.Subscribe(s, filtered, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s, filtered, r.fn)
 	defer un()
 	r.wait(t, 1)
 	if err := livestore.SetSignal(s, minV, 5); err != nil {
@@ -285,14 +285,14 @@ func TestUnsubscribeStopsCalls(t *testing.T) {
 	s := openStore(t, x.schema, t.TempDir())
 	q := livestore.QueryDB[kv](x.a.Select())
 	r := newRecorder[[]kv]()
-	un, _ := livestore.Subscribe(s, q, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s, q, r.fn)
 	r.wait(t, 1)
 	un()
 	un() // idempotent
 	mustCommit(t, s, x.setA.New(kv{K: "k", V: 1}))
 	// A second subscriber proves the commit was processed.
 	r2 := newRecorder[[]kv]()
-	un2, _ := livestore.Subscribe(s, q, r2.fn)
+	un2, _ := livestore.Subscribe(context.Background(), s, q, r2.fn)
 	defer un2()
 	r2.wait(t, 1)
 	mustCommit(t, s, x.setA.New(kv{K: "k", V: 2}))
@@ -309,7 +309,7 @@ func TestSlowSubscriberDoesNotBlockCommits(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int64
 	var last atomic.Int64
-	un, _ := livestore.Subscribe(s, q, func(rows []kv) {
+	un, _ := livestore.Subscribe(context.Background(), s, q, func(rows []kv) {
 		calls.Add(1)
 		if len(rows) > 0 {
 			last.Store(int64(rows[0].V))
@@ -339,8 +339,8 @@ func TestSharedNodesAndGetAfterCommit(t *testing.T) {
 	s := openStore(t, x.schema, t.TempDir())
 	q1 := livestore.QueryDB[kv](x.a.Where(livestore.Eq("k", "z")))
 	q2 := livestore.QueryDB[kv](x.a.Where(livestore.Eq("k", "z")))
-	un1, _ := livestore.Subscribe(s, q1, func([]kv) {})
-	un2, _ := livestore.Subscribe(s, q2, func([]kv) {})
+	un1, _ := livestore.Subscribe(context.Background(), s, q1, func([]kv) {})
+	un2, _ := livestore.Subscribe(context.Background(), s, q2, func([]kv) {})
 	if n := len(s.ReactiveNodes()); n != 1 {
 		t.Fatalf("%d nodes for identical queries", n)
 	}

@@ -164,7 +164,7 @@ func TestRegistryFirstCallerOptionsWin(t *testing.T) {
 		}
 		entered, gate := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		unsub, err := livestore.Subscribe(old, livestore.QueryDB[todo](first.todos.Select()), func([]todo) {
+		unsub, err := livestore.Subscribe(ctx, old, livestore.QueryDB[todo](first.todos.Select()), func([]todo) {
 			once.Do(func() { close(entered); <-gate })
 		})
 		if err != nil {

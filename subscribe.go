@@ -64,110 +64,155 @@ func (sub *subscription) cancel() {
 }
 
 // Get returns the current value of q in store s. A value read after Commit
-// returned reflects that commit.
+// returned reflects that commit, and one read after SetSignal returned
+// reflects that signal value.
+//
+// When ctx ends before the value is ready — while Get waits for a refresh
+// of the store's reactive values in progress, or while its query runs, which
+// is then interrupted — Get returns an error wrapping ctx.Err() and the
+// store keeps nothing of the evaluation cut short.
 func Get[T any](ctx context.Context, s *Store, q Queryable[T]) (T, error) {
 	var zero T
-	g := s.graph
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		return zero, ErrStoreClosed
-	}
-	n := g.freshNodeLocked(ctx, q.definition())
-	v, err := g.ensure(ctx, n)
-	if n.liveRefs == 0 {
-		g.collect(n)
-	}
+	v, err := s.graph.get(ctx, q.definition())
 	if err != nil {
 		return zero, err
 	}
 	return v.(T), nil
 }
 
+func (g *graph) get(ctx context.Context, def nodeDef) (any, error) {
+	if err := g.mu.LockCtx(ctx); err != nil {
+		return nil, err
+	}
+	defer g.mu.Unlock()
+	if g.stopped {
+		return nil, ErrStoreClosed
+	}
+	n, err := g.freshNodeLocked(ctx, def)
+	if err == nil {
+		err = g.ensure(ctx, n)
+	}
+	if n.liveRefs == 0 {
+		g.collect(n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return n.value, n.err
+}
+
 // freshNodeLocked returns the node of def once the writes recorded so far
 // are applied. If they made a node with subscribers stale, a refresh pass
 // runs first, so that its subscribers get the new value before the caller
-// reads it.
-func (g *graph) freshNodeLocked(ctx context.Context, def nodeDef) *node {
+// reads it. It fails when ctx ends before the pass finishes.
+func (g *graph) freshNodeLocked(ctx context.Context, def nodeDef) (*node, error) {
 	g.applyPendingLocked()
 	n := g.nodeFor(def)
 	if n.liveRefs > 0 && !n.valid {
-		g.refreshLocked(ctx, true)
+		if err := g.refreshLocked(ctx); err != nil {
+			return n, err
+		}
 	}
-	return n
+	return n, nil
 }
 
-// SetSignal sets the value of sig in store s; values derived from it are
-// updated and their subscribers notified.
+// SetSignal sets the value of sig in store s. It never waits for queries:
+// the values derived from sig are marked stale and brought up to date by
+// the store's refresh goroutine, which then notifies their subscribers (and
+// sig's own). Get called after SetSignal returned sees the new value of sig
+// and of everything derived from it.
 func SetSignal[T any](s *Store, sig *Signal[T], v T) error {
-	g := s.graph
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
+	return s.graph.setSignal(sig, v)
+}
+
+// setSignal records a signal value, applies it at once when the graph is
+// free, and wakes the refresh goroutine.
+func (g *graph) setSignal(def nodeDef, v any) error {
+	select {
+	case <-g.stop:
 		return ErrStoreClosed
+	default:
 	}
-	n := g.nodeFor(sig)
-	g.pass++
-	n.value = v
-	n.changedPass = g.pass
-	for d := range n.dependents {
-		g.markStale(d)
+	g.pendMu.Lock()
+	g.pendSig[def.key()] = pendingSignal{def: def, v: v}
+	g.pendMu.Unlock()
+	if g.mu.TryLock() {
+		if !g.stopped {
+			g.applyPendingLocked()
+		}
+		g.mu.Unlock()
 	}
-	for sub := range n.subs {
-		sub.post(v, nil)
-	}
-	g.refreshLocked(context.Background(), false)
+	g.kick()
 	return nil
 }
 
 // Subscribe calls fn with the current value of q and then with every new
-// value, until the returned function is called. Calls for one subscription
-// never overlap and come in order; when values change faster than fn
-// returns, fn receives the latest (intermediate values are skipped). fn runs
-// on a goroutine of the store, never while a commit holds the write lock.
-// After unsubscribe returns no new call starts (a call in progress may
-// finish). Failures of the query are logged and not delivered; use Watch to
-// receive them.
-func Subscribe[T any](s *Store, q Queryable[T], fn func(T)) (unsubscribe func(), err error) {
-	return subscribe(s, q.definition(), func(v any, err error) {
+// value, until the returned function is called or ctx ends. Calls for one
+// subscription never overlap and come in order; when values change faster
+// than fn returns, fn receives the latest (intermediate values are
+// skipped). fn runs on a goroutine of the store, never while a commit holds
+// the write lock. After unsubscribe returns no new call starts (a call in
+// progress may finish). Failures of the query are logged and not delivered;
+// use Watch to receive them.
+//
+// ctx also bounds the first evaluation of q: when ctx ends before it is
+// done, its query is interrupted and Subscribe returns an error wrapping
+// ctx.Err().
+func Subscribe[T any](ctx context.Context, s *Store, q Queryable[T], fn func(T)) (unsubscribe func(), err error) {
+	return subscribe(ctx, s, q.definition(), func(v any, err error) {
 		if err == nil {
 			fn(v.(T))
 		}
 	})
 }
 
-func subscribe(s *Store, def nodeDef, deliver func(any, error)) (func(), error) {
+func subscribe(ctx context.Context, s *Store, def nodeDef, deliver func(any, error)) (func(), error) {
 	g := s.graph
-	g.mu.Lock()
+	if err := g.mu.LockCtx(ctx); err != nil {
+		return nil, err
+	}
 	defer g.mu.Unlock()
 	if g.stopped {
 		return nil, ErrStoreClosed
 	}
 	// The node's existing subscribers are brought up to date first; the new
 	// one starts from the value they end with.
-	n := g.freshNodeLocked(context.Background(), def)
+	n, err := g.freshNodeLocked(ctx, def)
+	if err == nil {
+		err = g.ensure(ctx, n)
+	}
+	if err != nil {
+		if n.liveRefs == 0 {
+			g.collect(n)
+		}
+		return nil, err
+	}
 	sub := &subscription{g: g, n: n, deliver: deliver}
 	n.subs[sub] = struct{}{}
 	g.retain(n)
-	v, err := g.ensure(context.Background(), n)
-	sub.post(v, err)
+	sub.post(n.value, n.err)
 	var once sync.Once
-	return func() {
+	var stopAfter func() bool // set under mu, read under mu
+	unsubscribe := func() {
 		once.Do(func() {
 			sub.cancel()
 			g.mu.Lock()
 			defer g.mu.Unlock()
+			stopAfter()
 			if _, ok := n.subs[sub]; ok && !g.stopped {
 				delete(n.subs, sub)
 				g.release(n)
 			}
 		})
-	}, nil
+	}
+	stopAfter = context.AfterFunc(ctx, unsubscribe)
+	return unsubscribe, nil
 }
 
 // Watch yields the current value of q and then every new value (coalesced as
 // in Subscribe), until ctx is done or the loop stops. A failed evaluation is
-// yielded as an error and watching continues.
+// yielded as an error and watching continues. The first evaluation is
+// interrupted when ctx ends, as in Subscribe; its error is then yielded.
 func Watch[T any](ctx context.Context, s *Store, q Queryable[T]) func(yield func(T, error) bool) {
 	return func(yield func(T, error) bool) {
 		type item struct {
@@ -175,7 +220,7 @@ func Watch[T any](ctx context.Context, s *Store, q Queryable[T]) func(yield func
 			err error
 		}
 		ch := make(chan item, 1)
-		unsub, err := subscribe(s, q.definition(), func(v any, err error) {
+		unsub, err := subscribe(ctx, s, q.definition(), func(v any, err error) {
 			// Keep only the latest value for the consumer.
 			select {
 			case <-ch:

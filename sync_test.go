@@ -280,7 +280,7 @@ func TestSyncReactivityAfterRebase(t *testing.T) {
 	waitConverged(t, srv, s1)
 	count := livestore.QueryDBFirst(a.todos.Count(), struct{ Count int }{})
 	r := newRecorder[struct{ Count int }]()
-	un, _ := livestore.Subscribe(s2, count, r.fn)
+	un, _ := livestore.Subscribe(context.Background(), s2, count, r.fn)
 	defer un()
 	r.wait(t, 1)
 	l2.SetOnline(true)

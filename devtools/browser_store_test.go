@@ -126,7 +126,7 @@ func TestDataBrowserInChromium(t *testing.T) {
 func TestQueryInspectorInChromium(t *testing.T) {
 	p := newPair(t)
 	open := livestore.QueryDB[todo](p.a.todos.Where(livestore.Eq("completed", false)), "open todos")
-	unsub, err := livestore.Subscribe(p.store, open, func([]todo) {})
+	unsub, err := livestore.Subscribe(context.Background(), p.store, open, func([]todo) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestGraphInChromium(t *testing.T) {
 		}
 		return n, nil
 	}, "visible count")
-	unsub, err := livestore.Subscribe(p.store, visible, func(int) {})
+	unsub, err := livestore.Subscribe(context.Background(), p.store, visible, func(int) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestGraphInChromium(t *testing.T) {
 
 	// A node subscribed later appears; a commit marks what it re-ran.
 	later := livestore.QueryDB[todo](p.a.todos.Where(livestore.Eq("completed", true)), "done todos")
-	unsub2, err := livestore.Subscribe(p.store, later, func([]todo) {})
+	unsub2, err := livestore.Subscribe(context.Background(), p.store, later, func([]todo) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func (a *storeAPI) watch(l *liveState) (stop func(), what string, err error) {
 	if sig == nil {
 		return stopObserve, "", nil
 	}
-	unsubscribe, err := livestore.Subscribe(a.s, sig, func(st livestore.SyncStatus) {
+	unsubscribe, err := livestore.Subscribe(context.Background(), a.s, sig, func(st livestore.SyncStatus) {
 		l.mu.Lock()
 		l.sync = &st
 		l.mu.Unlock()

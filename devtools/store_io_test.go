@@ -185,7 +185,7 @@ func TestStoreLiveFeed(t *testing.T) {
 	commitTodos(t, a, s, 1, 2)
 	waitSynced(t, s)
 	q := livestore.QueryDB[todo](a.todos.Select(), "all todos")
-	unsubscribe, err := livestore.Subscribe(s, q, func([]todo) {})
+	unsubscribe, err := livestore.Subscribe(context.Background(), s, q, func([]todo) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestStoreQueriesAndGraph(t *testing.T) {
 		return len(rows), err
 	}, "open count")
 	got := make(chan int, 16)
-	unsubscribe, err := livestore.Subscribe(s, count, func(n int) { got <- n })
+	unsubscribe, err := livestore.Subscribe(context.Background(), s, count, func(n int) { got <- n })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,7 +226,7 @@ func goLiveQuery(ctx context.Context, app *benchApp, open func() (*livestore.Sto
 	var cur atomic.Pointer[want]
 	initial := make(chan struct{}, 1)
 	q := livestore.QueryDB[todoRow](app.todos.Select().OrderBy("id"), "all todos")
-	unsub, err := livestore.Subscribe(s, q, func(rows []todoRow) {
+	unsub, err := livestore.Subscribe(ctx, s, q, func(rows []todoRow) {
 		w := cur.Load()
 		if w == nil {
 			if len(rows) == a.rows {
@@ -296,7 +296,7 @@ func goFanout(ctx context.Context, app *benchApp, open func() (*livestore.Store,
 	for k := 0; k < a.queries; k++ {
 		q := livestore.QueryDBFirst(app.items.Where(livestore.Eq("id", itemID(k))), itemRow{}, "item "+itemID(k))
 		first := true
-		unsub, err := livestore.Subscribe(s, q, func(r itemRow) {
+		unsub, err := livestore.Subscribe(ctx, s, q, func(r itemRow) {
 			if first {
 				first = false
 				initialWG.Done()

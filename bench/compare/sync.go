@@ -87,7 +87,7 @@ func goSync(ctx context.Context, app *benchApp, a childArgs) (result, error) {
 	case "reader":
 		seen := make(chan time.Time, 1)
 		q := livestore.QueryDBFirst(app.todos.Count(), countRow{}, "todo count")
-		unsub, err := livestore.Subscribe(s, q, func(c countRow) {
+		unsub, err := livestore.Subscribe(ctx, s, q, func(c countRow) {
 			if c.Count >= a.n {
 				select {
 				case seen <- time.Now():

@@ -235,7 +235,7 @@ func errSuffix(err string) string {
 // whenever that changes, until ctx ends.
 func watch(ctx context.Context, store *livestore.Store, out io.Writer) error {
 	lists := make(chan []todo, 1)
-	unsub, err := livestore.Subscribe(store, livestore.QueryDB[todo](visible), func(rows []todo) {
+	unsub, err := livestore.Subscribe(ctx, store, livestore.QueryDB[todo](visible), func(rows []todo) {
 		// Only the newest list matters; calls never overlap, so the send
 		// after the drain cannot block.
 		select {
@@ -250,7 +250,7 @@ func watch(ctx context.Context, store *livestore.Store, out io.Writer) error {
 	defer unsub()
 	states := make(chan livestore.SyncStatus, 1)
 	if sig := store.SyncStatusSignal(); sig != nil {
-		unsubStatus, err := livestore.Subscribe(store, sig, func(st livestore.SyncStatus) {
+		unsubStatus, err := livestore.Subscribe(ctx, store, sig, func(st livestore.SyncStatus) {
 			select {
 			case <-states:
 			default:
