@@ -102,12 +102,13 @@ type node struct {
 //     allows; writers never wait for it (setSignal only tries it).
 //   - pendMu guards pending, pendAll and pendSig only. Commits and
 //     SetSignal take it without mu; applyPendingLocked takes it under mu.
+//   - liveMu guards liveKeys; it is taken under mu or alone.
 //   - obsMu guards observers. invalidate takes it alone; everything else
 //     takes it under mu.
 //   - a subscription's or observer's own mu guards its delivery state; post
 //     takes it under mu (subscriptions) or obsMu (observers).
 //
-// Lock order: mu, then pendMu or obsMu, then a subscription's or observer's
+// Lock order: mu, then pendMu, liveMu or obsMu, then a subscription's or observer's
 // mu. A refresh pass reads the database under mu (taking a read connection,
 // or the write lock of an in-memory store); since commits never take mu, a
 // pass that waits for a commit's write lock cannot deadlock with it.
@@ -151,6 +152,12 @@ type graph struct {
 	lastPass   uint64
 	lastAt     time.Time
 
+	// liveKeys are the keys of the live nodes (liveRefs > 0), for Get to
+	// tell without mu whether it must go through the graph. Written under
+	// mu, guarded by liveMu (a leaf).
+	liveMu   sync.Mutex
+	liveKeys map[any]struct{}
+
 	// Observers of writes and refreshes (Store.Observe).
 	obsMu     sync.Mutex
 	observers map[*observer]struct{}
@@ -185,6 +192,7 @@ func newGraph(s *Store) *graph {
 			count: map[string]int{},
 		},
 		stale:      map[*node]struct{}{},
+		liveKeys:   map[any]struct{}{},
 		stop:       make(chan struct{}),
 		observers:  map[*observer]struct{}{},
 		applied:    map[string]struct{}{},
@@ -374,6 +382,9 @@ func (g *graph) link(from, to *node) {
 func (g *graph) retain(n *node) {
 	n.liveRefs++
 	if n.liveRefs == 1 {
+		g.liveMu.Lock()
+		g.liveKeys[n.key] = struct{}{}
+		g.liveMu.Unlock()
 		for d := range n.deps {
 			g.retain(d)
 		}
@@ -385,6 +396,9 @@ func (g *graph) release(n *node) {
 	if n.liveRefs > 0 {
 		return
 	}
+	g.liveMu.Lock()
+	delete(g.liveKeys, n.key)
+	g.liveMu.Unlock()
 	for d := range n.deps {
 		g.release(d)
 	}

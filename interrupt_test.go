@@ -199,7 +199,12 @@ func TestWritersDoNotWaitForRefresh(t *testing.T) {
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows = %v, %v", rows, err)
 	}
-	// Get waits for the graph only as long as its context allows.
+	// Get of a query no subscription keeps live does not wait for the
+	// refresh; Get of a live one waits only as long as its context allows.
+	all, err := livestore.Get(context.Background(), s, livestore.QueryDB[todo](a.todos.Select()))
+	if err != nil || len(all) != 2 {
+		t.Fatalf("Get of an unsubscribed query = %v, %v", all, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := livestore.Get(ctx, s, count); !errors.Is(err, context.DeadlineExceeded) {

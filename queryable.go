@@ -93,6 +93,7 @@ type dbKey struct {
 }
 
 func (q *DBQuery[R]) definition() nodeDef { return q }
+func (q *DBQuery[R]) alone()              {} // Get may run it outside the graph
 func (q *DBQuery[R]) cast(v any) R        { return v.(R) }
 
 func (q *DBQuery[R]) key() any {

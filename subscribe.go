@@ -67,10 +67,12 @@ func (sub *subscription) cancel() {
 // returned reflects that commit, and one read after SetSignal returned
 // reflects that signal value.
 //
-// When ctx ends before the value is ready — while Get waits for a refresh
-// of the store's reactive values in progress, or while its query runs, which
-// is then interrupted — Get returns an error wrapping ctx.Err() and the
-// store keeps nothing of the evaluation cut short.
+// Get of a DBQuery that no subscription keeps live runs its query on a read
+// snapshot of its own and never waits for the store's refresh of reactive
+// values; other values may have to wait for a refresh in progress. When ctx
+// ends before the value is ready — while Get waits, or while its query
+// runs, which is then interrupted — Get returns an error wrapping ctx.Err()
+// and the store keeps nothing of the evaluation cut short.
 func Get[T any](ctx context.Context, s *Store, q Queryable[T]) (T, error) {
 	var zero T
 	v, err := s.graph.get(ctx, q.definition())
@@ -81,6 +83,9 @@ func Get[T any](ctx context.Context, s *Store, q Queryable[T]) (T, error) {
 }
 
 func (g *graph) get(ctx context.Context, def nodeDef) (any, error) {
+	if g.runsAlone(def) {
+		return g.getAlone(ctx, def)
+	}
 	if err := g.mu.LockCtx(ctx); err != nil {
 		return nil, err
 	}
@@ -99,6 +104,52 @@ func (g *graph) get(ctx context.Context, def nodeDef) (any, error) {
 		return nil, err
 	}
 	return n.value, n.err
+}
+
+// runsAlone reports whether Get of def may run its query outside the graph:
+// a SQL query that no subscription keeps live. Its value is then read from
+// the database as it is, which is what the graph would compute, and Get
+// does not wait for a refresh of other values in progress.
+func (g *graph) runsAlone(def nodeDef) bool {
+	if _, ok := def.(interface{ alone() }); !ok {
+		return false
+	}
+	g.liveMu.Lock()
+	_, live := g.liveKeys[def.key()]
+	g.liveMu.Unlock()
+	return !live
+}
+
+// getAlone runs the query of def on its own read snapshot, interrupted when
+// ctx ends, without a node in the graph.
+func (g *graph) getAlone(ctx context.Context, def nodeDef) (any, error) {
+	select {
+	case <-g.stop:
+		return nil, ErrStoreClosed
+	default:
+	}
+	n := def.newNode(g.s)
+	if n.defErr != nil {
+		return nil, n.defErr
+	}
+	r, done, err := g.s.snapshotReader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	ctx, span := g.s.tel.start(ctx, spanQuery)
+	if span.IsRecording() {
+		r.rows = new(int)
+	}
+	v, err := n.runDB(r)
+	if ctx.Err() != nil {
+		err = interrupted(ctx, n)
+	}
+	g.s.tel.endQuery(ctx, span, n, r.rows, err)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // freshNodeLocked returns the node of def once the writes recorded so far
