@@ -96,20 +96,22 @@ type node struct {
 // Locks:
 //   - mu guards the nodes and every field of every node, the bookkeeping of
 //     passes and stopped. Every method of graph requires it, except loop,
-//     close, invalidate, setSignal, kick and notify, which take what they
-//     need. Queries and Computed functions run under mu; callbacks never
-//     do. Get and Subscribe wait for mu only as long as their context
-//     allows; writers never wait for it (setSignal only tries it).
+//     close, invalidate, setSignal, get, runsAlone, getAlone, kick and
+//     notify, which take what they need. Queries and Computed functions run
+//     under mu; callbacks never do. Get and Subscribe wait for mu only as
+//     long as their context allows, and Get of a query no subscription keeps
+//     live does not take it; writers never wait for it (setSignal only
+//     tries it).
 //   - pendMu guards pending, pendAll and pendSig only. Commits and
 //     SetSignal take it without mu; applyPendingLocked takes it under mu.
 //   - liveMu guards liveKeys; it is taken under mu or alone.
-//   - obsMu guards observers. invalidate takes it alone; everything else
-//     takes it under mu.
+//   - obsMu guards observers. invalidate and Observe take it alone;
+//     everything else takes it under mu.
 //   - a subscription's or observer's own mu guards its delivery state; post
 //     takes it under mu (subscriptions) or obsMu (observers).
 //
-// Lock order: mu, then pendMu, liveMu or obsMu, then a subscription's or observer's
-// mu. A refresh pass reads the database under mu (taking a read connection,
+// Lock order: mu, then pendMu, liveMu or obsMu, then a subscription's or
+// observer's mu. A refresh pass reads the database under mu (taking a read connection,
 // or the write lock of an in-memory store); since commits never take mu, a
 // pass that waits for a commit's write lock cannot deadlock with it.
 type graph struct {

@@ -27,13 +27,16 @@ type Change struct {
 // only itself and never a commit.
 func (s *Store) Observe(fn func(Change)) (stop func(), err error) {
 	g := s.graph
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		return nil, ErrStoreClosed
-	}
 	o := &observer{g: g, fn: fn, tables: map[string]struct{}{}, reran: map[int64]struct{}{}}
+	// Not under mu, so that a refresh in progress does not hold this up:
+	// close closes stop before it cancels the observers under obsMu.
 	g.obsMu.Lock()
+	select {
+	case <-g.stop:
+		g.obsMu.Unlock()
+		return nil, ErrStoreClosed
+	default:
+	}
 	g.observers[o] = struct{}{}
 	g.obsMu.Unlock()
 	var once sync.Once

@@ -95,8 +95,8 @@ const DBFileName = "store.db"
 //  4. tel.parents.mu: the commit spans of pending events (a leaf, taken
 //     under wsem by commits and rebases and alone by pushes).
 //
-// Beside that chain, graph.pendMu and graph.obsMu (and an observer's mu
-// after obsMu) are leaves: they are taken under graph.mu or under wsem (the
+// Beside that chain, graph.pendMu, graph.liveMu and graph.obsMu (and an
+// observer's mu after obsMu) are leaves: they are taken under graph.mu or under wsem (the
 // sync processor announces the writes of a pull before it releases wsem),
 // and nothing is taken under them; so is commits.mu, the queue of Commit
 // calls (taken alone, or under wsem by a group's leader). A read connection
