@@ -89,6 +89,11 @@ func TestSubscribeFirstEvaluationInterrupted(t *testing.T) {
 		c, err := livestore.Use(g, slow)
 		return c.N, err
 	}, "total")
+	gctx, gcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer gcancel()
+	if _, err := livestore.Get(gctx, s, total); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get of a computed = %v, want an error wrapping context.DeadlineExceeded", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
