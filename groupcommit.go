@@ -32,7 +32,7 @@ type commitReq struct {
 	err  error
 
 	// Set by the group's leader under the write lock.
-	written map[string]struct{} // tables the call's statements wrote
+	written map[string]struct{} // tables the call's statements wrote, unless the group collected them (groupCapture.shared)
 	changes []byte              // its changeset, when one was captured
 	head    eventlog.SeqNum     // its last event
 	evs     []eventlog.Event    // its events, numbered
@@ -157,6 +157,10 @@ type groupCapture struct {
 	// found is what they recorded for the group's committed calls.
 	watched []string
 	found   *rowSet
+	// shared, when set, collects the tables every call of the group
+	// writes, instead of a map per call: in a run without savepoints,
+	// which commits all of its calls or none.
+	shared map[string]struct{}
 }
 
 // captureFor returns how the next group learns its changed rows: a synced
@@ -203,9 +207,13 @@ func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 	if err := s.w.Begin(); err != nil {
 		return fail(err)
 	}
+	if !c.rows {
+		c.shared = map[string]struct{}{}
+	}
 	if s.runCalls(group, c, false) && len(group) > 1 {
 		s.w.Rollback()
 		s.head = start
+		c.shared = nil
 		if err := s.w.Begin(); err != nil {
 			return fail(err)
 		}
@@ -262,8 +270,12 @@ func (s *Store) commitOne(r *commitReq, c *groupCapture) error {
 	if err != nil {
 		return err
 	}
-	r.written = map[string]struct{}{}
-	cs, err := s.materializeCapture(r.ctx, evs, values, c.mode, r.written)
+	written := c.shared
+	if written == nil {
+		r.written = map[string]struct{}{}
+		written = r.written
+	}
+	cs, err := s.materializeCapture(r.ctx, evs, values, c.mode, written)
 	if err != nil {
 		return err
 	}
@@ -284,6 +296,9 @@ func (s *Store) groupChanges(group []*commitReq, c *groupCapture) (map[string]st
 			}
 		}
 		return written, rows
+	}
+	if c.shared != nil {
+		written = c.shared
 	}
 	for _, r := range group {
 		if r.err == nil {
