@@ -128,10 +128,11 @@ func (s *Store) lead() {
 	if len(group) == 0 {
 		return
 	}
+	c := s.captureFor()
+	group, ok := s.commitGroup(group, &c)
 	s.commits.groups++
 	s.commits.calls += int64(len(group))
-	c := s.captureFor()
-	if s.commitGroup(group, &c) {
+	if ok {
 		for _, r := range group {
 			if r.err == nil {
 				s.tel.committed(r.ctx, r.evs, s.syncer != nil)
@@ -183,16 +184,18 @@ func (s *Store) captureFor() groupCapture {
 	return c
 }
 
-// commitGroup commits group in one transaction and records each call's
-// result in its err. It reports whether any call committed.
+// commitGroup commits group in one transaction, together with the calls
+// queued while it runs, and records each call's result in its err. It
+// returns the group it committed and whether any call of it committed.
 //
 // The calls first run one after the other without savepoints: a savepoint
 // copies every page a call first touches, which costs more than the call
-// itself. When a call of a larger group fails, the transaction is rolled
+// itself. Calls queued meanwhile join the transaction before it commits
+// (gather). When a call of a larger group fails, the transaction is rolled
 // back and the group runs again with each call in its own savepoint, so
 // that only the failing call's savepoint is rolled back and the others
 // commit.
-func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
+func (s *Store) commitGroup(group []*commitReq, c *groupCapture) ([]*commitReq, bool) {
 	start := s.head
 	fail := func(err error) bool {
 		s.w.Rollback()
@@ -205,17 +208,18 @@ func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 		return false
 	}
 	if err := s.w.Begin(); err != nil {
-		return fail(err)
+		return group, fail(err)
 	}
 	if !c.rows {
 		c.shared = map[string]struct{}{}
 	}
-	if s.runCalls(group, c, false) && len(group) > 1 {
+	group, stopped := s.gather(group, c)
+	if stopped && len(group) > 1 {
 		s.w.Rollback()
 		s.head = start
 		c.shared = nil
 		if err := s.w.Begin(); err != nil {
-			return fail(err)
+			return group, fail(err)
 		}
 		s.runCalls(group, c, true)
 	}
@@ -226,15 +230,36 @@ func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 	if !committed {
 		s.w.Rollback()
 		s.head = start
-		return false
+		return group, false
 	}
 	if c.watched != nil {
 		c.found = s.takeRows()
 	}
 	if err := s.w.Commit(); err != nil {
-		return fail(err)
+		return group, fail(err)
 	}
-	return true
+	return group, true
+}
+
+// gather runs the calls of group without savepoints, then those queued
+// while they ran, until no call waits or the group holds maxGroup calls:
+// the calls that queue up while a group is written share its flush rather
+// than wait for the next. It returns the group run and whether a call
+// failed (runCalls).
+func (s *Store) gather(group []*commitReq, c *groupCapture) ([]*commitReq, bool) {
+	next := group
+	for {
+		if s.runCalls(next, c, false) {
+			return group, true
+		}
+		if len(group) >= maxGroup {
+			return group, false
+		}
+		if next = s.commits.take(maxGroup - len(group)); len(next) == 0 {
+			return group, false
+		}
+		group = append(group, next...)
+	}
 }
 
 // runCalls runs the calls of group inside the open transaction, each in
