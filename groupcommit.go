@@ -12,10 +12,11 @@ import (
 
 // This file holds group commit. Commit calls queue up; whichever of them
 // takes the write lock next commits everything queued (up to maxGroup) in
-// one transaction, each call in its own savepoint, and so with one fsync.
-// Calls that arrive while a transaction waits for its fsync form the next
-// group. A failing call rolls back its own savepoint only; the others of
-// its group commit. Every call returns once the transaction holding it is
+// one transaction, and so with one fsync; calls that queue up while the
+// group's calls run join it before it commits. Calls that arrive while a
+// transaction waits for its fsync form the next group. A failing call
+// fails alone: the group then runs again with each call in its own
+// savepoint, and the others of its group commit. Every call returns once the transaction holding it is
 // durable (or failed), after the reactive graph and the sync processor
 // learned of the group's writes.
 

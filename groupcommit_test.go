@@ -191,6 +191,72 @@ func TestGroupCommitFailuresDurableAfterReopen(t *testing.T) {
 	}
 }
 
+// TestGroupCommitGathersFailingCall queues calls while the group's first
+// call runs: they join its transaction, and when one of them fails in its
+// materializer the group runs again with savepoints, so that it alone
+// fails and the rest commit in one group.
+func TestGroupCommitGathersFailingCall(t *testing.T) {
+	kv := NewTable("kv", Text("k").PrimaryKey())
+	put := Synced[groupPut]("v1.Put")
+	running, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	schema, err := NewSchema(SchemaDef{
+		Tables: []*Table{kv},
+		Events: []Definition{put},
+		Materializers: []Materializer{Materialize(put, func(_ *MaterializeContext, a groupPut) ([]Statement, error) {
+			if a.K == "first" {
+				once.Do(func() { close(running); <-release })
+			}
+			if a.K == "boom" {
+				return nil, errBoom
+			}
+			return []Statement{kv.Insert(Values{"k": a.K})}, nil
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), schema, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	groupsBefore := s.commits.groups
+	errs := make(map[string]chan error)
+	commit := func(k string) {
+		errs[k] = make(chan error, 1)
+		go func() { errs[k] <- s.Commit(ctx, put.New(groupPut{K: k})) }()
+	}
+	commit("first")
+	<-running // the group of "first" runs its materializer
+	for i, k := range []string{"a", "boom", "b"} {
+		commit(k)
+		queued(s, i+1)
+	}
+	close(release)
+	for _, k := range []string{"first", "a", "boom", "b"} {
+		err := <-errs[k]
+		if k == "boom" {
+			if !errors.Is(err, errBoom) {
+				t.Fatalf("commit of boom: %v, want errBoom", err)
+			}
+		} else if err != nil {
+			t.Fatalf("commit of %s: %v", k, err)
+		}
+	}
+	if got := s.commits.groups - groupsBefore; got != 1 {
+		t.Fatalf("%d groups, want 1", got)
+	}
+	rows, err := Query[groupPut](ctx, s, SQL("SELECT k FROM kv ORDER BY k"))
+	if err != nil || fmt.Sprint(rows) != "[{a} {b} {first}]" {
+		t.Fatalf("state %v, %v", rows, err)
+	}
+	if head, _ := s.Head(ctx); head.Global != 3 {
+		t.Fatalf("head %s, want e3", head)
+	}
+}
+
 // TestGroupCommitCancelledWhileQueued cancels a commit waiting in the
 // queue: it fails with the context's error and commits nothing, while the
 // group goes on without it.
