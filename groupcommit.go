@@ -16,9 +16,9 @@ import (
 // group's calls run join it before it commits. Calls that arrive while a
 // transaction waits for its fsync form the next group. A failing call
 // fails alone: the group then runs again with each call in its own
-// savepoint, and the others of its group commit. Every call returns once the transaction holding it is
-// durable (or failed), after the reactive graph and the sync processor
-// learned of the group's writes.
+// savepoint, and the others of its group commit. Every call returns once
+// the transaction holding it is durable (or failed), after the reactive
+// graph and the sync processor learned of the group's writes.
 
 // maxGroup bounds the number of Commit calls in one transaction, so that
 // one group's latency stays bounded.
@@ -33,7 +33,7 @@ type commitReq struct {
 	err  error
 
 	// Set by the group's leader under the write lock.
-	written map[string]struct{} // tables the call's statements wrote, unless the group collected them (groupCapture.shared)
+	written map[string]struct{} // tables its statements wrote (nil: see groupCapture.shared)
 	changes []byte              // its changeset, when one was captured
 	head    eventlog.SeqNum     // its last event
 	evs     []eventlog.Event    // its events, numbered
