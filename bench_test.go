@@ -57,6 +57,7 @@ func BenchmarkCommitConcurrent64(b *testing.B) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			errs := make(chan error, 64)
+			groups0, calls0 := livestore.GroupStats(s)
 			b.ResetTimer()
 			for g := 0; g < 64; g++ {
 				wg.Add(1)
@@ -77,6 +78,8 @@ func BenchmarkCommitConcurrent64(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			groups, calls := livestore.GroupStats(s)
+			b.ReportMetric(float64(calls-calls0)/float64(groups-groups0), "commits/group")
 		})
 	}
 }

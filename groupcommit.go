@@ -12,12 +12,13 @@ import (
 
 // This file holds group commit. Commit calls queue up; whichever of them
 // takes the write lock next commits everything queued (up to maxGroup) in
-// one transaction, each call in its own savepoint, and so with one fsync.
-// Calls that arrive while a transaction waits for its fsync form the next
-// group. A failing call rolls back its own savepoint only; the others of
-// its group commit. Every call returns once the transaction holding it is
-// durable (or failed), after the reactive graph and the sync processor
-// learned of the group's writes.
+// one transaction, and so with one fsync; calls that queue up while the
+// group's calls run join it before it commits. Calls that arrive while a
+// transaction waits for its fsync form the next group. A failing call
+// fails alone: the group then runs again with each call in its own
+// savepoint, and the others of its group commit. Every call returns once
+// the transaction holding it is durable (or failed), after the reactive
+// graph and the sync processor learned of the group's writes.
 
 // maxGroup bounds the number of Commit calls in one transaction, so that
 // one group's latency stays bounded.
@@ -32,7 +33,7 @@ type commitReq struct {
 	err  error
 
 	// Set by the group's leader under the write lock.
-	written map[string]struct{} // tables the call's statements wrote
+	written map[string]struct{} // tables its statements wrote (nil: see groupCapture.shared)
 	changes []byte              // its changeset, when one was captured
 	head    eventlog.SeqNum     // its last event
 	evs     []eventlog.Event    // its events, numbered
@@ -128,10 +129,11 @@ func (s *Store) lead() {
 	if len(group) == 0 {
 		return
 	}
+	c := s.captureFor()
+	group, ok := s.commitGroup(group, &c)
 	s.commits.groups++
 	s.commits.calls += int64(len(group))
-	c := s.captureFor()
-	if s.commitGroup(group, &c) {
+	if ok {
 		for _, r := range group {
 			if r.err == nil {
 				s.tel.committed(r.ctx, r.evs, s.syncer != nil)
@@ -157,6 +159,10 @@ type groupCapture struct {
 	// found is what they recorded for the group's committed calls.
 	watched []string
 	found   *rowSet
+	// shared, when set, collects the tables every call of the group
+	// writes, instead of a map per call: in a run without savepoints,
+	// which commits all of its calls or none.
+	shared map[string]struct{}
 }
 
 // captureFor returns how the next group learns its changed rows: a synced
@@ -179,16 +185,18 @@ func (s *Store) captureFor() groupCapture {
 	return c
 }
 
-// commitGroup commits group in one transaction and records each call's
-// result in its err. It reports whether any call committed.
+// commitGroup commits group in one transaction, together with the calls
+// queued while it runs, and records each call's result in its err. It
+// returns the group it committed and whether any call of it committed.
 //
 // The calls first run one after the other without savepoints: a savepoint
 // copies every page a call first touches, which costs more than the call
-// itself. When a call of a larger group fails, the transaction is rolled
+// itself. Calls queued meanwhile join the transaction before it commits
+// (gather). When a call of a larger group fails, the transaction is rolled
 // back and the group runs again with each call in its own savepoint, so
 // that only the failing call's savepoint is rolled back and the others
 // commit.
-func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
+func (s *Store) commitGroup(group []*commitReq, c *groupCapture) ([]*commitReq, bool) {
 	start := s.head
 	fail := func(err error) bool {
 		s.w.Rollback()
@@ -201,13 +209,18 @@ func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 		return false
 	}
 	if err := s.w.Begin(); err != nil {
-		return fail(err)
+		return group, fail(err)
 	}
-	if s.runCalls(group, c, false) && len(group) > 1 {
+	if !c.rows {
+		c.shared = map[string]struct{}{}
+	}
+	group, stopped := s.gather(group, c)
+	if stopped && len(group) > 1 {
 		s.w.Rollback()
 		s.head = start
+		c.shared = nil
 		if err := s.w.Begin(); err != nil {
-			return fail(err)
+			return group, fail(err)
 		}
 		s.runCalls(group, c, true)
 	}
@@ -218,15 +231,36 @@ func (s *Store) commitGroup(group []*commitReq, c *groupCapture) bool {
 	if !committed {
 		s.w.Rollback()
 		s.head = start
-		return false
+		return group, false
 	}
 	if c.watched != nil {
 		c.found = s.takeRows()
 	}
 	if err := s.w.Commit(); err != nil {
-		return fail(err)
+		return group, fail(err)
 	}
-	return true
+	return group, true
+}
+
+// gather runs the calls of group without savepoints, then those queued
+// while they ran, until no call waits or the group holds maxGroup calls:
+// the calls that queue up while a group is written share its flush rather
+// than wait for the next. It returns the group run and whether a call
+// failed (runCalls).
+func (s *Store) gather(group []*commitReq, c *groupCapture) ([]*commitReq, bool) {
+	next := group
+	for {
+		if s.runCalls(next, c, false) {
+			return group, true
+		}
+		if len(group) >= maxGroup {
+			return group, false
+		}
+		if next = s.commits.take(maxGroup - len(group)); len(next) == 0 {
+			return group, false
+		}
+		group = append(group, next...)
+	}
 }
 
 // runCalls runs the calls of group inside the open transaction, each in
@@ -262,8 +296,12 @@ func (s *Store) commitOne(r *commitReq, c *groupCapture) error {
 	if err != nil {
 		return err
 	}
-	r.written = map[string]struct{}{}
-	cs, err := s.materializeCapture(r.ctx, evs, values, c.mode, r.written)
+	written := c.shared
+	if written == nil {
+		r.written = map[string]struct{}{}
+		written = r.written
+	}
+	cs, err := s.materializeCapture(r.ctx, evs, values, c.mode, written)
 	if err != nil {
 		return err
 	}
@@ -284,6 +322,9 @@ func (s *Store) groupChanges(group []*commitReq, c *groupCapture) (map[string]st
 			}
 		}
 		return written, rows
+	}
+	if c.shared != nil {
+		written = c.shared
 	}
 	for _, r := range group {
 		if r.err == nil {

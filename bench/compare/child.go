@@ -47,6 +47,7 @@ type childArgs struct {
 	impl, workload, phase, dir, cpuProfile string
 	url, role                              string
 	n, batch, rows, commits, queries       int
+	workers                                int // goroutines committing at once (7)
 
 	prof *phaseProfile // set in the child when cpuProfile is
 }
@@ -84,6 +85,7 @@ func (a childArgs) flags() []string {
 		"-cpuprofile", a.cpuProfile, "-url", a.url, "-role", a.role,
 		"-n", strconv.Itoa(a.n), "-batch", strconv.Itoa(a.batch), "-rows", strconv.Itoa(a.rows),
 		"-commits", strconv.Itoa(a.commits), "-queries", strconv.Itoa(a.queries),
+		"-workers", strconv.Itoa(a.workers),
 	}
 }
 
@@ -119,6 +121,7 @@ func childMain(args []string) int {
 	fs.IntVar(&a.rows, "rows", 0, "")
 	fs.IntVar(&a.commits, "commits", 0, "")
 	fs.IntVar(&a.queries, "queries", 0, "")
+	fs.IntVar(&a.workers, "workers", 1, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

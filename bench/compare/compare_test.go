@@ -68,6 +68,12 @@ func TestQuick(t *testing.T) {
 			if w.Name == wSync && (impl == implFloor || impl == implGoProcess) {
 				continue
 			}
+			if _, na := notApplicable[w.Name][impl]; na {
+				if w.Results[impl] != nil {
+					t.Errorf("%s/%s: measured, but it is not applicable", w.Name, impl)
+				}
+				continue
+			}
 			ir := w.Results[impl]
 			if ir == nil || len(ir.Runs) != 1 || ir.MedianMS <= 0 || ir.PeakRSSMiB <= 0 {
 				t.Errorf("%s/%s: incomplete result %+v", w.Name, impl, ir)
@@ -76,15 +82,23 @@ func TestQuick(t *testing.T) {
 		if js := w.Results[implJS]; js != nil && w.Name != wBoot && w.Name != wSync && js.PersistedMedianMS == nil {
 			t.Errorf("%s: no JS persisted time", w.Name)
 		}
-		if w.Ratios.JSOverGoReturned == nil {
+		if _, na := notApplicable[w.Name][implJS]; !na && w.Ratios.JSOverGoReturned == nil {
 			t.Errorf("%s: no JS ÷ Go ratio", w.Name)
+		}
+		if w.Name == wConcurrent {
+			for _, impl := range []string{implGo, implGoProcess, implFloor} {
+				if ir := w.Results[impl]; ir == nil || ir.OverSingle == nil || *ir.OverSingle <= 0 {
+					t.Errorf("%s/%s: no speed-up over the single committer", w.Name, impl)
+				}
+			}
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| workload | implementation |", "JS returned ÷ Go", "Load average"} {
+	for _, want := range []string{"| workload | implementation |", "JS returned ÷ Go", "Load average",
+		"| js | not applicable:", "the single committer: "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
 		}

@@ -83,16 +83,7 @@ func (f *floorDB) commit(evs ...floorEvent) (err error) {
 	}()
 	head := f.head
 	for _, e := range evs {
-		args, err := json.Marshal(e.args)
-		if err != nil {
-			return err
-		}
-		ev := eventlog.Event{SeqNum: eventlog.SeqNum{Global: head + 1}, ParentSeqNum: eventlog.SeqNum{Global: head},
-			Name: e.name, Args: args, ClientID: "floor1", SessionID: "s1", SchemaHash: 1}
-		if err := f.db.Append(&ev); err != nil {
-			return err
-		}
-		if err := f.c.Exec(e.write, e.wargs...); err != nil {
+		if err := f.write(e, head); err != nil {
 			return err
 		}
 		head++
@@ -102,6 +93,21 @@ func (f *floorDB) commit(evs ...floorEvent) (err error) {
 	}
 	f.head = head
 	return nil
+}
+
+// write appends e after head to the eventlog and runs its state write,
+// inside the caller's transaction.
+func (f *floorDB) write(e floorEvent, head int64) error {
+	args, err := json.Marshal(e.args)
+	if err != nil {
+		return err
+	}
+	ev := eventlog.Event{SeqNum: eventlog.SeqNum{Global: head + 1}, ParentSeqNum: eventlog.SeqNum{Global: head},
+		Name: e.name, Args: args, ClientID: "floor1", SessionID: "s1", SchemaHash: 1}
+	if err := f.db.Append(&ev); err != nil {
+		return err
+	}
+	return f.c.Exec(e.write, e.wargs...)
 }
 
 func (f *floorDB) seedTodos(n, batch int) error {
@@ -160,6 +166,8 @@ func runFloor(_ context.Context, a childArgs) (result, error) {
 		return f.liveQuery(a)
 	case wFanout:
 		return f.fanout(a)
+	case wConcurrent:
+		return f.concurrent(a)
 	}
 	return result{}, fmt.Errorf("unknown workload %q", a.workload)
 }

@@ -161,6 +161,14 @@ func runGo(ctx context.Context, a childArgs) (result, error) {
 		n, err := app.count(ctx, s)
 		return result{MS: ms(d), Check: checkCount(n, a.n)}, err
 
+	case wConcurrent:
+		s, err := open()
+		if err != nil {
+			return result{}, err
+		}
+		defer s.Close()
+		return goConcurrent(ctx, app, s, a)
+
 	case wCommitBatch:
 		s, err := open()
 		if err != nil {

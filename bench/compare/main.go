@@ -236,6 +236,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		}
 		rep.Workloads = append(rep.Workloads, wr)
 	}
+	rep.compareSingle()
 	rep.finish(time.Since(start))
 	return rep, errors.Join(errs...)
 }
@@ -267,6 +268,8 @@ func (r *runner) args(impl, w string) childArgs {
 		a.queries, a.commits = s.FanQueries, s.FanCommits
 	case wSync:
 		a.n, a.batch = s.SyncN, s.SyncBatch
+	case wConcurrent:
+		a.n, a.workers = s.ConcN, s.ConcWorkers
 	}
 	return a
 }
@@ -314,6 +317,12 @@ func (r *runner) workload(ctx context.Context, w string) (workloadReport, error)
 	for run := 0; run < r.cfg.runs; run++ {
 		for i := range r.cfg.impls {
 			impl := r.cfg.impls[(i+run)%len(r.cfg.impls)]
+			if why, ok := notApplicable[w][impl]; ok {
+				if run == 0 {
+					fmt.Fprintf(r.log, "%-13s %-5s not applicable: %s\n", w, impl, why)
+				}
+				continue
+			}
 			a := r.args(impl, w)
 			if w == wBoot {
 				a.dir = bootDirs[impl]

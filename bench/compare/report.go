@@ -63,6 +63,10 @@ type implResult struct {
 	IterP50US         float64  `json:"iterP50Us"`           // median over runs of the per-iteration median (4, 5)
 	PeakRSSMiB        float64  `json:"peakRssMiB"`          // the highest over runs
 	Callbacks         int      `json:"callbacks,omitempty"` // subscriber calls in the last run (5)
+	// OverSingle is, for workload 7, how many times faster a commit is than
+	// one of the same implementation in workload 1 of the same invocation:
+	// commit-single's per-commit time ÷ this workload's.
+	OverSingle *float64 `json:"overSingle,omitempty"`
 }
 
 // ratios compare medians. JSOverGo* > 1 means livestore-go is faster;
@@ -83,7 +87,7 @@ type ratios struct {
 var implNames = map[string]string{
 	implGo:        "the root package (Open, Commit, Query, QueryDB + Subscribe); directory store, commit durable (fsync) on return",
 	implGoProcess: "livestore-go with Options.Durability = DurabilityProcess: commits reach the OS but are not fsynced (synchronous=NORMAL), the durability JS has at its \"persisted\" point",
-	implFloor:     "floor: the same SQL writes through the same driver (zombiezen.com/go/sqlite via internal/sqlite), WAL, synchronous=FULL, one transaction per commit, no LiveStore logic",
+	implFloor:     "floor: the same SQL writes through the same driver (zombiezen.com/go/sqlite via internal/sqlite), WAL, synchronous=FULL, one transaction per commit (in workload 7 a minimal group commit: queued commits share a transaction, a savepoint each, one fsync), no LiveStore logic",
 	implJS:        "JS LiveStore 0.4.0 on Node, @livestore/adapter-node (single-threaded makeAdapter), storage fs, no sync backend except in workload 6",
 }
 
@@ -230,6 +234,29 @@ func (wr *workloadReport) summarize(sz sizes) {
 	}
 }
 
+// compareSingle sets, for the concurrent workload, each implementation's
+// speed-up over its own single committer (workload 1), when both ran.
+func (r *report) compareSingle() {
+	var single, conc *workloadReport
+	for i := range r.Workloads {
+		switch w := &r.Workloads[i]; {
+		case w.Gap != "":
+		case w.Name == wCommitSingle:
+			single = w
+		case w.Name == wConcurrent:
+			conc = w
+		}
+	}
+	if single == nil || conc == nil {
+		return
+	}
+	for impl, ir := range conc.Results {
+		if s := single.Results[impl]; s != nil && ir.PerOpUS > 0 {
+			ir.OverSingle = ptr(s.PerOpUS / ir.PerOpUS)
+		}
+	}
+}
+
 func (r *report) write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -363,6 +390,11 @@ func (r *report) writeTimes(b *strings.Builder) {
 					fmtUS(*ir.PersistedMedianMS*1000/float64(ops)), unit)
 			}
 		}
+		for _, impl := range allImpls {
+			if why, ok := notApplicable[w.Name][impl]; ok && r.Implementations[impl] != "" {
+				fmt.Fprintf(b, "| %s | %s | not applicable: %s | | | | | |\n", title(), impl, why)
+			}
+		}
 	}
 }
 
@@ -401,6 +433,9 @@ func (r *report) writeTargets(b *strings.Builder) {
 		if p := w.Ratios.GoOverFloor; p != nil && w.Name == wCommitBatch {
 			parts = append(parts, fmt.Sprintf("≤ 2× the floor: %s (%s)", verdict(*p <= 2), fmtRatio(p)))
 		}
+		if w.Name == wConcurrent {
+			parts = append(parts, concurrentTarget(w))
+		}
 		if len(parts) > 0 {
 			fmt.Fprintf(b, "- %s: %s.\n", w.Title, strings.Join(parts, "; "))
 		}
@@ -425,6 +460,22 @@ func (r *report) writeNotes(b *strings.Builder) {
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n\n" + strings.Join(notes, "\n") + "\n")
 	}
+}
+
+// concurrentTarget says whether grouped commits reached 20× the single
+// committer's rate, and what each implementation reached.
+func concurrentTarget(w workloadReport) string {
+	g := w.Results[implGo]
+	if g == nil || g.OverSingle == nil {
+		return "≥ 20× the single committer: not known (run commit-single in the same invocation)"
+	}
+	s := fmt.Sprintf("≥ 20× the single committer: %s (%s", verdict(*g.OverSingle >= 20), fmtRatio(g.OverSingle))
+	for _, impl := range []string{implGoProcess, implFloor} {
+		if ir := w.Results[impl]; ir != nil && ir.OverSingle != nil {
+			s += fmt.Sprintf("; %s %s over its own", impl, fmtRatio(ir.OverSingle))
+		}
+	}
+	return s + ")"
 }
 
 func verdict(ok bool) string {

@@ -23,9 +23,16 @@ const (
 	wLiveQuery    = "live-query"
 	wFanout       = "fanout"
 	wSync         = "sync"
+	wConcurrent   = "concurrent"
 )
 
-var allWorkloads = []string{wCommitSingle, wCommitBatch, wBoot, wLiveQuery, wFanout, wSync}
+var allWorkloads = []string{wCommitSingle, wCommitBatch, wBoot, wLiveQuery, wFanout, wSync, wConcurrent}
+
+// notApplicable says, per workload, the implementations that cannot run it
+// and why.
+var notApplicable = map[string]map[string]string{
+	wConcurrent: {implJS: "JS LiveStore commits on one thread: there are no concurrent committers"},
+}
 
 // sizes are the parameters of every workload.
 type sizes struct {
@@ -39,6 +46,8 @@ type sizes struct {
 	FanCommits   int `json:"fanCommits"`  // 5: commits, each changing one query's result
 	SyncN        int `json:"syncN"`       // 6: events synced from one client to the other
 	SyncBatch    int `json:"syncBatch"`   // 6: events per commit on the writer
+	ConcN        int `json:"concN"`       // 7: single-event commits in all
+	ConcWorkers  int `json:"concWorkers"` // 7: goroutines committing at once
 	DefaultRuns  int `json:"-"`           // runs per (workload, implementation)
 	JSTimeoutSec int `json:"-"`           // deadline of one Node run
 	description  string
@@ -47,7 +56,7 @@ type sizes struct {
 var fullSizes = sizes{
 	SingleN: 10_000, BatchN: 100_000, BatchSize: 1_000, BootN: 100_000,
 	LiveRows: 10_000, LiveCommits: 1_000, FanQueries: 1_000, FanCommits: 1_000,
-	SyncN: 10_000, SyncBatch: 100, DefaultRuns: 5, JSTimeoutSec: 1800,
+	SyncN: 10_000, SyncBatch: 100, ConcN: 10_000, ConcWorkers: 64, DefaultRuns: 5, JSTimeoutSec: 1800,
 	description: "full",
 }
 
@@ -56,7 +65,7 @@ var fullSizes = sizes{
 var quickSizes = sizes{
 	SingleN: 50, BatchN: 200, BatchSize: 100, BootN: 200,
 	LiveRows: 100, LiveCommits: 10, FanQueries: 20, FanCommits: 10,
-	SyncN: 200, SyncBatch: 100, DefaultRuns: 1, JSTimeoutSec: 120,
+	SyncN: 200, SyncBatch: 100, ConcN: 200, ConcWorkers: 64, DefaultRuns: 1, JSTimeoutSec: 120,
 	description: "quick",
 }
 
@@ -75,6 +84,8 @@ func (s sizes) title(w string) string {
 		return fmt.Sprintf("5. %s subscribed queries, %s commits affecting one each, until it ran", thousands(s.FanQueries), thousands(s.FanCommits))
 	case wSync:
 		return fmt.Sprintf("6. sync %s events from one client to another through the server", thousands(s.SyncN))
+	case wConcurrent:
+		return fmt.Sprintf("7. %d goroutines commit %s single events (one commit each)", s.ConcWorkers, thousands(s.ConcN))
 	}
 	return w
 }
@@ -95,6 +106,8 @@ func (s sizes) ops(w string) (int, string) {
 		return s.FanCommits, "commit"
 	case wSync:
 		return s.SyncN, "event"
+	case wConcurrent:
+		return s.ConcN, "commit"
 	}
 	return 1, "op"
 }
