@@ -65,3 +65,12 @@ func (q *insertQueries) insertEvents(conn *sqlite.Conn, key int64, batch []syncp
 	}
 	return nil
 }
+
+// eventBytes estimates the bytes the rows of batch take in the database.
+func eventBytes(batch []syncproto.Event) int64 {
+	var n int
+	for _, ev := range batch {
+		n += 24 + len(ev.Name) + len(ev.Args) + len(ev.ClientID) + len(ev.SessionID)
+	}
+	return int64(n)
+}
