@@ -414,7 +414,7 @@ func (c *conn) overflowed() {
 
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
-	var buf []byte // reused to assemble Chunks
+	var buf, merged []byte // reused to assemble Chunks and merged pages
 	// A write that does not finish within WriteTimeout closes the socket,
 	// which fails the write.
 	watchdog := time.AfterFunc(time.Hour, func() { _ = c.ws.CloseNow() })
@@ -422,18 +422,19 @@ func (c *conn) writeLoop() {
 	defer watchdog.Stop()
 	for {
 		msgs, closeCode, closeReason, ok := c.out.take(c.ctx)
-		for i, m := range msgs {
-			data := m.data
-			if m.page != nil {
-				buf = syncproto.AppendChunk(buf[:0], m.requestID, m.page)
+		for i := 0; i < len(msgs); {
+			data, n := msgs[i].data, 1
+			if msgs[i].page != nil {
+				buf, merged, n = appendChunk(buf[:0], merged, msgs[i:])
 				data = buf
 			}
 			watchdog.Reset(c.srv.opts.WriteTimeout)
 			err := c.ws.Write(context.Background(), websocket.MessageText, data) // see run
 			watchdog.Stop()
-			m.done()
+			releaseAll(msgs[i : i+n])
+			i += n
 			if err != nil {
-				releaseAll(msgs[i+1:])
+				releaseAll(msgs[i:])
 				if c.ctx.Err() == nil {
 					c.log.Info("write failed; disconnecting", "err", err)
 				}
@@ -441,8 +442,8 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		if cap(buf) > keepReadBuffer {
-			buf = nil // an idle connection keeps no page-sized buffer
+		if cap(buf) > keepReadBuffer || cap(merged) > keepReadBuffer {
+			buf, merged = nil, nil // an idle connection keeps no page-sized buffer
 		}
 		if !ok {
 			if closeCode != 0 {
@@ -478,6 +479,7 @@ type outMsg struct {
 	data      []byte
 	requestID string
 	page      []byte
+	events    int    // of a live page, which may merge with the next (see liveRun); else 0
 	release   func() // if set, called once when the message is written or dropped
 }
 
