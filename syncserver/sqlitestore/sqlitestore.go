@@ -8,7 +8,9 @@
 // its own result, and one that fails costs only its own push (the group is
 // then run again with a savepoint per append). A batch is inserted with
 // multi-row INSERT statements. Reads use a pool of read-only connections
-// and never wait for the writer.
+// and never wait for the writer. Commits do not checkpoint (copy the
+// write-ahead log into the database file): a goroutine of its own does,
+// beside the writer, which copies only what it committed meanwhile.
 //
 // A file has one owner: [Open] takes an exclusive lock on <path>.lock and
 // fails with a *[LockedError] while another process (or another Open in
