@@ -1,21 +1,23 @@
 package syncserver
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/livestore-go/livestore/syncproto"
 )
 
-// livePages encodes n events after seq as one live page.
-func livePages(t *testing.T, after int64, n int) []byte {
+// livePages encodes n events after seq, with args, as one live page.
+func livePages(t *testing.T, after int64, n int, args json.RawMessage) []byte {
 	t.Helper()
 	events := make([]StoredEvent, n)
 	for i := range events {
 		seq := after + int64(i) + 1
 		events[i] = StoredEvent{
-			Event:     syncproto.Event{Name: "v1.E", SeqNum: seq, ParentSeqNum: seq - 1, ClientID: "c", SessionID: "s"},
+			Event:     syncproto.Event{Name: "v1.E", SeqNum: seq, ParentSeqNum: seq - 1, ClientID: "c", SessionID: "s", Args: args},
 			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		}
 	}
@@ -54,9 +56,13 @@ func decodeChunk(t *testing.T, chunk []byte) string {
 // their place.
 func TestLivePagesMerge(t *testing.T) {
 	live := func(id string, after int64, n int) outMsg {
-		return outMsg{requestID: id, page: livePages(t, after, n), events: n}
+		return outMsg{requestID: id, page: livePages(t, after, n, nil), events: n}
 	}
-	catchUp := outMsg{requestID: "1", page: livePages(t, 0, 2)}
+	big := json.RawMessage(`"` + strings.Repeat("x", syncproto.MaxPayloadBytes/2) + `"`)
+	large := func(after int64) outMsg {
+		return outMsg{requestID: "1", page: livePages(t, after, 1, big), events: 1}
+	}
+	catchUp := outMsg{requestID: "1", page: livePages(t, 0, 2, nil)}
 	msgs := []outMsg{
 		catchUp,
 		live("1", 2, 10), live("1", 12, 40), live("1", 52, 50), // 100 events: one page
@@ -64,6 +70,7 @@ func TestLivePagesMerge(t *testing.T) {
 		live("2", 102, 3), // another pull
 		{data: []byte(`{"_tag":"Pong"}`)},
 		live("1", 103, 5),
+		large(108), large(109), // together over the byte cap
 	}
 	want := []string{
 		"1: page 1-2 (2)",
@@ -71,7 +78,8 @@ func TestLivePagesMerge(t *testing.T) {
 		"1: page 103-103 (1)",
 		"2: page 103-105 (3)",
 		"pong",
-		"1: page 104-108 (5)",
+		"1: page 104-109 (6)",
+		"1: page 110-110 (1)",
 	}
 	var got []string
 	var buf, merged []byte
