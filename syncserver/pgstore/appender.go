@@ -214,9 +214,11 @@ func (s *Store) runGroup(group []*appendJob) {
 // soon as the transaction is committed. stmtFailed reports that an append
 // statement failed: the transaction then stored nothing.
 //
-// The notifications are sent after the commit, each in a transaction of
-// its own: PostgreSQL serialises the commits of transactions that notify,
-// which would cost concurrent appends their shared fsync. A notification
+// The notifications are sent after the commit, in one transaction of
+// their own: PostgreSQL serialises the commits of transactions that
+// notify, which would cost concurrent appends their shared fsync; one
+// transaction for the group's notifications costs one commit, not one
+// per append. A notification
 // lost between the two (the process stopped) delays the live pulls of
 // other processes until the store's next append.
 func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob, committed func(wrote []bool)) (wrote []bool, stmtFailed bool, err error) {
@@ -235,9 +237,11 @@ func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob, committed fu
 		}
 	}
 	b.Queue("COMMIT")
-	for _, j := range jobs {
-		b.Queue(s.notifyQ, s.channel, j.note, j.storeID, j.last)
+	notes, stores, heads := make([]string, len(jobs)), make([]string, len(jobs)), make([]int64, len(jobs))
+	for i, j := range jobs {
+		notes[i], stores[i], heads[i] = j.note, j.storeID, j.last
 	}
+	b.Queue(s.notifyQ, s.channel, notes, stores, heads)
 	br := conn.SendBatch(ctx, b)
 	wrote = make([]bool, len(jobs))
 	err = func() error {
@@ -259,11 +263,7 @@ func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob, committed fu
 			committed(wrote)
 		}
 		// Committed: a failed notification does not undo the appends.
-		for range jobs {
-			if _, err := br.Exec(); err != nil {
-				break
-			}
-		}
+		_, _ = br.Exec()
 		return nil
 	}()
 	_ = br.Close()
