@@ -190,6 +190,13 @@ func TestAppendMergedPage(t *testing.T) {
 	if _, err := syncproto.DecodePullResponses([]byte("[" + string(got[1:]) + "]")); err != nil {
 		t.Fatalf("merged page does not decode: %v", err)
 	}
+	chunk, ok := syncproto.AppendMergedChunk([]byte("x"), "7", pages)
+	if want := "x" + string(syncproto.AppendChunk(nil, "7", enc.Page(items, noMore))); !ok || string(chunk) != want {
+		t.Fatalf("merged chunk (ok %v):\n%s\nwant\n%s", ok, chunk, want)
+	}
+	if chunk, ok := syncproto.AppendMergedChunk([]byte("x"), "7", [][]byte{[]byte("{}")}); ok || string(chunk) != "x" {
+		t.Fatalf("merged chunk of a non-page: %q, ok %v; want x unchanged, not ok", chunk, ok)
+	}
 	for _, bad := range [][][]byte{nil, {[]byte(`{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"b"}`)}, {pages[0], []byte(`{"other":1}`)}} {
 		if got, ok := syncproto.AppendMergedPage([]byte("x"), bad); ok || string(got) != "x" {
 			t.Errorf("merging %q: got %q, ok %v; want x unchanged, not ok", bad, got, ok)

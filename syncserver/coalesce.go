@@ -1,6 +1,10 @@
 package syncserver
 
-import "github.com/livestore-go/livestore/syncproto"
+import (
+	"slices"
+
+	"github.com/livestore-go/livestore/syncproto"
+)
 
 // Live pages that queue up for one client (a writer behind a fast
 // pusher) go out as one page: one WebSocket message and one Ack instead of
@@ -40,22 +44,24 @@ func liveRun(msgs []outMsg) int {
 
 // appendChunk appends to buf the Chunk that sends msgs[0] (a page), merged
 // with as many of the live pages after it as liveRun allows, and returns
-// it with how many of msgs it sends. merged is scratch space for the
-// merged page, returned for reuse.
-func appendChunk(buf, merged []byte, msgs []outMsg) (chunk, scratch []byte, n int) {
+// it with how many of msgs it sends. pages is scratch space, returned for
+// reuse.
+func appendChunk(buf []byte, pages [][]byte, msgs []outMsg) (chunk []byte, scratch [][]byte, n int) {
 	m := msgs[0]
 	n = liveRun(msgs)
 	if n == 1 {
-		return syncproto.AppendChunk(buf, m.requestID, m.page), merged, 1
+		return syncproto.AppendChunk(buf, m.requestID, m.page), pages, 1
 	}
-	pages := make([][]byte, n)
-	for i := range pages {
-		pages[i] = msgs[i].page
+	pages, size := pages[:0], 64+len(m.requestID)
+	for _, m := range msgs[:n] {
+		pages = append(pages, m.page)
+		size += len(m.page)
 	}
-	page, ok := syncproto.AppendMergedPage(merged[:0], pages)
+	chunk, ok := syncproto.AppendMergedChunk(slices.Grow(buf, size), m.requestID, pages)
+	clear(pages) // keep no page alive
 	if !ok {
 		// Not a page merging understands: send the first alone.
-		return syncproto.AppendChunk(buf, m.requestID, m.page), merged, 1
+		return syncproto.AppendChunk(buf, m.requestID, m.page), pages, 1
 	}
-	return syncproto.AppendChunk(buf, m.requestID, page), page, n
+	return chunk, pages, n
 }

@@ -82,7 +82,8 @@ func TestLivePagesMerge(t *testing.T) {
 		"1: page 110-110 (1)",
 	}
 	var got []string
-	var buf, merged []byte
+	var buf []byte
+	var pages [][]byte
 	for i := 0; i < len(msgs); {
 		if msgs[i].page == nil {
 			got = append(got, "pong")
@@ -90,7 +91,7 @@ func TestLivePagesMerge(t *testing.T) {
 			continue
 		}
 		var n int
-		buf, merged, n = appendChunk(buf[:0], merged, msgs[i:])
+		buf, pages, n = appendChunk(buf[:0], pages, msgs[i:])
 		got = append(got, decodeChunk(t, buf))
 		i += n
 	}

@@ -414,7 +414,8 @@ func (c *conn) overflowed() {
 
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
-	var buf, merged []byte // reused to assemble Chunks and merged pages
+	var buf []byte     // reused to assemble Chunks
+	var pages [][]byte // reused to merge live pages
 	// A write that does not finish within WriteTimeout closes the socket,
 	// which fails the write.
 	watchdog := time.AfterFunc(time.Hour, func() { _ = c.ws.CloseNow() })
@@ -425,7 +426,7 @@ func (c *conn) writeLoop() {
 		for i := 0; i < len(msgs); {
 			data, n := msgs[i].data, 1
 			if msgs[i].page != nil {
-				buf, merged, n = appendChunk(buf[:0], merged, msgs[i:])
+				buf, pages, n = appendChunk(buf[:0], pages, msgs[i:])
 				data = buf
 			}
 			watchdog.Reset(c.srv.opts.WriteTimeout)
@@ -442,8 +443,8 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		if cap(buf) > keepReadBuffer || cap(merged) > keepReadBuffer {
-			buf, merged = nil, nil // an idle connection keeps no page-sized buffer
+		if cap(buf) > keepReadBuffer {
+			buf = nil // an idle connection keeps no page-sized buffer
 		}
 		if !ok {
 			if closeCode != 0 {
