@@ -214,11 +214,27 @@ func (c *Chunk) MarshalJSON() ([]byte, error) {
 // value to dst. It lets a server encode a page once and send it under many
 // request ids.
 func AppendChunk(dst []byte, requestID string, value json.RawMessage) []byte {
-	dst = append(dst, `{"_tag":"Chunk","requestId":`...)
-	dst = strconv.AppendQuote(dst, requestID)
-	dst = append(dst, `,"values":[`...)
+	dst = appendChunkStart(dst, requestID)
 	dst = append(dst, value...)
 	return append(dst, "]}"...)
+}
+
+// AppendMergedChunk is [AppendChunk] of the page [AppendMergedPage] makes
+// of pages, written in place; ok is false (and dst returned unchanged)
+// when AppendMergedPage fails.
+func AppendMergedChunk(dst []byte, requestID string, pages [][]byte) (out []byte, ok bool) {
+	start := len(dst)
+	dst, ok = AppendMergedPage(appendChunkStart(dst, requestID), pages)
+	if !ok {
+		return dst[:start], false
+	}
+	return append(dst, "]}"...), true
+}
+
+func appendChunkStart(dst []byte, requestID string) []byte {
+	dst = append(dst, `{"_tag":"Chunk","requestId":`...)
+	dst = strconv.AppendQuote(dst, requestID)
+	return append(dst, `,"values":[`...)
 }
 
 // MarshalJSON encodes the Exit envelope.

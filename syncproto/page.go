@@ -1,6 +1,7 @@
 package syncproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -143,4 +144,39 @@ func ExitPushed(requestID string) *Exit { return ExitSuccess(requestID, pushAcce
 func StringDefect(msg string) *Defect {
 	b, _ := marshal(msg) // a string always encodes
 	return &Defect{Defect: b}
+}
+
+// pagePrefix begins every encoded page; pageInfoKey follows its items.
+const (
+	pagePrefix  = `{"batch":[`
+	pageInfoKey = `],"pageInfo":`
+)
+
+// AppendMergedPage appends to dst one page holding the items of pages, in
+// order, with the page info and backend id of the last. The pages must be
+// pages as [PageEncoder.Page] writes them, each with at least one item;
+// ok is false (and dst returned unchanged) for anything else. Merging
+// live pages that wait for the same client lets a server send them as one
+// message; the caller keeps the merged page within [MaxEventsPerMessage]
+// and [MaxPayloadBytes].
+func AppendMergedPage(dst []byte, pages [][]byte) (out []byte, ok bool) {
+	start := len(dst)
+	dst = append(dst, pagePrefix...)
+	for i, page := range pages {
+		end := bytes.LastIndex(page, []byte(pageInfoKey))
+		if !bytes.HasPrefix(page, []byte(pagePrefix)) || end <= len(pagePrefix) {
+			return dst[:start], false
+		}
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, page[len(pagePrefix):end]...)
+		if i == len(pages)-1 {
+			dst = append(dst, page[end:]...)
+		}
+	}
+	if len(pages) == 0 {
+		return dst[:start], false
+	}
+	return dst, true
 }

@@ -169,3 +169,37 @@ func pageSizes(t *testing.T, pages [][]byte) []int {
 	}
 	return out
 }
+
+// Merged pages are the page of all their items, with the last page's
+// info, whatever the items hold.
+func TestAppendMergedPage(t *testing.T) {
+	events := chain(0, 6)
+	events[1].Args = json.RawMessage(`{"text":"],\"pageInfo\":{} [\"batch\""}`)
+	events[3].ClientID = `],"pageInfo":`
+	enc, err := syncproto.NewPageEncoder(`backend "],"pageInfo":`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := encodeItems(t, enc, events, []time.Time{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
+	noMore := syncproto.PageInfo{Kind: syncproto.NoMore}
+	pages := [][]byte{enc.Page(items[:1], noMore), enc.Page(items[1:4], noMore), enc.Page(items[4:], noMore)}
+	got, ok := syncproto.AppendMergedPage([]byte("x"), pages)
+	if want := "x" + string(enc.Page(items, noMore)); !ok || string(got) != want {
+		t.Fatalf("merged (ok %v):\n%s\nwant\n%s", ok, got, want)
+	}
+	if _, err := syncproto.DecodePullResponses([]byte("[" + string(got[1:]) + "]")); err != nil {
+		t.Fatalf("merged page does not decode: %v", err)
+	}
+	chunk, ok := syncproto.AppendMergedChunk([]byte("x"), "7", pages)
+	if want := "x" + string(syncproto.AppendChunk(nil, "7", enc.Page(items, noMore))); !ok || string(chunk) != want {
+		t.Fatalf("merged chunk (ok %v):\n%s\nwant\n%s", ok, chunk, want)
+	}
+	if chunk, ok := syncproto.AppendMergedChunk([]byte("x"), "7", [][]byte{[]byte("{}")}); ok || string(chunk) != "x" {
+		t.Fatalf("merged chunk of a non-page: %q, ok %v; want x unchanged, not ok", chunk, ok)
+	}
+	for _, bad := range [][][]byte{nil, {[]byte(`{"batch":[],"pageInfo":{"_tag":"NoMore"},"backendId":"b"}`)}, {pages[0], []byte(`{"other":1}`)}} {
+		if got, ok := syncproto.AppendMergedPage([]byte("x"), bad); ok || string(got) != "x" {
+			t.Errorf("merging %q: got %q, ok %v; want x unchanged, not ok", bad, got, ok)
+		}
+	}
+}

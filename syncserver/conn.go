@@ -414,7 +414,8 @@ func (c *conn) overflowed() {
 
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
-	var buf []byte // reused to assemble Chunks
+	var buf []byte     // reused to assemble Chunks
+	var pages [][]byte // reused to merge live pages
 	// A write that does not finish within WriteTimeout closes the socket,
 	// which fails the write.
 	watchdog := time.AfterFunc(time.Hour, func() { _ = c.ws.CloseNow() })
@@ -422,18 +423,19 @@ func (c *conn) writeLoop() {
 	defer watchdog.Stop()
 	for {
 		msgs, closeCode, closeReason, ok := c.out.take(c.ctx)
-		for i, m := range msgs {
-			data := m.data
-			if m.page != nil {
-				buf = syncproto.AppendChunk(buf[:0], m.requestID, m.page)
+		for i := 0; i < len(msgs); {
+			data, n := msgs[i].data, 1
+			if msgs[i].page != nil {
+				buf, pages, n = appendChunk(buf[:0], pages, msgs[i:])
 				data = buf
 			}
 			watchdog.Reset(c.srv.opts.WriteTimeout)
 			err := c.ws.Write(context.Background(), websocket.MessageText, data) // see run
 			watchdog.Stop()
-			m.done()
+			releaseAll(msgs[i : i+n])
+			i += n
 			if err != nil {
-				releaseAll(msgs[i+1:])
+				releaseAll(msgs[i:])
 				if c.ctx.Err() == nil {
 					c.log.Info("write failed; disconnecting", "err", err)
 				}
@@ -478,6 +480,7 @@ type outMsg struct {
 	data      []byte
 	requestID string
 	page      []byte
+	events    int    // of a live page, which may merge with the next (see liveRun); else 0
 	release   func() // if set, called once when the message is written or dropped
 }
 

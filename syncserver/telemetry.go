@@ -250,6 +250,10 @@ func endPull(ctx context.Context, span trace.Span, sent int, err error) {
 func (p *pull) sendLive(ctx context.Context, evs []StoredEvent, pages [][]byte) {
 	t := p.conn.srv.tel
 	if t.tracer == nil {
+		if len(pages) == 1 {
+			p.conn.sendLiveChunk(p.id, pages[0], len(evs))
+			return
+		}
 		for _, page := range pages {
 			p.conn.sendChunk(p.id, page)
 		}

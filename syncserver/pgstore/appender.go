@@ -33,8 +33,17 @@ type appendJob struct {
 	backendID                string // for a batch based on e0
 	note                     string // the notification's payload
 
-	err  error
-	done chan struct{}
+	err      error
+	done     chan struct{}
+	answered bool // done is closed (touched by the writer only)
+}
+
+// answer lets j's caller take its result, once.
+func (j *appendJob) answer() {
+	if !j.answered {
+		j.answered = true
+		close(j.done)
+	}
 }
 
 func (j *appendJob) op() string { return fmt.Sprintf("append to store %q", j.storeID) }
@@ -161,7 +170,7 @@ func (s *Store) writeLoop() {
 func (s *Store) runGroup(group []*appendJob) {
 	defer func() {
 		for _, j := range group {
-			close(j.done)
+			j.answer()
 		}
 	}()
 	live := make([]*appendJob, 0, len(group))
@@ -178,7 +187,15 @@ func (s *Store) runGroup(group []*appendJob) {
 	slices.SortFunc(live, func(a, b *appendJob) int { return cmp.Compare(a.storeID, b.storeID) })
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	wrote, stmtFailed, err := s.appendGroup(ctx, live)
+	// The appends the transaction stored are answered as soon as it is
+	// committed, before the notifications' results come back.
+	wrote, stmtFailed, err := s.appendGroup(ctx, live, func(wrote []bool) {
+		for i, j := range live {
+			if wrote[i] {
+				j.answer()
+			}
+		}
+	})
 	for i, j := range live {
 		switch {
 		case stmtFailed:
@@ -193,15 +210,18 @@ func (s *Store) runGroup(group []*appendJob) {
 
 // appendGroup runs the appends of jobs in one transaction, then sends
 // their notifications, all in one round trip. wrote[i] reports whether
-// jobs[i]'s events were inserted. stmtFailed reports that an append
+// jobs[i]'s events were inserted; committed, if not nil, is told so as
+// soon as the transaction is committed. stmtFailed reports that an append
 // statement failed: the transaction then stored nothing.
 //
-// The notifications are sent after the commit, each in a transaction of
-// its own: PostgreSQL serialises the commits of transactions that notify,
-// which would cost concurrent appends their shared fsync. A notification
+// The notifications are sent after the commit, in one transaction of
+// their own: PostgreSQL serialises the commits of transactions that
+// notify, which would cost concurrent appends their shared fsync; one
+// transaction for the group's notifications costs one commit, not one
+// per append. A notification
 // lost between the two (the process stopped) delays the live pulls of
 // other processes until the store's next append.
-func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob) (wrote []bool, stmtFailed bool, err error) {
+func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob, committed func(wrote []bool)) (wrote []bool, stmtFailed bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, err
@@ -217,9 +237,11 @@ func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob) (wrote []boo
 		}
 	}
 	b.Queue("COMMIT")
-	for _, j := range jobs {
-		b.Queue(s.notifyQ, s.channel, j.note, j.storeID, j.last)
+	notes, stores, heads := make([]string, len(jobs)), make([]string, len(jobs)), make([]int64, len(jobs))
+	for i, j := range jobs {
+		notes[i], stores[i], heads[i] = j.note, j.storeID, j.last
 	}
+	b.Queue(s.notifyQ, s.channel, notes, stores, heads)
 	br := conn.SendBatch(ctx, b)
 	wrote = make([]bool, len(jobs))
 	err = func() error {
@@ -237,12 +259,11 @@ func (s *Store) appendGroup(ctx context.Context, jobs []*appendJob) (wrote []boo
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		// Committed: a failed notification does not undo the appends.
-		for range jobs {
-			if _, err := br.Exec(); err != nil {
-				break
-			}
+		if committed != nil {
+			committed(wrote)
 		}
+		// Committed: a failed notification does not undo the appends.
+		_, _ = br.Exec()
 		return nil
 	}()
 	_ = br.Close()
@@ -262,7 +283,7 @@ func (s *Store) appendAlone(ctx context.Context, j *appendJob, tried bool) error
 	retried := false
 	for {
 		if !tried {
-			wrote, _, err := s.appendGroup(ctx, []*appendJob{j})
+			wrote, _, err := s.appendGroup(ctx, []*appendJob{j}, nil)
 			if err != nil {
 				return storageErr(j.op(), err)
 			}

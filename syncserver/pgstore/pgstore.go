@@ -197,7 +197,11 @@ func newStore(pool *pgxpool.Pool, connString, schema string) *Store {
 	SELECT created.store_id, e.seq_num, e.parent_seq_num, e.name, e.args, e.client_id, e.session_id, $10
 	FROM created, unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
 		AS e(seq_num, parent_seq_num, name, args, client_id, session_id)`
-	s.notifyQ = `SELECT pg_notify($1, $2) FROM ` + s.stores + ` WHERE store_id = $3 AND head = $4`
+	// The notifications of a group's appends, in one transaction: each
+	// store's only if its head is still the append's (else a later
+	// append's notification says more).
+	s.notifyQ = `SELECT pg_notify($1, n.note) FROM unnest($2::text[], $3::text[], $4::bigint[]) AS n(note, store_id, head)
+		JOIN ` + s.stores + ` s ON s.store_id = n.store_id AND s.head = n.head`
 	s.headQ = `SELECT head FROM ` + s.stores + ` WHERE store_id = $1`
 	s.readQ = `SELECT seq_num, parent_seq_num, name, args, client_id, session_id, created_at FROM ` + s.events + `
 		WHERE store_id = $1 AND seq_num > $2 AND seq_num <= $3 ORDER BY seq_num LIMIT $4`

@@ -8,7 +8,9 @@
 // its own result, and one that fails costs only its own push (the group is
 // then run again with a savepoint per append). A batch is inserted with
 // multi-row INSERT statements. Reads use a pool of read-only connections
-// and never wait for the writer.
+// and never wait for the writer. Commits do not checkpoint (copy the
+// write-ahead log into the database file): a goroutine of its own does,
+// beside the writer, which copies only what it committed meanwhile.
 //
 // A file has one owner: [Open] takes an exclusive lock on <path>.lock and
 // fails with a *[LockedError] while another process (or another Open in
@@ -60,6 +62,14 @@ type Store struct {
 	// The event inserts of a group's first run, without savepoints, and
 	// of its second (see runGroup).
 	fast, safe insertQueries
+	// ckpt copies the log into the database file (see checkpointer);
+	// logBytes estimates what the writer added to the log since it last
+	// woke ckpt. Both nil/zero when read-only.
+	ckpt      *checkpointer
+	logBytes  int64
+	ckptWakes int64 // how often the writer woke ckpt
+	// groupBytes counts the event bytes of the group being written.
+	groupBytes int64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -147,7 +157,14 @@ func openWriter(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, storageErr(op+": open readers", err)
 	}
+	ckpt, err := newCheckpointer(path)
+	if err != nil {
+		w.Close()
+		readers.Close()
+		return nil, storageErr(op, err)
+	}
 	return &Store{
+		ckpt:    ckpt,
 		path:    path,
 		secret:  secret,
 		readers: readers,
@@ -170,6 +187,10 @@ func setUp(w *sqlite.Conn, maxBytes int64) ([]byte, error) {
 	// of an append, with a statement journal for every multi-row INSERT.
 	if err := w.Exec(schema); err != nil {
 		return nil, fmt.Errorf("create tables: %w", err)
+	}
+	// Commits never checkpoint: the checkpointer does, beside the writer.
+	if err := w.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
+		return nil, fmt.Errorf("turn automatic checkpoints off: %w", err)
 	}
 	// The upsert writes even when the secret exists, so a file SQLite can
 	// only read fails here rather than at the first push.
@@ -210,7 +231,11 @@ func (s *Store) Close() error {
 		if s.done != nil {
 			<-s.done
 		}
-		err = errors.Join(s.readers.Close(), s.writer.Close(), s.lock.Release())
+		var ckptErr error
+		if s.ckpt != nil {
+			ckptErr = s.ckpt.close()
+		}
+		err = errors.Join(ckptErr, s.readers.Close(), s.writer.Close(), s.lock.Release())
 	})
 	return err
 }
@@ -325,6 +350,7 @@ func (s *Store) Append(ctx context.Context, storeID string, batch []syncproto.Ev
 		if err := tx.insert.insertEvents(conn, key, batch, createdAt.UnixMilli()); err != nil {
 			return err
 		}
+		*tx.written += eventBytes(batch)
 		return conn.Exec("UPDATE stores SET head = ? WHERE id = ?", batch[len(batch)-1].SeqNum, key)
 	})
 	var ahead *syncproto.ServerAheadError

@@ -69,6 +69,9 @@ func (s *Store) writeLoop() {
 			}
 		}
 		s.runGroup(group)
+		// The answers are out: a checkpoint here delays only the
+		// next group. Its failure loses nothing (see checkpointer).
+		_ = s.ckpt.finish(s.writer)
 	}
 }
 
@@ -82,11 +85,25 @@ func (s *Store) runGroup(group []*job) {
 	if errors.Is(err, errRetryWithSavepoints) {
 		err = s.runWithSavepoints(group)
 	}
+	if err == nil {
+		s.wroteLog(s.groupBytes)
+	}
 	for _, j := range group {
 		if err != nil {
 			j.err = fmt.Errorf("commit: %w", err)
 		}
 		close(j.done)
+	}
+}
+
+// wroteLog counts n more bytes in the log and wakes the checkpointer
+// past checkpointBytes.
+func (s *Store) wroteLog(n int64) {
+	s.logBytes += n + commitOverhead
+	if s.logBytes >= checkpointBytes {
+		s.logBytes = 0
+		s.ckptWakes++
+		s.ckpt.poke()
 	}
 }
 
@@ -97,7 +114,8 @@ var errRetryWithSavepoints = errors.New("a write failed after writing; run the g
 // without savepoints.
 func (s *Store) runFast(group []*job) error {
 	conn := s.writer
-	tx := &tx{conn: conn, insert: &s.fast}
+	s.groupBytes = 0
+	tx := &tx{conn: conn, insert: &s.fast, written: &s.groupBytes}
 	if err := conn.Begin(); err != nil {
 		return err
 	}
@@ -127,7 +145,8 @@ func (s *Store) runFast(group []*job) error {
 // transaction.
 func (s *Store) runWithSavepoints(group []*job) error {
 	conn := s.writer
-	tx := &tx{conn: conn, insert: &s.safe}
+	s.groupBytes = 0
+	tx := &tx{conn: conn, insert: &s.safe, written: &s.groupBytes}
 	if err := conn.Begin(); err != nil {
 		return err
 	}
@@ -167,6 +186,8 @@ func (s *Store) runWithSavepoints(group []*job) error {
 type tx struct {
 	conn   *sqlite.Conn
 	insert *insertQueries
+	// written counts the bytes of the events the group inserted.
+	written *int64
 }
 
 // refusal is the error of a job that refused to write before writing
