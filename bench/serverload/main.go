@@ -51,6 +51,8 @@ type config struct {
 	replicas    int
 	pushTo      string // "first" or "all"
 	runs        int
+	target      string // targetOurs, targetReference or targetFloor
+	processes   bool   // replicas as `livestore serve` processes
 }
 
 func main() {
@@ -61,9 +63,15 @@ func main() {
 }
 
 func run(args []string, out io.Writer) error {
+	if matrixRequested(args) {
+		return runMatrix(context.Background(), args, out)
+	}
 	cfg, cpuProfile, err := parseConfig(args)
 	if err != nil {
 		return err
+	}
+	if why := unsupported(cfg); why != "" {
+		return fmt.Errorf("--target %s cannot run this: %s", cfg.target, why)
 	}
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
@@ -72,14 +80,20 @@ func run(args []string, out io.Writer) error {
 		}
 		defer stop()
 	}
+	ctx := context.Background()
 	fmt.Fprintln(out, cfg.describe())
 	fmt.Fprintln(out, machine())
+	e, closeEnv, err := prepareEnv(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer closeEnv()
 	var results []result
 	for i := range cfg.runs {
 		if cfg.runs > 1 {
 			fmt.Fprintf(out, "run %d of %d (load average %s)\n", i+1, cfg.runs, loadAverage())
 		}
-		r, err := runOnce(cfg, out)
+		r, err := runOnce(ctx, cfg, e, out)
 		if err != nil {
 			return err
 		}
@@ -92,32 +106,38 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-// runOnce runs the load once on fresh storage and servers.
-func runOnce(cfg config, out io.Writer) (result, error) {
-	storages, cleanup, err := openStorages(cfg)
+// runOnce runs the load once on cfg.target, on fresh storage and servers.
+func runOnce(ctx context.Context, cfg config, e *env, out io.Writer) (r result, err error) {
+	tg, err := startTarget(ctx, cfg, e)
 	if err != nil {
 		return result{}, err
 	}
-	defer cleanup()
-	urls, stopServers, err := startServers(storages)
-	if err != nil {
-		return result{}, err
-	}
-	defer stopServers()
-	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		if serr := tg.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l := &load{cfg: cfg, urls: urls, runID: randomHex(4)}
+	l := &load{cfg: cfg, urls: tg.urls, storages: tg.storages, runID: randomHex(4)}
 	defer l.closeClients()
 
 	followers, followWG, err := l.startFollowers(ctx)
 	if err != nil {
 		return result{}, err
 	}
+	defer followWG.Wait()
+	defer cancel()
+	if tg.ready != nil {
+		if err := tg.ready(ctx, cfg.live); err != nil {
+			return result{}, err
+		}
+	}
 	stats, elapsed, err := l.push(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	if err := l.waitDelivered(ctx, storages[0], followers); err != nil {
+	if err := l.waitDelivered(ctx, stats.heads, followers); err != nil {
 		return result{}, err
 	}
 	cancel()
@@ -143,6 +163,8 @@ func parseConfig(args []string) (cfg config, cpuProfile string, err error) {
 	fs.IntVar(&cfg.replicas, "replicas", 1, "servers sharing the storage (more than 1 needs --storage postgres)")
 	fs.StringVar(&cfg.pushTo, "push-to", "first", "with --replicas: the servers pushers connect to, first or all (in turn); live clients connect to the last")
 	fs.IntVar(&cfg.runs, "runs", 1, "how many times to run the load (each on fresh storage), reporting min/median/max")
+	fs.StringVar(&cfg.target, "target", targetOurs, "what to measure: ours (this module's server), reference (@livestore/sync-cf in workerd, from interop/node_modules) or floor (the same work without a server: appends straight to the storage, or a bare WebSocket broadcaster for live pulls)")
+	fs.BoolVar(&cfg.processes, "serve-processes", false, "with --replicas: run the servers as `livestore serve` processes (built once) instead of in this process")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -165,6 +187,10 @@ func (cfg config) check() error {
 		return fmt.Errorf("--push-to %q: first or all", cfg.pushTo)
 	case cfg.runs < 1:
 		return errors.New("--runs must be positive")
+	case cfg.target != targetOurs && cfg.target != targetReference && cfg.target != targetFloor:
+		return fmt.Errorf("--target %q: ours, reference or floor", cfg.target)
+	case cfg.processes && cfg.storage != "postgres":
+		return errors.New("--serve-processes needs --storage postgres")
 	case cfg.pushers == "raw" && cfg.rate > 0 && cfg.clients > cfg.stores:
 		return errors.New("raw pushers at a --rate do not wait for answers: use at most one per store (--clients <= --stores)")
 	}
@@ -181,10 +207,13 @@ func (cfg config) describe() string {
 	if cfg.light {
 		kind = "light"
 	}
-	s := fmt.Sprintf("storage=%s clients=%d (%s) stores=%d live=%d (%s) batch=%d arg-bytes=%d rate=%s duration=%s",
-		cfg.storage, cfg.clients, cfg.pushers, cfg.stores, cfg.live, kind, cfg.batch, cfg.argBytes, rate, cfg.duration)
+	s := fmt.Sprintf("target=%s storage=%s clients=%d (%s) stores=%d live=%d (%s) batch=%d arg-bytes=%d rate=%s duration=%s",
+		cfg.target, cfg.storage, cfg.clients, cfg.pushers, cfg.stores, cfg.live, kind, cfg.batch, cfg.argBytes, rate, cfg.duration)
 	if cfg.replicas > 1 {
 		s += fmt.Sprintf(" replicas=%d push-to=%s", cfg.replicas, cfg.pushTo)
+	}
+	if cfg.processes {
+		s += " (serve processes)"
 	}
 	return s
 }
