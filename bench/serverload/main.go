@@ -12,13 +12,26 @@
 // With --replicas N (PostgreSQL only) it runs N servers on one schema, as N
 // serve processes on one database would run: pushers connect to the first
 // (or, with --push-to all, to each in turn) and live clients to the last,
-// so fan-out latency is the delay of delivery across servers.
+// so fan-out latency is the delay of delivery across servers. With
+// --serve-processes the N servers are `livestore serve` processes (cmd/livestore,
+// built once) on their own ports.
 //
-// It measures the servers alone, over the wire: no client stores, no
-// rebases and no comparison with the reference server (bench/compare
-// measures client stores). With --pushers raw and --light-followers the
-// clients encode and decode as little as they can, so that most of the
-// machine's time is the server's.
+// --target chooses what is measured: ours (this module's server), reference
+// (@livestore/sync-cf in workerd, started from interop/node_modules as the
+// interop tests start it, driven by the same clients) or floor (the same
+// work without a server: see floor.go).
+//
+// --matrix runs every row of the performance table (bench/results/server.md)
+// on each target, interleaved per run, and writes a markdown table of
+// min / median / max with the machine and the load average:
+//
+//	go run ./bench/serverload --matrix --runs 3 --out bench/results/server-matrix.md
+//	go run ./bench/serverload --matrix --rows ingest1,fanout100 --targets ours,floor --runs 1 --duration 2s
+//
+// It measures the servers alone, over the wire: no client stores and no
+// rebases (bench/compare measures client stores). With --pushers raw and
+// --light-followers the clients encode and decode as little as they can,
+// so that most of the machine's time is the server's.
 package main
 
 import (

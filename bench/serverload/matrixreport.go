@@ -16,7 +16,7 @@ func (m *matrix) markdown(started, finished time.Time, machine string) string {
 	fmt.Fprintf(&b, "`go run ./bench/serverload %s` (PostgreSQL rows: URL from `LIVESTORE_TEST_POSTGRES_URL`), %s to %s.\n\n",
 		strings.Join(m.opts.args, " "), started.Format("2006-01-02 15:04"), finished.Format("15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine)
-	fmt.Fprintf(&b, "Each cell: min / median / max of %d runs of %s each; events/s for throughput rows, the p99 of the fan-out latency "+
+	fmt.Fprintf(&b, "Each cell: min / median / max of %d run(s) of %s each; events/s for throughput rows, the p99 of the fan-out latency "+
 		"(push sent → live pull received) of each run for fan-out rows. The runs are interleaved: each run measures every row on "+
 		"ours, the reference and the floor in turn, on fresh storage (new store ids, new SQLite file or PostgreSQL schema, "+
 		"new reference server per run). Load average: the 1-minute load average before each measurement of the row, min–max.\n\n",
@@ -110,7 +110,7 @@ func formatValue(r matrixRow, v float64) string {
 		if ms < 10 {
 			return strconv.FormatFloat(ms, 'f', 1, 64)
 		}
-		return strconv.FormatFloat(ms, 'f', 0, 64)
+		return thousands(int64(ms + 0.5))
 	}
 	return thousands(int64(v + 0.5))
 }
