@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/livestore-go/livestore/syncproto"
+	"github.com/livestore-go/livestore/syncserver"
 )
 
 // The floors (--target floor) are the rows' work without a sync server:
@@ -25,14 +26,18 @@ import (
 //     acknowledges each push and queues its page, encoded once as the
 //     server encodes pages, for every live pull of the store, each pull
 //     with a writer goroutine as the server's connections have, with no
-//     storage, no hub, no flow control and no acknowledgement tracking.
+//     storage, no hub, no flow control and no acknowledgement tracking;
+//   - the fan-out row across replicas: the same broadcaster, with the
+//     storage's notification and read between the one pushers reach and
+//     the one live pulls read (see startRelayFloor).
 
 // broadcaster is the floor of the fan-out rows.
 type broadcaster struct {
-	ctx    context.Context // ends the connections
-	cancel context.CancelFunc
-	http   *http.Server
-	wg     sync.WaitGroup // the connections' handlers
+	ctx      context.Context // ends the connections
+	cancel   context.CancelFunc
+	appendTo syncserver.Storage // see newBroadcaster
+	http     *http.Server
+	wg       sync.WaitGroup // the connections' handlers
 
 	mu    sync.Mutex
 	conns map[*websocket.Conn]bool
@@ -72,12 +77,20 @@ func (b *broadcaster) writeLoop(p *floorPull) {
 
 // startBroadcaster serves a broadcaster on a loopback port.
 func startBroadcaster() (*running, error) {
+	_, r, err := newBroadcaster(nil)
+	return r, err
+}
+
+// newBroadcaster serves a broadcaster on a loopback port. With appendTo,
+// it appends each push to that storage before acknowledging it, and sends
+// no pages itself.
+func newBroadcaster(appendTo syncserver.Storage) (*broadcaster, *running, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("floor broadcaster: %w", err)
+		return nil, nil, fmt.Errorf("floor broadcaster: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &broadcaster{ctx: ctx, cancel: cancel, conns: map[*websocket.Conn]bool{}, pulls: map[string][]*floorPull{}}
+	b := &broadcaster{ctx: ctx, cancel: cancel, appendTo: appendTo, conns: map[*websocket.Conn]bool{}, pulls: map[string][]*floorPull{}}
 	b.http = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
@@ -97,7 +110,7 @@ func startBroadcaster() (*running, error) {
 		b.mu.Unlock()
 		b.wg.Wait()
 	}
-	return &running{urls: []string{"ws://" + ln.Addr().String()}, ready: b.ready, stop: quietly(stop)}, nil
+	return b, &running{urls: []string{"ws://" + ln.Addr().String()}, ready: b.ready, stop: quietly(stop)}, nil
 }
 
 // ready waits until n live pulls are registered.
@@ -185,12 +198,20 @@ func (b *broadcaster) handle(ws *websocket.Conn, data []byte) error {
 		if err != nil {
 			return err
 		}
+		if b.appendTo != nil {
+			if err := b.appendTo.Append(b.ctx, push.StoreID, push.Batch, time.Now()); err != nil {
+				return err
+			}
+		}
 		ack, err := json.Marshal(syncproto.ExitPushed(req.ID))
 		if err != nil {
 			return err
 		}
 		if err := ws.Write(context.Background(), websocket.MessageText, ack); err != nil {
 			return err
+		}
+		if b.appendTo != nil {
+			return nil
 		}
 		return b.broadcast(push)
 	}
@@ -211,9 +232,14 @@ func (b *broadcaster) broadcast(push syncproto.PushRequest) error {
 			return err
 		}
 	}
-	page := enc.Page(items, syncproto.PageInfo{Kind: syncproto.NoMore})
+	b.queue(push.StoreID, enc.Page(items, syncproto.PageInfo{Kind: syncproto.NoMore}))
+	return nil
+}
+
+// queue queues page for each live pull of storeID.
+func (b *broadcaster) queue(storeID string, page []byte) {
 	b.mu.Lock()
-	pulls := b.pulls[push.StoreID]
+	pulls := b.pulls[storeID]
 	b.mu.Unlock()
 	for _, p := range pulls {
 		select {
@@ -222,7 +248,6 @@ func (b *broadcaster) broadcast(push syncproto.PushRequest) error {
 			_ = p.ws.CloseNow() // too far behind
 		}
 	}
-	return nil
 }
 
 // largeWriteBuffer gives a connection taken over by the WebSocket library

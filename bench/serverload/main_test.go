@@ -94,6 +94,15 @@ func TestFloor(t *testing.T) {
 	wantLines(t, out, "fan-out latency", "(5 live clients, ")
 }
 
+// The floor across replicas relays pushes through PostgreSQL's
+// notifications: live pulls on the last see pushes to the first.
+func TestFloorAcrossReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	out := runLoad(t, "--target", "floor", "--storage", "postgres", "--postgres", url, "--replicas", "3", "--duration", "300ms",
+		"--pushers", "raw", "--light-followers", "--clients", "1", "--stores", "1", "--live", "4", "--batch", "10", "--rate", "400")
+	wantLines(t, out, "target=floor", "replicas=3", "(4 live clients, ")
+}
+
 // With --serve-processes, the replicas are `livestore serve` processes on
 // one PostgreSQL schema, and live pulls on the last see pushes to the first.
 func TestServeProcesses(t *testing.T) {
@@ -148,8 +157,8 @@ func TestMatrix(t *testing.T) {
 
 // A target that cannot run a row says why, in the matrix as n/a.
 func TestMatrixNotApplicable(t *testing.T) {
-	out := runLoad(t, "--matrix", "--rows", "serve3-fanout", "--runs", "1", "--duration", "100ms", "--targets", "floor", "--postgres", "")
-	wantLines(t, out, "n/a¹", "serve3-fanout, floor: ")
+	out := runLoad(t, "--matrix", "--rows", "serve3-fanout", "--runs", "1", "--duration", "100ms", "--targets", "reference,floor", "--postgres", "")
+	wantLines(t, out, "n/a¹", "serve3-fanout, reference: the reference is one workerd process", "serve3-fanout, floor: no PostgreSQL URL")
 }
 
 func TestBadFlags(t *testing.T) {

@@ -41,8 +41,9 @@ the row says so); **reference** is ` + "`@livestore/sync-cf`" + ` 0.4.0 in worke
 it), driven by the same clients over the same wire protocol; **floor** is the same work without a sync server: for
 ingest rows each pusher appends its batches straight to the storage (its own statements, transactions and
 durability settings, through the same driver; one pusher per store, each append awaited), for fan-out rows a bare
-WebSocket broadcaster on the same library acknowledges each push and writes its page, encoded once, to every live
-pull of the store in turn (no storage, no flow control). Clients, servers and PostgreSQL share the machine.
+WebSocket broadcaster on the same library acknowledges each push and queues its page, encoded once, to every live
+pull of the store (no storage, no flow control); across replicas the pushes are appended through one storage handle and
+relayed to the live pulls by another handle's notification and read. Clients, servers and PostgreSQL share the machine.
 `
 
 // cellText is row's cell of target: min / median / max, or why not.

@@ -62,8 +62,6 @@ func unsupported(cfg config) string {
 		return "the reference is one workerd process: it has no replicas sharing a storage"
 	case cfg.target == targetReference && cfg.storage == "postgres":
 		return "the reference stores in its Durable Objects' SQLite; it has no PostgreSQL storage"
-	case cfg.target == targetFloor && cfg.live > 0 && cfg.replicas > 1:
-		return "delivery across processes is a storage notification and a read of the events, which is the server's own work: no smaller floor than the 1-process fan-out row"
 	case cfg.storage == "postgres" && cfg.postgresURL == "":
 		return "no PostgreSQL URL (--postgres or LIVESTORE_TEST_POSTGRES_URL)"
 	}
@@ -103,6 +101,9 @@ func startTarget(ctx context.Context, cfg config, e *env) (*running, error) {
 		// Fresh storage: every run uses new store ids, each a new Durable Object.
 		return &running{urls: []string{e.referenceURL}, stop: func() error { return nil }}, nil
 	case targetFloor:
+		if cfg.live > 0 && cfg.replicas > 1 {
+			return startRelayFloor(cfg)
+		}
 		if cfg.live > 0 {
 			return startBroadcaster()
 		}
