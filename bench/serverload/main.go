@@ -43,8 +43,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -69,15 +71,23 @@ type config struct {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	// An interrupt ends the measurements early, so that the servers and
+	// processes started are stopped on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runContext(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "serverload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) error { return runContext(context.Background(), args, out) }
+
+// runContext runs the command with args until done or ctx ends.
+func runContext(ctx context.Context, args []string, out io.Writer) error {
 	if matrixRequested(args) {
-		return runMatrix(context.Background(), args, out)
+		return runMatrix(ctx, args, out)
 	}
 	cfg, cpuProfile, err := parseConfig(args)
 	if err != nil {
@@ -93,7 +103,6 @@ func run(args []string, out io.Writer) error {
 		}
 		defer stop()
 	}
-	ctx := context.Background()
 	fmt.Fprintln(out, cfg.describe())
 	fmt.Fprintln(out, machine())
 	e, closeEnv, err := prepareEnv(ctx, cfg, nil)
@@ -108,7 +117,7 @@ func run(args []string, out io.Writer) error {
 		}
 		r, err := runOnce(ctx, cfg, e, out)
 		if err != nil {
-			return err
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		results = append(results, r)
 	}
@@ -123,7 +132,7 @@ func run(args []string, out io.Writer) error {
 func runOnce(ctx context.Context, cfg config, e *env, out io.Writer) (r result, err error) {
 	tg, err := startTarget(ctx, cfg, e)
 	if err != nil {
-		return result{}, err
+		return result{}, fmt.Errorf("start %s: %w", cfg.target, err)
 	}
 	defer func() {
 		if serr := tg.stop(); serr != nil && err == nil {

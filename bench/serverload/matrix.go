@@ -205,6 +205,9 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 	}
 	for run := range o.runs {
 		m.runIndex(ctx, run, e, out)
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped during run %d: %w", run+1, ctx.Err())
+		}
 	}
 	md := m.markdown(started, time.Now().UTC(), details)
 	fmt.Fprint(out, md)
@@ -251,6 +254,9 @@ func (m *matrix) runIndex(ctx context.Context, run int, e *env, out io.Writer) {
 	floors := map[string]string{} // floor measurements of this run: row id by load
 	for _, row := range m.rows {
 		for _, target := range m.opts.targets {
+			if ctx.Err() != nil {
+				return
+			}
 			if target == targetReference && refDown != "" {
 				c := m.cell(row.id, target)
 				c.errs = append(c.errs, refDown)
