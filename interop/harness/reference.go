@@ -31,7 +31,7 @@ func StartReferenceServer(t testing.TB) string {
 	var out strings.Builder
 	url, stop, err := StartReference(context.Background(), &out)
 	if err != nil {
-		t.Fatalf("reference server: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
