@@ -12,13 +12,26 @@
 // With --replicas N (PostgreSQL only) it runs N servers on one schema, as N
 // serve processes on one database would run: pushers connect to the first
 // (or, with --push-to all, to each in turn) and live clients to the last,
-// so fan-out latency is the delay of delivery across servers.
+// so fan-out latency is the delay of delivery across servers. With
+// --serve-processes the N servers are `livestore serve` processes (cmd/livestore,
+// built once) on their own ports.
 //
-// It measures the servers alone, over the wire: no client stores, no
-// rebases and no comparison with the reference server (bench/compare
-// measures client stores). With --pushers raw and --light-followers the
-// clients encode and decode as little as they can, so that most of the
-// machine's time is the server's.
+// --target chooses what is measured: ours (this module's server), reference
+// (@livestore/sync-cf in workerd, started from interop/node_modules as the
+// interop tests start it, driven by the same clients) or floor (the same
+// work without a server: see floor.go).
+//
+// --matrix runs every row of the performance table (bench/results/server.md)
+// on each target, interleaved per run, and writes a markdown table of
+// min / median / max with the machine and the load average:
+//
+//	go run ./bench/serverload --matrix --runs 3 --out bench/results/server-matrix.md
+//	go run ./bench/serverload --matrix --rows ingest1,fanout100 --targets ours,floor --runs 1 --duration 2s
+//
+// It measures the servers alone, over the wire: no client stores and no
+// rebases (bench/compare measures client stores). With --pushers raw and
+// --light-followers the clients encode and decode as little as they can,
+// so that most of the machine's time is the server's.
 package main
 
 import (
@@ -30,8 +43,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -51,19 +66,35 @@ type config struct {
 	replicas    int
 	pushTo      string // "first" or "all"
 	runs        int
+	target      string // targetOurs, targetReference or targetFloor
+	processes   bool   // replicas as `livestore serve` processes
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	// An interrupt ends the measurements early, so that the servers and
+	// processes started are stopped on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runContext(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "serverload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) error { return runContext(context.Background(), args, out) }
+
+// runContext runs the command with args until done or ctx ends.
+func runContext(ctx context.Context, args []string, out io.Writer) error {
+	if matrixRequested(args) {
+		return runMatrix(ctx, args, out)
+	}
 	cfg, cpuProfile, err := parseConfig(args)
 	if err != nil {
 		return err
+	}
+	if why := unsupported(cfg); why != "" {
+		return fmt.Errorf("--target %s cannot run this: %s", cfg.target, why)
 	}
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
@@ -74,14 +105,19 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, cfg.describe())
 	fmt.Fprintln(out, machine())
+	e, closeEnv, err := prepareEnv(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer closeEnv()
 	var results []result
 	for i := range cfg.runs {
 		if cfg.runs > 1 {
 			fmt.Fprintf(out, "run %d of %d (load average %s)\n", i+1, cfg.runs, loadAverage())
 		}
-		r, err := runOnce(cfg, out)
+		r, err := runOnce(ctx, cfg, e, out)
 		if err != nil {
-			return err
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		results = append(results, r)
 	}
@@ -92,32 +128,38 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-// runOnce runs the load once on fresh storage and servers.
-func runOnce(cfg config, out io.Writer) (result, error) {
-	storages, cleanup, err := openStorages(cfg)
+// runOnce runs the load once on cfg.target, on fresh storage and servers.
+func runOnce(ctx context.Context, cfg config, e *env, out io.Writer) (r result, err error) {
+	tg, err := startTarget(ctx, cfg, e)
 	if err != nil {
-		return result{}, err
+		return result{}, fmt.Errorf("start %s: %w", cfg.target, err)
 	}
-	defer cleanup()
-	urls, stopServers, err := startServers(storages)
-	if err != nil {
-		return result{}, err
-	}
-	defer stopServers()
-	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		if serr := tg.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l := &load{cfg: cfg, urls: urls, runID: randomHex(4)}
+	l := &load{cfg: cfg, urls: tg.urls, storages: tg.storages, runID: randomHex(4)}
 	defer l.closeClients()
 
 	followers, followWG, err := l.startFollowers(ctx)
 	if err != nil {
 		return result{}, err
 	}
+	defer followWG.Wait()
+	defer cancel()
+	if tg.ready != nil {
+		if err := tg.ready(ctx, cfg.live); err != nil {
+			return result{}, err
+		}
+	}
 	stats, elapsed, err := l.push(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	if err := l.waitDelivered(ctx, storages[0], followers); err != nil {
+	if err := l.waitDelivered(ctx, stats.heads, followers); err != nil {
 		return result{}, err
 	}
 	cancel()
@@ -143,6 +185,8 @@ func parseConfig(args []string) (cfg config, cpuProfile string, err error) {
 	fs.IntVar(&cfg.replicas, "replicas", 1, "servers sharing the storage (more than 1 needs --storage postgres)")
 	fs.StringVar(&cfg.pushTo, "push-to", "first", "with --replicas: the servers pushers connect to, first or all (in turn); live clients connect to the last")
 	fs.IntVar(&cfg.runs, "runs", 1, "how many times to run the load (each on fresh storage), reporting min/median/max")
+	fs.StringVar(&cfg.target, "target", targetOurs, "what to measure: ours (this module's server), reference (@livestore/sync-cf in workerd, from interop/node_modules) or floor (the same work without a server: appends straight to the storage, or a bare WebSocket broadcaster for live pulls)")
+	fs.BoolVar(&cfg.processes, "serve-processes", false, "with --replicas: run the servers as `livestore serve` processes (built once) instead of in this process")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -165,6 +209,10 @@ func (cfg config) check() error {
 		return fmt.Errorf("--push-to %q: first or all", cfg.pushTo)
 	case cfg.runs < 1:
 		return errors.New("--runs must be positive")
+	case cfg.target != targetOurs && cfg.target != targetReference && cfg.target != targetFloor:
+		return fmt.Errorf("--target %q: ours, reference or floor", cfg.target)
+	case cfg.processes && cfg.storage != "postgres":
+		return errors.New("--serve-processes needs --storage postgres")
 	case cfg.pushers == "raw" && cfg.rate > 0 && cfg.clients > cfg.stores:
 		return errors.New("raw pushers at a --rate do not wait for answers: use at most one per store (--clients <= --stores)")
 	}
@@ -181,10 +229,13 @@ func (cfg config) describe() string {
 	if cfg.light {
 		kind = "light"
 	}
-	s := fmt.Sprintf("storage=%s clients=%d (%s) stores=%d live=%d (%s) batch=%d arg-bytes=%d rate=%s duration=%s",
-		cfg.storage, cfg.clients, cfg.pushers, cfg.stores, cfg.live, kind, cfg.batch, cfg.argBytes, rate, cfg.duration)
+	s := fmt.Sprintf("target=%s storage=%s clients=%d (%s) stores=%d live=%d (%s) batch=%d arg-bytes=%d rate=%s duration=%s",
+		cfg.target, cfg.storage, cfg.clients, cfg.pushers, cfg.stores, cfg.live, kind, cfg.batch, cfg.argBytes, rate, cfg.duration)
 	if cfg.replicas > 1 {
 		s += fmt.Sprintf(" replicas=%d push-to=%s", cfg.replicas, cfg.pushTo)
+	}
+	if cfg.processes {
+		s += " (serve processes)"
 	}
 	return s
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,12 +84,94 @@ func TestReplicas(t *testing.T) {
 	wantLines(t, out, "replicas=3 push-to=first", "fan-out latency")
 }
 
+// The floor of an ingest row appends straight to the storage; the floor
+// of a fan-out row is a bare broadcaster whose live pulls see every event.
+func TestFloor(t *testing.T) {
+	out := runLoad(t, "--target", "floor", "--duration", "300ms", "--clients", "2", "--stores", "2", "--live", "0", "--batch", "10")
+	wantLines(t, out, "target=floor", "events/s", "push latency")
+	out = runLoad(t, "--target", "floor", "--duration", "300ms", "--pushers", "raw", "--light-followers",
+		"--clients", "1", "--stores", "1", "--live", "5", "--batch", "5", "--rate", "500")
+	wantLines(t, out, "fan-out latency", "(5 live clients, ")
+}
+
+// The floor across replicas relays pushes through PostgreSQL's
+// notifications: live pulls on the last see pushes to the first.
+func TestFloorAcrossReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	out := runLoad(t, "--target", "floor", "--storage", "postgres", "--postgres", url, "--replicas", "3", "--duration", "300ms",
+		"--pushers", "raw", "--light-followers", "--clients", "1", "--stores", "1", "--live", "4", "--batch", "10", "--rate", "400")
+	wantLines(t, out, "target=floor", "replicas=3", "(4 live clients, ")
+}
+
+// With --serve-processes, the replicas are `livestore serve` processes on
+// one PostgreSQL schema, and live pulls on the last see pushes to the first.
+func TestServeProcesses(t *testing.T) {
+	url := pgtest.URL(t)
+	out := runLoad(t, "--storage", "postgres", "--postgres", url, "--replicas", "2", "--serve-processes", "--duration", "300ms",
+		"--pushers", "raw", "--light-followers", "--clients", "1", "--stores", "1", "--live", "3", "--batch", "10", "--rate", "200")
+	wantLines(t, out, "replicas=2 push-to=first (serve processes)", "fan-out latency")
+}
+
+// cellNumbers matches a cell of min / median / max events/s.
+var cellNumbers = regexp.MustCompile(`^[0-9][0-9,]* / [0-9][0-9,]* / [0-9][0-9,]*`)
+
+// The matrix measures a row on each target and writes a table with its
+// numbers; the reference only where interop/node_modules is installed.
+func TestMatrix(t *testing.T) {
+	targets := "ours,floor"
+	if _, err := os.Stat(filepath.Join("..", "..", "interop", "node_modules", "wrangler", "package.json")); err == nil {
+		targets += ",reference"
+	}
+	path := filepath.Join(t.TempDir(), "matrix.md")
+	out := runLoad(t, "--matrix", "--rows", "ingest1-raw", "--runs", "1", "--duration", "300ms", "--targets", targets, "--out", path)
+	md, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, string(md)) {
+		t.Errorf("the table written to --out is not the one printed")
+	}
+	wantLines(t, string(md), "| row | target | ours | reference | floor | load avg |", "Machine: ", "fsync", "ingest1-raw: `")
+	var row []string
+	for _, line := range strings.Split(string(md), "\n") {
+		if strings.HasPrefix(line, "| same, raw pushers |") {
+			row = strings.Split(line, " | ")
+		}
+	}
+	if len(row) != 6 {
+		t.Fatalf("no row of 6 cells for ingest1-raw:\n%s", md)
+	}
+	for i, target := range []string{"ours", "reference", "floor"} {
+		cell := row[2+i]
+		if !strings.Contains(targets, target) {
+			if cell != "not run" {
+				t.Errorf("%s: cell %q, want not run", target, cell)
+			}
+			continue
+		}
+		if !cellNumbers.MatchString(cell) {
+			t.Errorf("%s: cell %q has no numbers:\n%s", target, cell, md)
+		}
+	}
+}
+
+// A target that cannot run a row says why, in the matrix as n/a.
+func TestMatrixNotApplicable(t *testing.T) {
+	out := runLoad(t, "--matrix", "--rows", "serve3-fanout", "--runs", "1", "--duration", "100ms", "--targets", "reference,floor", "--postgres", "")
+	wantLines(t, out, "n/a¹", "serve3-fanout, reference: the reference is one workerd process", "serve3-fanout, floor: no PostgreSQL URL")
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--replicas", "2"},
 		{"--pushers", "other"},
 		{"--pushers", "raw", "--rate", "10", "--clients", "2", "--stores", "1"},
 		{"--runs", "0"},
+		{"--target", "other"},
+		{"--target", "reference", "--storage", "postgres", "--postgres", "postgres://x", "--replicas", "2"},
+		{"--serve-processes"},
+		{"--matrix", "--targets", "other"},
+		{"--matrix", "--rows", "nosuchrow"},
 	} {
 		if err := run(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)

@@ -21,7 +21,21 @@ type pushStats struct {
 	conflicts atomic.Int64
 	mu        sync.Mutex
 	latencies []time.Duration
+	heads     map[string]int64 // each store's head, as its pushers last learnt it
 	err       error
+}
+
+// noteHead records that storeID's head is at least head. Once every
+// pusher has noted the head after its last push, the highest is the
+// store's head: the last push accepted was followed only by refusals that
+// named it.
+func (s *pushStats) noteHead(storeID string, head int64) {
+	s.mu.Lock()
+	if s.heads == nil {
+		s.heads = make(map[string]int64)
+	}
+	s.heads[storeID] = max(s.heads[storeID], head)
+	s.mu.Unlock()
 }
 
 func (s *pushStats) fail(err error) {
@@ -73,6 +87,9 @@ func (l *load) push(ctx context.Context) (*pushStats, time.Duration, error) {
 
 // dialPusher connects the i-th pusher.
 func (l *load) dialPusher(ctx context.Context, i int, stats *pushStats) (pusher, error) {
+	if l.storages != nil {
+		return l.storagePusher(i, stats), nil
+	}
 	if l.cfg.pushers == "raw" {
 		return l.dialRawPusher(ctx, i, stats)
 	}
@@ -81,7 +98,24 @@ func (l *load) dialPusher(ctx context.Context, i int, stats *pushStats) (pusher,
 		return nil, err
 	}
 	l.closers = append(l.closers, func() { c.Close() })
-	return &clientPusher{l: l, c: c, i: i, stats: stats}, nil
+	push := func(ctx context.Context, batch []syncproto.Event) error { return c.Push(ctx, batch, nil) }
+	return &awaitPusher{l: l, push: push, i: i, stats: stats}, nil
+}
+
+// storagePusher appends straight to a storage, as the server would after
+// decoding a push: the floor of the ingest rows. With several storages
+// (replicas), pushers are spread over them as --push-to spreads them over
+// servers.
+func (l *load) storagePusher(i int, stats *pushStats) pusher {
+	st := l.storages[0]
+	if l.cfg.pushTo == "all" {
+		st = l.storages[i%len(l.storages)]
+	}
+	storeID := l.storeID(i)
+	push := func(ctx context.Context, batch []syncproto.Event) error {
+		return st.Append(ctx, storeID, batch, time.Now())
+	}
+	return &awaitPusher{l: l, push: push, i: i, stats: stats}
 }
 
 // pushInterval is the time between two pushes of one pusher at --rate.
@@ -100,21 +134,22 @@ func (l *load) startTicker(i int) *time.Ticker {
 	return time.NewTicker(interval)
 }
 
-// clientPusher pushes through syncclient, each push awaited, at its share
-// of --rate when one is set, rebasing on the head of a pusher that won.
-type clientPusher struct {
+// awaitPusher pushes through push (syncclient, or a storage's Append),
+// each push awaited, at its share of --rate when one is set, rebasing on
+// the head of a pusher that won.
+type awaitPusher struct {
 	l     *load
-	c     *syncclient.Client
+	push  func(ctx context.Context, batch []syncproto.Event) error
 	i     int
 	stats *pushStats
 }
 
-func (p *clientPusher) run(ctx context.Context, deadline time.Time) {
+func (p *awaitPusher) run(ctx context.Context, deadline time.Time) {
 	l, stats := p.l, p.stats
 	var lat []time.Duration
-	defer func() { stats.addLatencies(lat) }()
-	pad := strings.Repeat("x", max(l.cfg.argBytes-40, 0))
 	var head int64
+	defer func() { stats.addLatencies(lat); stats.noteHead(l.storeID(p.i), head) }()
+	pad := strings.Repeat("x", max(l.cfg.argBytes-40, 0))
 	client := "p" + strconv.Itoa(p.i)
 	var tick <-chan time.Time
 	if t := l.startTicker(p.i); t != nil {
@@ -128,7 +163,7 @@ func (p *clientPusher) run(ctx context.Context, deadline time.Time) {
 		}
 		retry = false
 		sent := time.Now()
-		err := p.c.Push(ctx, loadBatch(head, l.cfg.batch, client, sent, pad), nil)
+		err := p.push(ctx, loadBatch(head, l.cfg.batch, client, sent, pad))
 		var ahead *syncproto.ServerAheadError
 		switch {
 		case errors.As(err, &ahead):

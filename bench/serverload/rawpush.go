@@ -79,6 +79,7 @@ func (p *rawPusher) run(ctx context.Context, deadline time.Time) {
 		tick = t.C
 	}
 	var head, id int64
+	defer func() { stats.noteHead(p.storeID, head) }()
 	inFlight := 0
 	// handle takes one answer; false means the pusher must stop.
 	handle := func(r rawResult, ok bool) bool {

@@ -18,10 +18,11 @@ import (
 // load is one run: its settings, the servers' URLs and the clients to
 // close at its end.
 type load struct {
-	cfg     config
-	urls    []string // one per replica
-	runID   string
-	closers []func()
+	cfg      config
+	urls     []string             // one per replica
+	storages []syncserver.Storage // for the floor's pushers, which append straight to storage
+	runID    string
+	closers  []func()
 }
 
 // storeID is the store of the i-th pusher or follower.
