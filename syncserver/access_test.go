@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
+
 	"github.com/coder/websocket"
 
 	"github.com/livestore-go/livestore/syncclient"
@@ -31,7 +33,7 @@ func TestAuthRefusals(t *testing.T) {
 		{"expired", http.StatusUnauthorized, "unauthorized: credentials expired"},
 		{"panic", http.StatusInternalServerError, "unauthorized: credentials could not be checked"},
 	}
-	var logs lockedBuffer
+	var logs lockedbuf.Buffer
 	ts := startServer(t, syncserver.Options{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Auth: func(_ context.Context, storeID string, payload json.RawMessage, _ http.Header) (syncserver.Access, error) {
@@ -146,7 +148,7 @@ func TestOrigins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs lockedbuf.Buffer
 			ts := startServer(t, syncserver.Options{OriginPatterns: tt.patterns, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			origin := tt.origin
 			if origin == "self" {

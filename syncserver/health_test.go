@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
@@ -131,7 +132,7 @@ func TestHealthAfterFailedPush(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs lockedbuf.Buffer
 			st := newFailingStorage(t)
 			ts := startServer(t, syncserver.Options{Storage: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			c := dialRaw(t, ts, "h")

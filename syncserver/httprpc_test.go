@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -250,7 +251,7 @@ func TestHTTPPullAnswerIsCut(t *testing.T) {
 // TestHTTPAdmission: Auth, Origin and the connection limit apply to every
 // request of the HTTP transport, before its body is read.
 func TestHTTPAdmission(t *testing.T) {
-	var logs lockedBuffer
+	var logs lockedbuf.Buffer
 	ts := startServer(t, syncserver.Options{
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 		OriginPatterns: []string{"app.example.com"},

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
+
 	"github.com/coder/websocket"
 
 	"github.com/livestore-go/livestore/syncclient"
@@ -383,7 +385,7 @@ func TestPullBytesBudget(t *testing.T) {
 }
 
 func TestServerConnectionLimit(t *testing.T) {
-	var logs lockedBuffer
+	var logs lockedbuf.Buffer
 	ts := startServer(t, syncserver.Options{MaxConnections: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := t.Context()
 	a, err := syncclient.Dial(ctx, ts.url, syncclient.Options{StoreID: "one"})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/pgstore/pgtest"
@@ -54,7 +55,7 @@ func nested(depth int) string {
 func TestPushRefusesHostileInput(t *testing.T) {
 	for name, storage := range storages() {
 		t.Run(name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs lockedbuf.Buffer
 			ts := startServer(t, syncserver.Options{Storage: storage(t),
 				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			c := dialRaw(t, ts, "h")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/syncserver/pgstore"
 )
 
@@ -90,9 +89,9 @@ func startServeProcesses(ctx context.Context, cfg config, bin string) ([]string,
 type serveProc struct {
 	cmd  *exec.Cmd
 	url  string
-	out  *lockedBuffer // its output (stderr, and stdout after the first line)
-	done chan struct{} // closed when it has exited
-	err  error         // Wait's result, after done
+	out  *lockedbuf.Buffer // its output (stderr, and stdout after the first line)
+	done chan struct{}     // closed when it has exited
+	err  error             // Wait's result, after done
 }
 
 // listeningPrefix starts the line serve prints once it listens.
@@ -101,7 +100,7 @@ const listeningPrefix = "livestore sync server listening on "
 // startServe starts `bin serve args...` and waits until it listens.
 func startServe(ctx context.Context, bin string, args ...string) (*serveProc, error) {
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
-	p := &serveProc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &serveProc{cmd: cmd, out: &lockedbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.out
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -169,22 +168,4 @@ func (p *serveProc) stop() error {
 		return fmt.Errorf("serve process %s: %w:\n%s", p.url, p.err, p.out.String())
 	}
 	return nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
