@@ -355,7 +355,13 @@ func (c *Client) pingLoop() {
 // write sends one message, bounded by WriteTimeout (not by the caller's
 // context: abandoning a write half-way would break the connection).
 func (c *Client) write(msg any) error {
-	b, err := syncproto.Marshal(msg)
+	var b []byte
+	var err error
+	if req, ok := msg.(*syncproto.Request); ok {
+		b = syncproto.AppendEncodedRequest(nil, req) // every payload here comes from syncproto's encoders
+	} else {
+		b, err = syncproto.Marshal(msg)
+	}
 	if err != nil {
 		return fmt.Errorf("syncclient: encode: %w", err)
 	}
@@ -396,7 +402,12 @@ func (c *Client) newRequest(tag string, payload any) (*syncproto.Request, error)
 	if err != nil {
 		return nil, fmt.Errorf("syncclient: encode %s: %w", tag, err)
 	}
-	return &syncproto.Request{ID: strconv.FormatUint(c.nextID.Add(1)-1, 10), Tag: tag, Payload: b, Headers: [][2]string{}}, nil
+	return c.request(tag, b), nil
+}
+
+// request is a Request with the next id and an encoded payload.
+func (c *Client) request(tag string, payload json.RawMessage) *syncproto.Request {
+	return &syncproto.Request{ID: strconv.FormatUint(c.nextID.Add(1)-1, 10), Tag: tag, Payload: payload, Headers: [][2]string{}}
 }
 
 // Push sends batch (global events, chained, the first based on the head the
@@ -411,15 +422,12 @@ func (c *Client) Push(ctx context.Context, batch []syncproto.Event, backendID *s
 	if len(batch) == 0 {
 		return nil
 	}
-	parts, err := syncproto.SplitPush(batch, c.opts.StoreID, c.opts.Payload, backendID)
+	payloads, err := syncproto.EncodePush(batch, c.opts.StoreID, c.opts.Payload, backendID)
 	if err != nil {
 		return &syncproto.UnknownError{Message: err.Error()}
 	}
-	for _, part := range parts {
-		req, err := c.newRequest(syncproto.TagPush, syncproto.PushRequest{StoreID: c.opts.StoreID, Payload: c.opts.Payload, Batch: part, BackendID: backendID})
-		if err != nil {
-			return err
-		}
+	for _, payload := range payloads {
+		req := c.request(syncproto.TagPush, payload)
 		traceRequest(ctx, req)
 		exit, err := c.call(ctx, req)
 		if err != nil {

@@ -156,24 +156,7 @@ func (c *Cause) Err() error {
 
 // MarshalJSON encodes the request envelope.
 func (r *Request) MarshalJSON() ([]byte, error) {
-	headers := r.Headers
-	if headers == nil {
-		headers = [][2]string{}
-	}
-	payload := r.Payload
-	if payload == nil {
-		payload = json.RawMessage("null")
-	}
-	return marshal(struct {
-		Tag     string          `json:"_tag"`
-		ID      string          `json:"id"`
-		RPC     string          `json:"tag"`
-		Payload json.RawMessage `json:"payload"`
-		Headers [][2]string     `json:"headers"`
-		TraceID string          `json:"traceId,omitempty"`
-		SpanID  string          `json:"spanId,omitempty"`
-		Sampled *bool           `json:"sampled,omitempty"`
-	}{"Request", r.ID, r.Tag, payload, headers, r.TraceID, r.SpanID, r.Sampled})
+	return AppendRequest(nil, r)
 }
 
 // MarshalJSON encodes the Ack envelope.

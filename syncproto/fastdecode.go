@@ -19,18 +19,21 @@ const maxFastDepth = 256
 
 // fastScanner reads one JSON text.
 type fastScanner struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	spaced bool // whether space between tokens has been skipped
 }
 
 func (s *fastScanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
+	i := s.i
+	for i < len(s.b) {
+		if c := s.b[i]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			break
 		}
+		i++
+	}
+	if i != s.i {
+		s.i, s.spaced = i, true
 	}
 }
 
@@ -56,17 +59,17 @@ func (s *fastScanner) plainString() ([]byte, bool) {
 	if !s.next('"') {
 		return nil, false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c == '\\' || c < 0x20:
+	start, i := s.i, s.i
+	for i < len(s.b) {
+		c := s.b[i]
+		if c == '"' {
+			s.i = i + 1
+			return s.b[start:i], true
+		}
+		if c == '\\' || c < 0x20 {
 			return nil, false
 		}
-		s.i++
+		i++
 	}
 	return nil, false
 }
@@ -155,40 +158,40 @@ func (s *fastScanner) skipString() bool {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return false
 	}
-	s.i++
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return true
-		case c < 0x20:
+	b, i := s.b, s.i+1
+	for {
+		// The run of plain bytes, in a local index: the common case.
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) || b[i] < 0x20 {
 			return false
-		case c == '\\':
-			if s.i+1 >= len(s.b) {
+		}
+		if b[i] == '"' {
+			s.i = i + 1
+			return true
+		}
+		// An escape.
+		if i+1 >= len(b) {
+			return false
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(b) {
 				return false
 			}
-			switch s.b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(s.b) {
+			for _, h := range b[i+2 : i+6] {
+				if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
 					return false
 				}
-				for _, h := range s.b[s.i+2 : s.i+6] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return false
-					}
-				}
-				s.i += 6
-			default:
-				return false
 			}
+			i += 6
 		default:
-			s.i++
+			return false
 		}
 	}
-	return false
 }
 
 // skipNumber reads a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

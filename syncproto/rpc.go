@@ -94,16 +94,7 @@ type PushRequest struct {
 
 // MarshalJSON encodes the request with the backendId as an Option.
 func (p PushRequest) MarshalJSON() ([]byte, error) {
-	batch := p.Batch
-	if batch == nil {
-		batch = []Event{}
-	}
-	return marshal(struct {
-		StoreID   string          `json:"storeId"`
-		Payload   json.RawMessage `json:"payload,omitempty"`
-		Batch     []Event         `json:"batch"`
-		BackendID option[*string] `json:"backendId"`
-	}{p.StoreID, p.Payload, batch, option[*string]{p.BackendID}})
+	return AppendPushRequest(nil, &p)
 }
 
 // DecodePushRequest decodes a [TagPush] payload strictly: storeId, batch and

@@ -75,19 +75,20 @@ func Split[T any](items []T, maxItems, maxBytes, overhead int, size func(T) (int
 	return pages, nil
 }
 
-func encodedSize[T any](v T) (int, error) {
-	b, err := marshal(v)
-	return len(b), err
-}
-
 // SplitPush cuts a batch into the push requests the reference client sends:
 // at most [MaxEventsPerMessage] events and [MaxPayloadBytes] bytes of encoded
 // push payload each. An event too large for any request gives an
 // *[OversizeError].
 func SplitPush(batch []Event, storeID string, payload json.RawMessage, backendID *string) ([][]Event, error) {
-	empty, err := marshal(PushRequest{StoreID: storeID, Payload: payload, Batch: []Event{}, BackendID: backendID})
+	empty, err := AppendPushRequest(nil, &PushRequest{StoreID: storeID, Payload: payload, BackendID: backendID})
 	if err != nil {
 		return nil, fmt.Errorf("split push: %w", err)
 	}
-	return Split(batch, MaxEventsPerMessage, MaxPayloadBytes, len(empty), encodedSize[Event])
+	var scratch []byte
+	size := func(e Event) (int, error) {
+		var err error
+		scratch, err = AppendEvent(scratch[:0], &e)
+		return len(scratch), err
+	}
+	return Split(batch, MaxEventsPerMessage, MaxPayloadBytes, len(empty), size)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -115,6 +116,9 @@ func TestServeProcesses(t *testing.T) {
 // cellNumbers matches a cell of min / median / max events/s.
 var cellNumbers = regexp.MustCompile(`^[0-9][0-9,]* / [0-9][0-9,]* / [0-9][0-9,]*`)
 
+// busyCell matches the share of the CPUs busy before a row's measurements.
+var busyCell = regexp.MustCompile(`^[0-9]+(–[0-9]+)? %$`)
+
 // The matrix measures a row on each target and writes a table with its
 // numbers; the reference only where interop/node_modules is installed.
 func TestMatrix(t *testing.T) {
@@ -131,15 +135,18 @@ func TestMatrix(t *testing.T) {
 	if !strings.Contains(out, string(md)) {
 		t.Errorf("the table written to --out is not the one printed")
 	}
-	wantLines(t, string(md), "| row | target | ours | reference | floor | load avg |", "Machine: ", "fsync", "ingest1-raw: `")
+	wantLines(t, string(md), "| row | target | ours | reference | floor | busy | load avg |", "Machine: ", "fsync", "ingest1-raw: `")
 	var row []string
 	for _, line := range strings.Split(string(md), "\n") {
 		if strings.HasPrefix(line, "| same, raw pushers |") {
 			row = strings.Split(line, " | ")
 		}
 	}
-	if len(row) != 6 {
-		t.Fatalf("no row of 6 cells for ingest1-raw:\n%s", md)
+	if len(row) != 7 {
+		t.Fatalf("no row of 7 cells for ingest1-raw:\n%s", md)
+	}
+	if !busyCell.MatchString(row[5]) {
+		t.Errorf("busy cell %q is not a range of percentages", row[5])
 	}
 	for i, target := range []string{"ours", "reference", "floor"} {
 		cell := row[2+i]
@@ -175,6 +182,35 @@ func TestBadFlags(t *testing.T) {
 	} {
 		if err := run(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestParseCPUTimesAndBusyShare(t *testing.T) {
+	const before = "cpu  100 5 50 800 20 1 2 3 7 0\ncpu0 50 2 25 400 10 0 1 1 0 0\nintr 1\n"
+	const after = "cpu  160 5 70 900 30 1 2 3 9 0\ncpu0 80 2 35 450 15 0 1 1 0 0\n"
+	a, err := parseCPUTimes(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Guest time (the ninth and tenth fields) is part of user and nice.
+	if a.total != 981 || a.idle != 820 {
+		t.Fatalf("parsed %+v, want total 981, idle 820", a)
+	}
+	b, err := parseCPUTimes(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 190 ticks passed, 110 of them idle or waiting for I/O.
+	if got, want := b.busySince(a), 1-110.0/190; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("busy %v, want %v", got, want)
+	}
+	if got := a.busySince(a); got != 0 {
+		t.Fatalf("busy over no time %v, want 0", got)
+	}
+	for _, bad := range []string{"", "intr 1\n", "cpu  1 2 x 4 5\n"} {
+		if _, err := parseCPUTimes(bad); err == nil {
+			t.Errorf("parseCPUTimes(%q) succeeded", bad)
 		}
 	}
 }

@@ -169,6 +169,7 @@ type matrix struct {
 	rows  []matrixRow
 	cells map[string]*cell     // by row id + "/" + target
 	loads map[string][]float64 // the 1-minute load average before each measurement, by row id
+	busy  map[string][]float64 // the share of the CPUs busy just before each measurement, by row id
 }
 
 func (m *matrix) cell(rowID, target string) *cell {
@@ -190,7 +191,7 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m := &matrix{opts: o, rows: rows, cells: map[string]*cell{}, loads: map[string][]float64{}}
+	m := &matrix{opts: o, rows: rows, cells: map[string]*cell{}, loads: map[string][]float64{}, busy: map[string][]float64{}}
 	started := time.Now().UTC()
 	details := machineDetails(ctx, m.pgURLIfUsed())
 	fmt.Fprintf(out, "machine: %s\n", details)
@@ -239,17 +240,30 @@ func (m *matrix) needsProcesses() bool {
 }
 
 // runIndex is the run-th run: the reference server is started afresh (if
-// a row needs it), then every row is measured on each target in turn.
+// a row needs it), then every row is measured on each target in turn. The
+// reference falls seconds behind on fan-out rows and keeps a CPU busy for
+// as long draining its backlog after the clients left, so it is stopped
+// after each of them and started again for its next row.
 func (m *matrix) runIndex(ctx context.Context, run int, e *env, out io.Writer) {
 	refDown := ""
-	if m.needsReference() {
+	var stopRef func() error
+	startRef := func() {
 		url, stop, err := harness.StartReference(ctx, nil)
 		if err != nil {
 			refDown = "the reference server did not start: " + firstLine(err.Error())
-		} else {
-			e.referenceURL = url
-			defer func() { _ = stop(); e.referenceURL = "" }()
+			return
 		}
+		e.referenceURL, stopRef = url, stop
+	}
+	endRef := func() {
+		if stopRef != nil {
+			_ = stopRef()
+			e.referenceURL, stopRef = "", nil
+		}
+	}
+	defer endRef()
+	if m.needsReference() {
+		startRef()
 	}
 	floors := map[string]string{} // floor measurements of this run: row id by load
 	for _, row := range m.rows {
@@ -257,15 +271,24 @@ func (m *matrix) runIndex(ctx context.Context, run int, e *env, out io.Writer) {
 			if ctx.Err() != nil {
 				return
 			}
+			if target == targetReference && refDown == "" && stopRef == nil {
+				startRef()
+			}
 			if target == targetReference && refDown != "" {
 				c := m.cell(row.id, target)
 				c.errs = append(c.errs, refDown)
 				continue
 			}
 			m.measure(ctx, run, row, target, e, floors, out)
+			if target == targetReference && row.fanout {
+				endRef()
+			}
 		}
 	}
 }
+
+// maxSettle bounds the wait for a quiet machine before a measurement.
+const maxSettle = 30 * time.Second
 
 // needsReference reports whether a selected row can run on the reference.
 func (m *matrix) needsReference() bool {
@@ -309,6 +332,14 @@ func (m *matrix) measure(ctx context.Context, run int, row matrixRow, target str
 			}
 		}()
 	}
+	waited, busy, err := settle(ctx, maxSettle)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		busy = -1 // not known here; measure anyway
+	}
+	m.busy[row.id] = append(m.busy[row.id], busy)
 	m.loads[row.id] = append(m.loads[row.id], loadAverage1())
 	r, err := runOnce(ctx, cfg, e, io.Discard)
 	if err != nil {
@@ -321,7 +352,8 @@ func (m *matrix) measure(ctx context.Context, run int, row matrixRow, target str
 		v = float64(r.fanP99)
 	}
 	c.values = append(c.values, v)
-	fmt.Fprintf(out, "run %d %s %s: %s (load average %s)\n", run+1, row.id, target, formatValue(row, v), loadAverage())
+	fmt.Fprintf(out, "run %d %s %s: %s (waited %s for %.0f %% busy; load average %s)\n",
+		run+1, row.id, target, formatValue(row, v), waited.Round(100*time.Millisecond), 100*busy, loadAverage())
 }
 
 // loadAverage1 is the 1-minute load average, or -1 if unknown.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,12 +20,16 @@ func (m *matrix) markdown(started, finished time.Time, machine string) string {
 	fmt.Fprintf(&b, "Each cell: min / median / max of %d run(s) of %s each; events/s for throughput rows, the p99 of the fan-out latency "+
 		"(push sent → live pull received) of each run for fan-out rows. The runs are interleaved: each run measures every row on "+
 		"ours, the reference and the floor in turn, on fresh storage (new store ids, new SQLite file or PostgreSQL schema, "+
-		"new reference server per run). Load average: the 1-minute load average before each measurement of the row, min–max.\n\n",
-		m.opts.runs, m.opts.duration)
-	b.WriteString("| row | target | ours | reference | floor | load avg |\n|---|---|--:|--:|--:|--:|\n")
+		"new reference server per run, and again after each fan-out row it measured, since it keeps a CPU busy draining its backlog long after). Before each measurement this process collects its garbage and waits until the CPUs were "+
+		"less than %.0f %% busy over %s (at most %s), so that no measurement starts while the one before still burns CPU; "+
+		"busy: the share of the CPUs busy over that last window, min–max; load avg: the 1-minute load average before "+
+		"each measurement of the row, min–max.\n\n",
+		m.opts.runs, m.opts.duration, 100*quietBusy, settleWindow, maxSettle)
+	b.WriteString("| row | target | ours | reference | floor | busy | load avg |\n|---|---|--:|--:|--:|--:|--:|\n")
 	for _, r := range m.rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.title, r.goal,
-			m.cellText(r, targetOurs), m.cellText(r, targetReference), m.cellText(r, targetFloor), loadRange(m.loads[r.id]))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.title, r.goal,
+			m.cellText(r, targetOurs), m.cellText(r, targetReference), m.cellText(r, targetFloor),
+			busyRange(m.busy[r.id]), loadRange(m.loads[r.id]))
 	}
 	b.WriteString("\n" + targetsExplained)
 	b.WriteString("\nRows (flags of `go run ./bench/serverload`, plus `--duration` and `--target`):\n\n")
@@ -130,6 +135,24 @@ func thousands(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// busyRange is the range of busy shares in percent, e.g. "3–12 %".
+func busyRange(busy []float64) string {
+	var v []float64
+	for _, b := range busy {
+		if b >= 0 {
+			v = append(v, 100*b)
+		}
+	}
+	if len(v) == 0 {
+		return "?"
+	}
+	lo, hi := slices.Min(v), slices.Max(v)
+	if math.Round(lo) == math.Round(hi) {
+		return fmt.Sprintf("%.0f %%", lo)
+	}
+	return fmt.Sprintf("%.0f–%.0f %%", lo, hi)
 }
 
 // loadRange is the range of loads, e.g. "1.9–2.3".
