@@ -23,7 +23,10 @@
 //
 // --matrix runs every row of the performance table (bench/results/server.md)
 // on each target, interleaved per run, and writes a markdown table of
-// min / median / max with the machine and the load average:
+// min / median / max with the machine and the load average. Before each
+// measurement it waits until the CPUs are idle (settle.go), and it restarts
+// the reference server after each fan-out row, whose backlog the reference
+// keeps draining long after:
 //
 //	go run ./bench/serverload --matrix --runs 3 --out bench/results/server-matrix.md
 //	go run ./bench/serverload --matrix --rows ingest1,fanout100 --targets ours,floor --runs 1 --duration 2s
