@@ -127,7 +127,7 @@ func TestMatrix(t *testing.T) {
 		targets += ",reference"
 	}
 	path := filepath.Join(t.TempDir(), "matrix.md")
-	out := runLoad(t, "--matrix", "--rows", "ingest1-raw", "--runs", "1", "--duration", "300ms", "--targets", targets, "--out", path)
+	out := runLoad(t, "--matrix", "--rows", "ingest1-raw", "--runs", "1", "--duration", "300ms", "--settle", "0", "--targets", targets, "--out", path)
 	md, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestMatrix(t *testing.T) {
 
 // A target that cannot run a row says why, in the matrix as n/a.
 func TestMatrixNotApplicable(t *testing.T) {
-	out := runLoad(t, "--matrix", "--rows", "serve3-fanout", "--runs", "1", "--duration", "100ms", "--targets", "reference,floor", "--postgres", "")
+	out := runLoad(t, "--matrix", "--rows", "serve3-fanout", "--runs", "1", "--duration", "100ms", "--settle", "0", "--targets", "reference,floor", "--postgres", "")
 	wantLines(t, out, "n/a¹", "serve3-fanout, reference: the reference is one workerd process", "serve3-fanout, floor: no PostgreSQL URL")
 }
 
@@ -179,6 +179,7 @@ func TestBadFlags(t *testing.T) {
 		{"--serve-processes"},
 		{"--matrix", "--targets", "other"},
 		{"--matrix", "--rows", "nosuchrow"},
+		{"--matrix", "--settle", "-1s"},
 	} {
 		if err := run(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)

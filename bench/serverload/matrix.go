@@ -61,6 +61,7 @@ type matrixOpts struct {
 	runs        int
 	duration    time.Duration
 	out         string
+	maxSettle   time.Duration // longest wait for idle CPUs before a measurement
 	rows        []string
 	targets     []string
 	postgresURL string
@@ -87,6 +88,7 @@ func parseMatrix(args []string) (matrixOpts, error) {
 	fs.IntVar(&o.runs, "runs", 3, "runs of each cell; the runs are interleaved (each run measures every row and target in turn)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each measurement pushes")
 	fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
+	fs.DurationVar(&o.maxSettle, "settle", 30*time.Second, "longest wait, before each measurement, for the CPUs to be idle (0: sample how busy they are once, without waiting)")
 	rows := fs.String("rows", "", "comma-separated row ids, or parts of them, to run (default: all); e.g. ingest1,fanout100")
 	targets := fs.String("targets", "ours,reference,floor", "comma-separated targets to measure")
 	fs.StringVar(&o.postgresURL, "postgres", os.Getenv("LIVESTORE_TEST_POSTGRES_URL"), "PostgreSQL URL of the PostgreSQL rows (without it they are n/a)")
@@ -98,6 +100,9 @@ func parseMatrix(args []string) (matrixOpts, error) {
 	}
 	if o.runs < 1 || o.duration <= 0 || o.duration > 2*time.Minute {
 		return o, errors.New("--runs must be positive and --duration in (0, 2m]")
+	}
+	if o.maxSettle < 0 || o.maxSettle > 10*time.Minute {
+		return o, errors.New("--settle must be in [0, 10m]")
 	}
 	o.rows = splitList(*rows)
 	o.targets = splitList(*targets)
@@ -287,9 +292,6 @@ func (m *matrix) runIndex(ctx context.Context, run int, e *env, out io.Writer) {
 	}
 }
 
-// maxSettle bounds the wait for a quiet machine before a measurement.
-const maxSettle = 30 * time.Second
-
 // needsReference reports whether a selected row can run on the reference.
 func (m *matrix) needsReference() bool {
 	if !slices.Contains(m.opts.targets, targetReference) {
@@ -332,7 +334,7 @@ func (m *matrix) measure(ctx context.Context, run int, row matrixRow, target str
 			}
 		}()
 	}
-	waited, busy, err := settle(ctx, maxSettle)
+	waited, busy, err := settle(ctx, m.opts.maxSettle)
 	if err != nil {
 		if ctx.Err() != nil {
 			return

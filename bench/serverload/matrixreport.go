@@ -24,7 +24,7 @@ func (m *matrix) markdown(started, finished time.Time, machine string) string {
 		"less than %.0f %% busy over %s (at most %s), so that no measurement starts while the one before still burns CPU; "+
 		"busy: the share of the CPUs busy over that last window, min–max; load avg: the 1-minute load average before "+
 		"each measurement of the row, min–max.\n\n",
-		m.opts.runs, m.opts.duration, 100*quietBusy, settleWindow, maxSettle)
+		m.opts.runs, m.opts.duration, 100*quietBusy, settleWindow, m.opts.maxSettle)
 	b.WriteString("| row | target | ours | reference | floor | busy | load avg |\n|---|---|--:|--:|--:|--:|--:|\n")
 	for _, r := range m.rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.title, r.goal,
