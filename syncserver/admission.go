@@ -25,19 +25,19 @@ type grant struct {
 // When it refuses, it answers the request and ok is false.
 func (s *Server) admitSync(w http.ResponseWriter, r *http.Request, storeID string, payload json.RawMessage) (g grant, ok bool) {
 	if s.closing.Load() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		refuse(w, r, "server is shutting down", http.StatusServiceUnavailable)
 		return grant{}, false
 	}
 	if err := s.checkOrigin(r); err != nil {
 		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
 		s.log.Warn("connection refused: origin not allowed", "store", storeID, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
-		http.Error(w, err.Error(), http.StatusForbidden)
+		refuse(w, r, err.Error(), http.StatusForbidden)
 		return grant{}, false
 	}
 	if !s.admit() {
 		s.metrics.refused.WithLabelValues(refusedConnLimit).Inc()
 		s.log.Warn("connection refused: server connection limit reached", "store", storeID, "remote", r.RemoteAddr, "limit", s.opts.MaxConnections)
-		http.Error(w, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
+		refuse(w, r, fmt.Sprintf("server connection limit (%d) reached", s.opts.MaxConnections), http.StatusServiceUnavailable)
 		return grant{}, false
 	}
 	access, ok := s.authorize(w, r, storeID, payload)
@@ -49,7 +49,7 @@ func (s *Server) admitSync(w http.ResponseWriter, r *http.Request, storeID strin
 	if err != nil {
 		s.open.Add(-1)
 		s.metrics.refused.WithLabelValues(refusedStoreLimit).Inc()
-		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		refuse(w, r, err.Error(), http.StatusTooManyRequests)
 		return grant{}, false
 	}
 	return grant{access: access, hub: h, done: func() {
@@ -79,7 +79,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, storeID strin
 	if errors.As(err, &ap) {
 		s.metrics.refused.WithLabelValues(refusedAuth).Inc()
 		s.log.Error("connection refused: auth function panicked", "store", storeID, "remote", r.RemoteAddr, "panic", err)
-		http.Error(w, "unauthorized: credentials could not be checked", http.StatusInternalServerError)
+		refuse(w, r, "unauthorized: credentials could not be checked", http.StatusInternalServerError)
 		return Access{}, false
 	}
 	if err == nil && !access.Expires.IsZero() && !access.Expires.After(time.Now()) {
@@ -98,7 +98,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, storeID strin
 	}
 	s.metrics.refused.WithLabelValues(refusedAuth).Inc()
 	s.log.Info("connection refused by auth", "store", storeID, "remote", r.RemoteAddr, "status", status, "reason", reason)
-	http.Error(w, "unauthorized: "+reason, status)
+	refuse(w, r, "unauthorized: "+reason, status)
 	return Access{}, false
 }
 
@@ -179,4 +179,16 @@ func IsLoopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// refuse answers r with status and msg, before its body has been read. A
+// request with a body gets its connection closed after the answer: net/http
+// would otherwise first read and discard what is left of the body (up to
+// 256 KiB), so that a client sending it slowly would hold the refusal, and
+// its place on the server, for as long as it liked.
+func refuse(w http.ResponseWriter, r *http.Request, msg string, status int) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	http.Error(w, msg, status)
 }

@@ -37,7 +37,7 @@ func (s *Server) serveHTTPRPC(w http.ResponseWriter, r *http.Request, storeID st
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST, OPTIONS")
-		http.Error(w, "the HTTP transport takes POST requests", http.StatusMethodNotAllowed)
+		refuse(w, r, "the HTTP transport takes POST requests", http.StatusMethodNotAllowed)
 		return
 	}
 	g, ok := s.admitSync(w, r, storeID, payload)
@@ -49,7 +49,7 @@ func (s *Server) serveHTTPRPC(w http.ResponseWriter, r *http.Request, storeID st
 	defer cancel()
 	req := &httpRequest{cancel: cancel}
 	if !track(s, s.reqs, req) {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		refuse(w, r, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	defer untrack(s, s.reqs, req)
@@ -316,7 +316,7 @@ func sameOrigin(r *http.Request, origin string) bool {
 func (s *Server) servePreflight(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkOrigin(r); err != nil {
 		s.metrics.refused.WithLabelValues(refusedOrigin).Inc()
-		http.Error(w, err.Error(), http.StatusForbidden)
+		refuse(w, r, err.Error(), http.StatusForbidden)
 		return
 	}
 	allowCORS(w, r)

@@ -318,10 +318,21 @@ func TestHTTPAdmission(t *testing.T) {
 			}
 			break
 		}
+		// The place is given back just after an answer is written, so the
+		// held request may have arrived while the last answer's request
+		// still had it, and been refused itself: then hold it again.
+		if slow.refused() {
+			slow = startRequest(t, ts, "a", "Authorization: Bearer ok", len(body), body[:20])
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("second request while one is in progress: HTTP %d", a.status)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// A request refused meanwhile is answered at once, though its body has
+	// not all come: the server does not wait to read it.
+	if a := startRequest(t, ts, "a", "Authorization: Bearer ok", len(body), body[:20]).answer(); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("request refused before its body came: HTTP %d %s", a.status, a.body)
 	}
 	if got := slow.finish(body[20:]).one(t, 200); !strings.Contains(got, "SyncMessage.Pong") {
 		t.Fatalf("held request: %s", got)
@@ -377,6 +388,31 @@ func startRequest(t *testing.T, ts *testServer, storeID, header string, length i
 		t.Fatal(err)
 	}
 	return &slowRequest{t: t, conn: conn}
+}
+
+// refused reports whether the server has already answered the request
+// with 503 (its connection limit was reached when the headers came). Any
+// other early answer fails the test.
+func (r *slowRequest) refused() bool {
+	r.t.Helper()
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	br := bufio.NewReader(r.conn)
+	if _, err := br.Peek(1); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return false // no answer yet: the request is being served
+		}
+		r.t.Fatalf("held request: %v", err)
+	}
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if a := readAnswer(r.t, resp); a.status != http.StatusServiceUnavailable {
+		r.t.Fatalf("held request answered early: HTTP %d %s", a.status, a.body)
+	}
+	return true
 }
 
 // finish sends the rest of the body and reads the answer.

@@ -183,7 +183,10 @@ func TestUnackedPullsHoldNoPages(t *testing.T) {
 	if raceEnabled {
 		pulls, events = 20, 120
 	}
-	ts := startServer(t, syncserver.Options{MaxPullsPerConnection: pulls})
+	// The first pages of all pulls are queued at once; the client's queue
+	// bound (tested elsewhere) must not cut a client that reads them slower
+	// than they come, as on a busy machine.
+	ts := startServer(t, syncserver.Options{MaxPullsPerConnection: pulls, MaxPendingBytes: pulls * mib})
 	fillStore(t, ts, "big", events, size)
 	c := dialSink(t, ts, "big")
 	before := heapAfterGC()
@@ -365,6 +368,19 @@ func TestPullBytesBudget(t *testing.T) {
 		}
 	}
 	pollMetric(t, ts, "livestore_sync_pull_budget_waits_total", func(v float64) bool { return v >= 1 })
+	// The socket buffers may still be growing and taking pages: wait until
+	// no more events go out, so the stuck pulls hold the budget for good.
+	for sent, deadline := -1.0, time.Now().Add(10*time.Second); ; {
+		time.Sleep(300 * time.Millisecond)
+		now := metricValue(t, ts, "livestore_sync_events_sent_total")
+		if now == sent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pages to the stuck client still going out after 10 s (%v events sent)", now)
+		}
+		sent = now
+	}
 
 	c := dialRaw(t, ts, "budget")
 	c.send(pullMsg(t, "1", "budget", false, nil))

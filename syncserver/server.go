@@ -345,7 +345,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.Error(w, "Invalid path", http.StatusBadRequest)
+	refuse(w, r, "Invalid path", http.StatusBadRequest)
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter) {
@@ -374,16 +374,16 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 	storeID := q.Get("storeId")
 	transport := q.Get("transport")
 	if transport != "ws" && transport != "http" {
-		http.Error(w, fmt.Sprintf("transport %q is not supported by this server; use transport=ws or transport=http", transport), http.StatusBadRequest)
+		refuse(w, r, fmt.Sprintf("transport %q is not supported by this server; use transport=ws or transport=http", transport), http.StatusBadRequest)
 		return
 	}
 	if err := s.opts.CheckStoreID(storeID); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		refuse(w, r, err.Error(), http.StatusBadRequest)
 		return
 	}
 	payload, err := decodePayloadParam(q)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		refuse(w, r, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if transport == "http" {
@@ -391,7 +391,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request, q url.Values)
 		return
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		http.Error(w, "expected Upgrade: websocket", http.StatusUpgradeRequired)
+		refuse(w, r, "expected Upgrade: websocket", http.StatusUpgradeRequired)
 		return
 	}
 	g, ok := s.admitSync(w, r, storeID, payload)
