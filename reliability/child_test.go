@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/syncproto"
 	"github.com/livestore-go/livestore/syncserver"
 )
@@ -129,7 +130,7 @@ type child struct {
 	done      chan struct{}
 	mu        sync.Mutex
 	errLine   string
-	stderr    *lockedBuffer
+	stderr    *lockedbuf.Buffer
 }
 
 func startChild(t *testing.T, env ...string) *child {
@@ -141,7 +142,7 @@ func startChild(t *testing.T, env ...string) *child {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, ready: make(chan struct{}), upstream: make(chan struct{}), synced: make(chan struct{}),
-		done: make(chan struct{}), stderr: &lockedBuffer{}}
+		done: make(chan struct{}), stderr: newOutput()}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/livestore-go/livestore"
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/internal/sqlite"
 	"github.com/livestore-go/livestore/internal/testschema"
 )
@@ -33,7 +34,7 @@ type mcpProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Reader
-	stderr *lockedBuffer
+	stderr *lockedbuf.Buffer
 	watch  *rssWatch
 	nextID int
 }
@@ -43,7 +44,7 @@ type mcpProc struct {
 func startMCP(t testing.TB, args ...string) *mcpProc {
 	t.Helper()
 	cmd := exec.Command(livestoreBinary(t), append([]string{"mcp"}, args...)...)
-	m := &mcpProc{cmd: cmd, stderr: &lockedBuffer{}}
+	m := &mcpProc{cmd: cmd, stderr: newOutput()}
 	cmd.Stderr = m.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -279,7 +280,7 @@ func TestHostileUnboundedAnswers(t *testing.T) {
 	t.Run("devtools API on large events", func(t *testing.T) {
 		addr := freeAddr(t)
 		cmd := exec.Command(livestoreBinary(t), "devtools", "--data", dataDir, "--addr", addr)
-		out := &lockedBuffer{}
+		out := newOutput()
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

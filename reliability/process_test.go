@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 )
 
 var buildOnce struct {
@@ -66,36 +67,20 @@ type serveProc struct {
 	addr string
 	args []string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *lockedbuf.Buffer
 	done chan struct{} // closed when the process has exited
 	wait error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 { // keep the beginning; enough to diagnose
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// newOutput collects a process's output: its first MiB, enough to
+// diagnose a failure.
+func newOutput() *lockedbuf.Buffer { return &lockedbuf.Buffer{Max: 1 << 20} }
 
 // startServe runs `livestore serve --addr addr args...` and waits until it
 // listens. The process is killed when the test ends, if still running.
 func startServe(t testing.TB, addr string, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{t: t, addr: addr, args: args, out: &lockedBuffer{}}
+	p := &serveProc{t: t, addr: addr, args: args, out: newOutput()}
 	p.start()
 	t.Cleanup(func() {
 		p.kill()

@@ -27,6 +27,19 @@ func TestConcurrentWritesAreAllKept(t *testing.T) {
 	}
 }
 
+// A bounded buffer keeps the first Max bytes and reports every write whole.
+func TestMaxKeepsTheBeginning(t *testing.T) {
+	b := lockedbuf.Buffer{Max: 10}
+	for _, w := range []string{"0123", "4567", "89ab", "cdef"} {
+		if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	if got := b.String(); got != "0123456789" {
+		t.Fatalf("kept %q, want the first 10 bytes", got)
+	}
+}
+
 func ExampleBuffer() {
 	var b lockedbuf.Buffer
 	fmt.Fprint(&b, "started on 127.0.0.1:4000")

@@ -27,6 +27,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/interop/harness"
 	"github.com/livestore-go/livestore/jwtauth"
 )
@@ -66,7 +67,7 @@ type multiAnswer struct {
 type multiClient struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *logBuffer
+	stderr *lockedbuf.Buffer
 	ready  chan struct{} // closed when the process greeted
 	done   chan struct{} // closed when the process has exited
 	err    error         // why it exited, valid after done
@@ -83,7 +84,7 @@ func startMultiClient(t *testing.T) *multiClient {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	m := &multiClient{cmd: cmd, stderr: &logBuffer{}, ready: make(chan struct{}), done: make(chan struct{}), waiters: map[string]chan multiAnswer{}}
+	m := &multiClient{cmd: cmd, stderr: newLogBuffer(), ready: make(chan struct{}), done: make(chan struct{}), waiters: map[string]chan multiAnswer{}}
 	cmd.Stderr = m.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/jwtauth"
 	"github.com/livestore-go/livestore/syncserver"
 	"github.com/livestore-go/livestore/syncserver/sqlitestore"
@@ -26,7 +27,7 @@ type authServer struct {
 	url      string
 	storage  *sqlitestore.Store
 	verifier *jwtauth.Verifier
-	log      *logBuffer // the server's log
+	log      *lockedbuf.Buffer // the server's log
 
 	mu       sync.Mutex
 	refusals map[string][]string // store id → "401 reason" of each refused connection
@@ -56,7 +57,7 @@ func startAuthServerConfig(t *testing.T, cfg jwtauth.Config) *authServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	as := &authServer{storage: st, verifier: v, log: &logBuffer{}, refusals: map[string][]string{}}
+	as := &authServer{storage: st, verifier: v, log: newLogBuffer(), refusals: map[string][]string{}}
 	auth := func(ctx context.Context, storeID string, payload json.RawMessage, h http.Header) (syncserver.Access, error) {
 		access, err := v.Authorize(ctx, storeID, payload, h)
 		var ae *syncserver.AuthError

@@ -1,18 +1,17 @@
 package scenarios
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/livestore-go/livestore"
 	"github.com/livestore-go/livestore/eventlog"
+	"github.com/livestore-go/livestore/internal/lockedbuf"
 	"github.com/livestore-go/livestore/interop/harness"
 	"github.com/livestore-go/livestore/syncproto"
 )
@@ -40,29 +39,12 @@ func newStoreID(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-// logBuffer collects a component's logs and prints them if the test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() < 4<<20 {
-		b.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// newLogBuffer collects a component's logs (their first 4 MiB), printed if
+// the test fails.
+func newLogBuffer() *lockedbuf.Buffer { return &lockedbuf.Buffer{Max: 4 << 20} }
 
 func testLogger(t testing.TB, name string) *slog.Logger {
-	b := &logBuffer{}
+	b := newLogBuffer()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, b)
