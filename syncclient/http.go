@@ -157,7 +157,11 @@ type httpConn struct {
 }
 
 func (c *httpConn) ping(ctx context.Context) error {
-	exit, err := c.call(ctx, syncproto.TagHTTPPing, syncproto.PingRequest{StoreID: c.storeID, Payload: c.payload})
+	payload, err := syncproto.Marshal(syncproto.PingRequest{StoreID: c.storeID, Payload: c.payload})
+	if err != nil {
+		return fmt.Errorf("syncclient: encode %s: %w", syncproto.TagHTTPPing, err)
+	}
+	exit, err := c.call(ctx, syncproto.TagHTTPPing, payload)
 	if err != nil {
 		return fmt.Errorf("syncclient: ping: %w", err)
 	}
@@ -172,13 +176,13 @@ func (c *httpConn) Push(ctx context.Context, batch []syncproto.Event, backendID 
 	if len(batch) == 0 {
 		return nil
 	}
-	parts, err := syncproto.SplitPush(batch, c.storeID, c.payload, backendID)
+	payloads, err := syncproto.EncodePush(batch, c.storeID, c.payload, backendID)
 	if err != nil {
 		return &syncproto.UnknownError{Message: err.Error()}
 	}
 	defer c.wakeLive()
-	for _, part := range parts {
-		exit, err := c.call(ctx, syncproto.TagHTTPPush, syncproto.PushRequest{StoreID: c.storeID, Payload: c.payload, Batch: part, BackendID: backendID})
+	for _, payload := range payloads {
+		exit, err := c.call(ctx, syncproto.TagHTTPPush, payload)
 		if err != nil {
 			return fmt.Errorf("syncclient: push: %w", err)
 		}
@@ -227,7 +231,8 @@ func (c *httpConn) Close() error {
 func (c *httpConn) newID() string { return strconv.FormatUint(c.nextID.Add(1)-1, 10) }
 
 // call sends one request and reads its whole answer, returning its Exit.
-func (c *httpConn) call(ctx context.Context, tag string, payload any) (exit *syncproto.Exit, err error) {
+// payload is encoded by syncproto (Marshal, EncodePush).
+func (c *httpConn) call(ctx context.Context, tag string, payload json.RawMessage) (exit *syncproto.Exit, err error) {
 	if c.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
@@ -272,18 +277,12 @@ func mergeCancel(ctx, also context.Context) (context.Context, context.CancelFunc
 
 // post sends a request and returns its answer, once the response's headers
 // arrived (within RequestTimeout). cancel cancels ctx: the answer uses it to
-// bound the reading of each message.
-func (c *httpConn) post(ctx context.Context, cancel context.CancelFunc, id, tag string, payload any) (*answer, error) {
-	p, err := syncproto.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("syncclient: encode %s: %w", tag, err)
-	}
-	rpc := &syncproto.Request{ID: id, Tag: tag, Payload: p, Headers: [][2]string{}}
+// bound the reading of each message. payload is encoded by syncproto
+// (Marshal, EncodePush), so the envelope copies it as it is.
+func (c *httpConn) post(ctx context.Context, cancel context.CancelFunc, id, tag string, payload json.RawMessage) (*answer, error) {
+	rpc := &syncproto.Request{ID: id, Tag: tag, Payload: payload, Headers: [][2]string{}}
 	traceRequest(ctx, rpc)
-	body, err := syncproto.Marshal(rpc)
-	if err != nil {
-		return nil, fmt.Errorf("syncclient: encode %s: %w", tag, err)
-	}
+	body := syncproto.AppendEncodedRequest(nil, rpc)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("syncclient: %s: %w", tag, err)

@@ -179,9 +179,13 @@ func (s *httpStream) wait(ctx context.Context) error {
 
 // request sends the next request of the pull.
 func (s *httpStream) request() error {
+	payload, err := syncproto.Marshal(syncproto.HTTPPullRequest{StoreID: s.c.storeID, Payload: s.c.payload, Cursor: s.cursor})
+	if err != nil {
+		return s.failed(fmt.Errorf("syncclient: encode %s: %w", syncproto.TagHTTPPull, err))
+	}
 	id := s.c.newID()
 	rctx, cancel := context.WithCancel(s.ctx)
-	ans, err := s.c.post(rctx, cancel, id, syncproto.TagHTTPPull, syncproto.HTTPPullRequest{StoreID: s.c.storeID, Payload: s.c.payload, Cursor: s.cursor})
+	ans, err := s.c.post(rctx, cancel, id, syncproto.TagHTTPPull, payload)
 	if err != nil {
 		cancel()
 		return s.failed(err)
